@@ -1,0 +1,49 @@
+"""Settings every service reads from its environment.
+
+The env var name of each field is the field name upper-cased (no prefix). These classes are the single source of
+truth for env var names: the platform (Deployments) and the local runtime (`ops dev up`) both derive the variables
+they set from them, and tests/platform checks that nothing else is set.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    service_name: str
+    environment: str = "local"
+    log_level: str = "INFO"
+
+    # Each service owns its own database; the URL carries its own login, so it is a secret.
+    database_url: SecretStr
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    redis_url: SecretStr
+    # Readiness checks must answer fast even when a dependency hangs.
+    dependency_timeout_seconds: float = 1.0
+
+    jwt_issuer: str = "commerce-users"
+    jwt_audience: str = "commerce-platform"
+    # Verifiers use a configured public key when given, else fetch (and cache) the issuer's JWKS.
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwks_cache_seconds: int = 300
+
+
+def env_var_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """The env var names a settings class reads."""
+    return {name.upper() for name in settings_cls.model_fields}
+
+
+def secret_env_var_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """The env var names whose values are secrets (SecretStr fields)."""
+    names = set()
+    for name, field in settings_cls.model_fields.items():
+        annotation = str(field.annotation)
+        if "SecretStr" in annotation:
+            names.add(name.upper())
+    return names

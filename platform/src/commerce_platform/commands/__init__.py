@@ -1,0 +1,1 @@
+"""One module per CLI concern; each defines `register(app: typer.Typer) -> None`."""

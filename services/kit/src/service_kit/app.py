@@ -1,0 +1,88 @@
+"""The app factory every service uses: lifespan resources, logging, errors, health, routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, FastAPI
+from pydantic import ValidationError
+
+from service_kit.auth import TokenVerifier
+from service_kit.cache import create_redis
+from service_kit.db import create_pool
+from service_kit.errors import install_error_handlers
+from service_kit.health import router as health_router
+from service_kit.http import create_http_client
+from service_kit.logging import RequestContextMiddleware, configure_logging
+from service_kit.settings import ServiceSettings
+
+logger = logging.getLogger("service.app")
+
+Extension = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at startup with a one-line message naming the missing or invalid env vars."""
+
+
+def load_settings(settings_cls: type[ServiceSettings]) -> ServiceSettings:
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"{settings_cls.__name__}: invalid environment: {problems}") from None
+
+
+def create_app(
+    settings_cls: type[ServiceSettings],
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    extension: Extension | None = None,
+    verifier_factory: Callable[[ServiceSettings, httpx.AsyncClient], TokenVerifier] = TokenVerifier,
+    http_timeout_seconds: float = 3.0,
+) -> FastAPI:
+    """Build a service app. Settings are read when the app starts (not at import), so importing is side-effect free.
+
+    `extension` is an async context manager run inside the lifespan after the shared resources exist, for a
+    service's own start-up work (e.g. users: the admin bootstrap). `verifier_factory` lets the token issuer
+    verify with its own key instead of fetching its own JWKS.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = load_settings(settings_cls)
+        configure_logging(settings.service_name, settings.log_level)
+        app.state.settings = settings
+        app.state.http = create_http_client(http_timeout_seconds)
+        app.state.db = await create_pool(settings)
+        app.state.redis = create_redis(settings)
+        try:
+            app.state.verifier = verifier_factory(settings, app.state.http)
+            if extension is None:
+                logger.info("started")
+                yield
+            else:
+                async with extension(app):
+                    logger.info("started")
+                    yield
+        finally:
+            await app.state.http.aclose()
+            await app.state.redis.aclose()
+            try:
+                await asyncio.wait_for(app.state.db.close(), timeout=10)
+            except TimeoutError:
+                app.state.db.terminate()
+            logger.info("stopped")
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    for router in routers:
+        app.include_router(router)
+    return app

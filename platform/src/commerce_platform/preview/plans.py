@@ -1,0 +1,31 @@
+"""The one entry point the CLI and `ops promote` use: environments + base ref → plans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from commerce_platform.preview.baseline import render_both, repo_root
+from commerce_platform.preview.changes import Plan, diff_graphs
+
+
+def plan_environments(envs: Sequence[str], base_ref: str, root: Path | None = None) -> list[Plan]:
+    """Render each environment at `base_ref` and at the working tree of `root` and diff them."""
+    root = root or repo_root()
+    sha, graphs, notes = render_both(root, base_ref, envs)
+    base_label = f"`{base_ref}` ({sha[:7]})" if base_ref != sha else f"`{sha[:7]}`"
+    plans = []
+    for env in envs:
+        before, after = graphs[env]
+        plan = diff_graphs(before, after, base_label=base_label, head_label="working tree")
+        plans.append(
+            Plan(
+                env,
+                plan.changes,
+                plan.unchanged,
+                plan.base_label,
+                plan.head_label,
+                tuple(n for n in [notes.get(env)] if n),
+            )
+        )
+    return plans

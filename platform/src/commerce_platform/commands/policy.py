@@ -1,0 +1,106 @@
+"""`ops policy <env>`: the policy rules on the rendered graph, offline (no cluster, no Pulumi CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from commerce_platform.policy import RULES, Violation, evaluate_graph, load_graph
+
+EXIT_VIOLATIONS = 1
+EXIT_USAGE = 2
+
+
+def rules_table() -> Table:
+    table = Table(title=f"{len(RULES)} policy rules")
+    table.add_column("Rule", no_wrap=True)
+    for column in ("Scope", "Severity", "Enforcement", "Environments", "Description"):
+        table.add_column(column)
+    for rule in RULES:
+        envs = ", ".join(sorted(rule.environments)) if rule.environments else "all"
+        table.add_row(
+            rule.id, rule.scope, rule.severity.value, rule.enforcement.value, envs, rule.description
+        )
+    return table
+
+
+def violations_table(environment: str, violations: list[Violation]) -> Table:
+    table = Table(title=f"policy violations in {environment}")
+    table.add_column("Rule", no_wrap=True)
+    table.add_column("Resource", overflow="fold")
+    table.add_column("Message")
+    table.add_column("Enforcement", no_wrap=True)
+    for v in violations:
+        style = "red" if v.mandatory else "yellow"
+        table.add_row(
+            v.rule.id,
+            v.resource.display if v.resource else "(stack)",
+            v.message,
+            f"[{style}]{v.rule.enforcement.value}[/{style}]",
+        )
+    return table
+
+
+def fail(console: Console, message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def rendered_graph(environment: str) -> dict:
+    from commerce_platform.render import (
+        render_environment,  # heavy (Pulumi mocks): import only when rendering
+    )
+
+    return render_environment(environment)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("policy")
+    def policy(
+        environment: Annotated[
+            str | None, typer.Argument(help="environment to render and check (dev, prod, pr-42)")
+        ] = None,
+        graph: Annotated[
+            Path | None, typer.Option("--graph", help="check an already-rendered graph.json instead")
+        ] = None,
+        list_rules: Annotated[bool, typer.Option("--list-rules", help="print the rules and exit")] = False,
+    ) -> None:
+        """Check an environment's rendered resources against the policy rules; exit 1 on any mandatory violation."""
+        console = Console()
+        if list_rules:
+            console.print(rules_table())
+            return
+        if graph is not None:
+            try:
+                rendered = load_graph(graph)
+            except ValueError as exc:
+                fail(console, str(exc))
+            if environment is not None and environment != rendered["environment"]:
+                fail(console, f"{graph} is the {rendered['environment']!r} graph, not {environment!r}")
+        elif environment is not None:
+            try:
+                rendered = rendered_graph(environment)
+            except (ValueError, KeyError, FileNotFoundError) as exc:
+                fail(console, f"cannot render {environment!r}: {exc}")
+        else:
+            fail(
+                console, "name an environment (ops policy prod) or pass --graph build/render/<env>/graph.json"
+            )
+
+        violations = evaluate_graph(rendered)
+        mandatory = sum(v.mandatory for v in violations)
+        env = rendered["environment"]
+        if violations:
+            console.print(violations_table(env, violations))
+        console.print(
+            f"{env}: {len(RULES)} rules over {len(rendered['resources'])} resources: "
+            f"{mandatory} mandatory, {len(violations) - mandatory} advisory violation(s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if mandatory:
+            raise typer.Exit(EXIT_VIOLATIONS)

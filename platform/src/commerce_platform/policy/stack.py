@@ -1,0 +1,212 @@
+"""Rules that need the whole stack: autoscaling, disruption budgets, network isolation, service accounts,
+Service selectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from commerce_platform import catalogue
+from commerce_platform.policy.k8s import (
+    WORKLOAD_KINDS,
+    as_number,
+    dig,
+    object_name,
+    pod_labels,
+    pod_spec,
+    same_namespace,
+    selector_matches,
+)
+from commerce_platform.policy.model import PRODUCTION, Resource, Severity, stack_rule
+from commerce_platform.policy.workloads import NAME_LABEL
+
+Findings = Iterator[tuple[Resource, str]]
+SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
+PROD_MIN_REPLICAS = 2
+
+
+def of_kind(resources: Sequence[Resource], *kinds: str) -> list[Resource]:
+    return [r for r in resources if r.kind in kinds]
+
+
+def workloads(resources: Sequence[Resource]) -> list[Resource]:
+    return [r for r in resources if r.kind in WORKLOAD_KINDS and pod_spec(r) is not None]
+
+
+def service_deployments(resources: Sequence[Resource]) -> list[Resource]:
+    """Deployments that run a catalogue service (found by the app.kubernetes.io/name label)."""
+    return [
+        r
+        for r in of_kind(resources, "Deployment")
+        if (r.labels.get(NAME_LABEL) or pod_labels(r).get(NAME_LABEL)) in catalogue.BY_NAME
+    ]
+
+
+def hpa_targets(hpa: Resource, workload: Resource) -> bool:
+    ref = dig(hpa.props, "spec", "scaleTargetRef") or {}
+    return (
+        same_namespace(hpa, workload)
+        and ref.get("kind") == workload.kind
+        and ref.get("name") == object_name(workload)
+    )
+
+
+def hpas_for(workload: Resource, resources: Sequence[Resource]) -> list[Resource]:
+    return [h for h in of_kind(resources, "HorizontalPodAutoscaler") if hpa_targets(h, workload)]
+
+
+def selects(selector_owner: Resource, selector: object, workload: Resource) -> bool:
+    return same_namespace(selector_owner, workload) and selector_matches(selector, pod_labels(workload))
+
+
+@stack_rule(
+    id="service-account-token-not-automounted",
+    severity=Severity.MEDIUM,
+    description="Pods must not automount a ServiceAccount token (pod sets false, or leaves it unset and its "
+    "ServiceAccount sets false).",
+)
+def service_account_token_not_automounted(resources: Sequence[Resource]) -> Findings:
+    accounts = of_kind(resources, "ServiceAccount")
+    for workload in workloads(resources):
+        spec = pod_spec(workload)
+        automount = spec.get("automountServiceAccountToken")
+        if automount is False:
+            continue
+        if automount is None:
+            name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            account = next(
+                (a for a in accounts if object_name(a) == name and same_namespace(a, workload)), None
+            )
+            if account is not None and account.props.get("automountServiceAccountToken") is False:
+                continue
+        yield workload, "pod automounts its ServiceAccount token"
+
+
+@stack_rule(
+    id="hpa-for-service-deployment",
+    severity=Severity.HIGH,
+    description="Every service Deployment has a HorizontalPodAutoscaler targeting it.",
+)
+def hpa_for_service_deployment(resources: Sequence[Resource]) -> Findings:
+    for deployment in service_deployments(resources):
+        if not hpas_for(deployment, resources):
+            yield deployment, "no HorizontalPodAutoscaler targets this service Deployment"
+
+
+@stack_rule(
+    id="hpa-target-exists",
+    severity=Severity.HIGH,
+    description="Every HorizontalPodAutoscaler targets a workload that exists in its namespace.",
+)
+def hpa_target_exists(resources: Sequence[Resource]) -> Findings:
+    scalable = of_kind(resources, *SCALABLE_KINDS)
+    for hpa in of_kind(resources, "HorizontalPodAutoscaler"):
+        if not any(hpa_targets(hpa, w) for w in scalable):
+            ref = dig(hpa.props, "spec", "scaleTargetRef") or {}
+            yield hpa, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} does not exist in the stack"
+
+
+@stack_rule(
+    id="no-replicas-with-hpa",
+    severity=Severity.MEDIUM,
+    description="A workload scaled by an HPA must not set spec.replicas (each apply would fight the HPA).",
+)
+def no_replicas_with_hpa(resources: Sequence[Resource]) -> Findings:
+    for workload in of_kind(resources, *SCALABLE_KINDS):
+        if dig(workload.props, "spec", "replicas") is not None and hpas_for(workload, resources):
+            yield workload, "sets spec.replicas although an HPA scales it"
+
+
+@stack_rule(
+    id="hpa-min-replicas",
+    severity=Severity.HIGH,
+    environments=PRODUCTION,
+    description=f"In production every HPA keeps at least {PROD_MIN_REPLICAS} replicas "
+    "and maxReplicas >= minReplicas.",
+)
+def hpa_min_replicas(resources: Sequence[Resource]) -> Findings:
+    for hpa in of_kind(resources, "HorizontalPodAutoscaler"):
+        minimum = as_number(dig(hpa.props, "spec", "minReplicas"))
+        minimum = 1.0 if minimum is None else minimum
+        maximum = as_number(dig(hpa.props, "spec", "maxReplicas"))
+        if minimum < PROD_MIN_REPLICAS:
+            yield hpa, f"minReplicas {minimum:g} < {PROD_MIN_REPLICAS}: one pod is a single point of failure"
+        if maximum is None or maximum < minimum:
+            yield hpa, f"maxReplicas {maximum} is below minReplicas {minimum:g}"
+
+
+@stack_rule(
+    id="pdb-present",
+    severity=Severity.HIGH,
+    environments=PRODUCTION,
+    description="In production every service Deployment is covered by a PodDisruptionBudget.",
+)
+def pdb_present(resources: Sequence[Resource]) -> Findings:
+    budgets = of_kind(resources, "PodDisruptionBudget")
+    for deployment in service_deployments(resources):
+        if not any(selects(b, dig(b.props, "spec", "selector"), deployment) for b in budgets):
+            yield deployment, "no PodDisruptionBudget selects this Deployment's pods"
+
+
+def expected_replicas(workload: Resource, resources: Sequence[Resource]) -> float:
+    """The floor of running replicas: the HPA's minReplicas when scaled, else spec.replicas (default 1)."""
+    hpas = hpas_for(workload, resources)
+    if hpas:
+        return min(as_number(dig(h.props, "spec", "minReplicas")) or 1.0 for h in hpas)
+    replicas = as_number(dig(workload.props, "spec", "replicas"))
+    return 1.0 if replicas is None else replicas
+
+
+def blocks_all_disruption(spec: object, replicas: float) -> bool:
+    max_unavailable, min_available = dig(spec, "maxUnavailable"), dig(spec, "minAvailable")
+    if max_unavailable is not None:
+        return max_unavailable in ("0%",) or as_number(max_unavailable) == 0
+    if min_available is None:
+        return False
+    if isinstance(min_available, str):
+        return min_available == "100%"
+    return as_number(min_available) is not None and as_number(min_available) >= replicas
+
+
+@stack_rule(
+    id="pdb-allows-disruption",
+    severity=Severity.HIGH,
+    environments=PRODUCTION,
+    description="In production no PodDisruptionBudget may forbid every voluntary disruption "
+    "(maxUnavailable 0, or minAvailable >= the replicas it covers): nodes could never drain.",
+)
+def pdb_allows_disruption(resources: Sequence[Resource]) -> Findings:
+    for budget in of_kind(resources, "PodDisruptionBudget"):
+        spec = dig(budget.props, "spec") or {}
+        for workload in workloads(resources):
+            if not selects(budget, spec.get("selector"), workload):
+                continue
+            replicas = expected_replicas(workload, resources)
+            if blocks_all_disruption(spec, replicas):
+                yield budget, f"allows no voluntary disruption of {workload.display} ({replicas:g} replicas)"
+
+
+@stack_rule(
+    id="networkpolicy-covers-pods",
+    severity=Severity.HIGH,
+    description="Every pod is selected by at least one NetworkPolicy in its namespace.",
+)
+def networkpolicy_covers_pods(resources: Sequence[Resource]) -> Findings:
+    policies = of_kind(resources, "NetworkPolicy")
+    for workload in workloads(resources):
+        if not any(selects(p, dig(p.props, "spec", "podSelector"), workload) for p in policies):
+            yield workload, "no NetworkPolicy selects these pods"
+
+
+@stack_rule(
+    id="service-selects-pods",
+    severity=Severity.MEDIUM,
+    description="Every Service with a selector selects the pods of some workload in its namespace.",
+)
+def service_selects_pods(resources: Sequence[Resource]) -> Findings:
+    pods = workloads(resources)
+    for service in of_kind(resources, "Service"):
+        selector = dig(service.props, "spec", "selector")
+        if not selector:
+            continue
+        if not any(selects(service, {"matchLabels": selector}, w) for w in pods):
+            yield service, f"selector {dict(selector)} matches no pods"

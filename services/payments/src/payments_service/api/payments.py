@@ -1,0 +1,48 @@
+"""Payments HTTP routes: thin, everything else lives in the domain service."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+from service_kit.auth import CurrentPrincipal
+
+from payments_service.core.deps import IdempotencyKey, PaymentServiceDep
+from payments_service.domain.models import Payment, PaymentRequest
+
+router = APIRouter(prefix="/payments", tags=["payments"])
+
+_ERRORS = {
+    404: {"description": "No such payment visible to the caller"},
+    409: {"description": "Order already paid, or payment not refundable"},
+    422: {"description": "Invalid body, missing Idempotency-Key, or key reused with a different body"},
+}
+
+
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Payment,
+    responses={200: {"model": Payment, "description": "Replay of an earlier request with the same key"}, **_ERRORS},
+)
+async def create_payment(
+    body: PaymentRequest,
+    idempotency_key: IdempotencyKey,
+    principal: CurrentPrincipal,
+    service: PaymentServiceDep,
+    response: Response,
+) -> Payment:
+    record, created = await service.create(principal.user_id, idempotency_key, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return Payment.of(record)
+
+
+@router.get("/{payment_id}", response_model=Payment, responses=_ERRORS)
+async def get_payment(payment_id: UUID, principal: CurrentPrincipal, service: PaymentServiceDep) -> Payment:
+    return Payment.of(await service.get(payment_id, principal.user_id, principal.is_admin))
+
+
+@router.post("/{payment_id}/refund", response_model=Payment, responses=_ERRORS)
+async def refund_payment(payment_id: UUID, principal: CurrentPrincipal, service: PaymentServiceDep) -> Payment:
+    return Payment.of(await service.refund(payment_id, principal.user_id, principal.is_admin))

@@ -1,0 +1,98 @@
+"""Taking and refunding payments: idempotency per caller, one authorized payment per order."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from uuid import UUID
+
+from payments_service.domain.errors import (
+    IdempotencyKeyReused,
+    NotRefundable,
+    OrderAlreadyPaid,
+    PaymentNotFound,
+)
+from payments_service.domain.models import PaymentRecord, PaymentRequest, PaymentStatus
+from payments_service.domain.provider import PaymentProvider
+from payments_service.infrastructure.repository import AuthorizedPaymentExists, PaymentRepository
+
+logger = logging.getLogger("payments.service")
+
+
+class PaymentService:
+    def __init__(self, repository: PaymentRepository, provider: PaymentProvider) -> None:
+        self.repository = repository
+        self.provider = provider
+
+    async def create(self, owner_id: str, idempotency_key: str, request: PaymentRequest) -> tuple[PaymentRecord, bool]:
+        """Charge once per (caller, key). Returns the payment and whether it was created by this call."""
+        fingerprint = request.fingerprint()
+        existing = await self.repository.by_key(owner_id, idempotency_key)
+        if existing is not None:
+            return self._replay(existing, fingerprint), False
+        if await self.repository.has_authorized(request.order_id):
+            raise OrderAlreadyPaid(f"order {request.order_id} already has an authorized payment")
+
+        # The provider sees a key scoped to the caller, so two callers' equal keys never share a charge.
+        provider_key = f"{owner_id}:{idempotency_key}"
+        authorization = await self.provider.authorize(
+            idempotency_key=provider_key, amount=request.amount, currency=request.currency
+        )
+        record = PaymentRecord(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            order_id=request.order_id,
+            amount=request.amount,
+            currency=request.currency,
+            status=PaymentStatus.AUTHORIZED if authorization.approved else PaymentStatus.DECLINED,
+            decline_reason=authorization.decline_reason,
+            provider_reference=authorization.reference,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+        )
+        try:
+            inserted = await self.repository.insert(record)
+        except AuthorizedPaymentExists:
+            # Another key won the race for this order: void our authorization so the customer is charged once.
+            await self.provider.refund(
+                reference=authorization.reference, amount=request.amount, currency=request.currency
+            )
+            raise OrderAlreadyPaid(f"order {request.order_id} already has an authorized payment") from None
+        if inserted is None:
+            # The same key raced us and won; the provider gave both calls the same authorization, so keep it.
+            winner = await self.repository.by_key(owner_id, idempotency_key)
+            return self._replay(winner, fingerprint), False
+        logger.info(
+            "payment recorded",
+            extra={"payment_id": str(inserted.id), "order_id": str(inserted.order_id), "status": inserted.status},
+        )
+        return inserted, True
+
+    @staticmethod
+    def _replay(existing: PaymentRecord, fingerprint: str) -> PaymentRecord:
+        if existing.request_hash != fingerprint:
+            raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
+        return existing
+
+    async def get(self, payment_id: UUID, owner_id: str, is_admin: bool) -> PaymentRecord:
+        record = await self.repository.get(payment_id)
+        # Someone else's payment looks exactly like a missing one.
+        if record is None or not (is_admin or record.owner_id == owner_id):
+            raise PaymentNotFound("payment not found")
+        return record
+
+    async def refund(self, payment_id: UUID, owner_id: str, is_admin: bool) -> PaymentRecord:
+        record = await self.get(payment_id, owner_id, is_admin)
+        if record.status is PaymentStatus.REFUNDED:
+            return record
+        if record.status is PaymentStatus.DECLINED:
+            raise NotRefundable("a declined payment cannot be refunded: nothing was charged")
+        await self.provider.refund(
+            reference=record.provider_reference, amount=record.amount, currency=record.currency
+        )
+        refunded = await self.repository.mark_refunded(payment_id)
+        if refunded is None:  # refunded concurrently; the provider refund is idempotent per reference
+            refunded = replace(record, status=PaymentStatus.REFUNDED)
+        logger.info("payment refunded", extra={"payment_id": str(payment_id), "order_id": str(record.order_id)})
+        return refunded

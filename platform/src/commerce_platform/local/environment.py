@@ -1,0 +1,61 @@
+"""The env vars each local service gets: the platform's own dev values (`commerce_platform.service_env`, the same
+code the Deployments use), with local addresses and the local secret values filled in. Nothing is typed here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from commerce_platform import catalogue
+from commerce_platform import service_env as platform_env
+
+ENVIRONMENT = "dev"
+
+
+class MissingSecretError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SecretValues:
+    """The secret values the local runtime owns; which ones a service receives is decided by the platform."""
+
+    database_urls: dict[str, str]  # service name → its own login's URL
+    redis_url: str
+    jwt_private_key: str
+    jwt_public_key: str
+    admin_username: str
+    admin_password: str
+
+    def value(self, service: str, env_name: str) -> str:
+        by_name = {
+            "DATABASE_URL": self.database_urls.get(service),
+            "REDIS_URL": self.redis_url,
+            "JWT_PRIVATE_KEY": self.jwt_private_key,
+            "JWT_PUBLIC_KEY": self.jwt_public_key,
+            "ADMIN_USERNAME": self.admin_username,
+            "ADMIN_PASSWORD": self.admin_password,
+        }
+        found = by_name.get(env_name)
+        if found is None:
+            raise MissingSecretError(
+                f"the local runtime has no value for secret {env_name} of service {service}"
+            )
+        return found
+
+
+def service_env(service: str, addresses: dict[str, str], secrets: SecretValues) -> dict[str, str]:
+    """Exactly the variables the platform sets for `service` in dev, with local addresses and secret values."""
+    env = dict(platform_env.plain_env(ENVIRONMENT, service, addresses))
+    for name in sorted(platform_env.secret_env_names(service)):
+        env[name] = secrets.value(service, name)
+    return env
+
+
+def process_env(service_vars: dict[str, str]) -> dict[str, str]:
+    """The full environment of a service process: ours, plus the developer's environment minus any variable a
+    service setting would read (a stray LOG_LEVEL or DATABASE_URL in the shell must not leak in)."""
+    setting_names = {name for spec in catalogue.SERVICES for name in spec.env_var_names}
+    inherited = {k: v for k, v in os.environ.items() if k.upper() not in setting_names}
+    return {**inherited, "PYTHONUNBUFFERED": "1", **service_vars}

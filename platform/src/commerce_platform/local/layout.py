@@ -1,0 +1,52 @@
+"""Where the local runtime keeps its state: one folder (`.local/` by default, git-ignored)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from commerce_platform.paths import repo_root
+
+LOCAL_DIR_ENV = "OPS_LOCAL_DIR"
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    root: Path
+
+    @classmethod
+    def resolve(cls, local_dir: str | Path | None = None) -> LocalLayout:
+        chosen = local_dir or os.environ.get(LOCAL_DIR_ENV) or repo_root() / ".local"
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "secrets.json"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "state.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def ensure(self) -> None:
+        for folder in (self.root, self.run_dir, self.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)

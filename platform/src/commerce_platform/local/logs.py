@@ -1,0 +1,95 @@
+"""Follow the JSON logs of all local processes, one pretty line each, a colour per service."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
+LEVEL_STYLES = {
+    "DEBUG": "dim",
+    "INFO": "",
+    "WARNING": "bold yellow",
+    "ERROR": "bold red",
+    "CRITICAL": "bold red",
+}
+_SHOWN = {"timestamp", "level", "logger", "message", "service", "request_id", "taskName", "color_message"}
+
+
+def format_line(name: str, raw: str, colour: str, width: int = 9) -> Text:
+    """One log line as rich Text: `12:00:01 users     INFO  request  method=GET path=/health status=200`.
+    Lines that aren't JSON (a crash's traceback, uvicorn's first words) are shown as they are."""
+    text = Text()
+    text.append(f"{name:<{width}} ", style=f"bold {colour}")
+    try:
+        record = json.loads(raw)
+        if not isinstance(record, dict):
+            raise ValueError
+    except ValueError:
+        return text.append(raw)
+    stamp = str(record.get("timestamp", ""))
+    clock = stamp[11:23] if len(stamp) >= 23 else stamp
+    level = str(record.get("level", "INFO")).upper()
+    text.append(f"{clock} ", style="dim")
+    text.append(f"{level:<7} ", style=LEVEL_STYLES.get(level, ""))
+    text.append(str(record.get("message", "")))
+    for key, value in record.items():
+        if key not in _SHOWN and value is not None:
+            text.append(f"  {key}=", style="dim")
+            text.append(str(value))
+    if record.get("request_id"):
+        text.append(f"  rid={str(record['request_id'])[:8]}", style="dim")
+    return text
+
+
+class LogFollower:
+    """Tails `<name>.log` files from their current end (or start), printing complete lines as they arrive."""
+
+    def __init__(self, files: dict[str, Path], console: Console, from_start: bool = False) -> None:
+        self.console = console
+        self.colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(files)}
+        self.width = max(len(name) for name in files) if files else 9
+        self.files = files
+        self.offsets = {name: 0 if from_start else _size(path) for name, path in files.items()}
+        self.partial = {name: "" for name in files}
+
+    def poll(self) -> int:
+        """Prints what was appended since the last poll; returns the number of lines printed."""
+        printed = 0
+        for name, path in self.files.items():
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(self.offsets[name])
+                    chunk = handle.read()
+            except FileNotFoundError:
+                continue
+            if not chunk:
+                continue
+            self.offsets[name] += len(chunk)
+            data = self.partial[name] + chunk.decode("utf-8", errors="replace")
+            *lines, self.partial[name] = data.split("\n")
+            for line in lines:
+                if line.strip():
+                    self.console.print(
+                        format_line(name, line, self.colours[name], self.width), soft_wrap=True
+                    )
+                    printed += 1
+        return printed
+
+    def follow(self, keep_going: Callable[[], bool], interval: float = 0.2) -> None:
+        while keep_going():
+            if not self.poll():
+                time.sleep(interval)
+        self.poll()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

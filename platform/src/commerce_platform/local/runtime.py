@@ -1,0 +1,426 @@
+"""`LocalPlatform`: start, inspect and stop the whole platform on this machine.
+
+Used by `ops dev up/down/status`, the e2e tests, and the benchmark/chaos tools (which also stop, kill and restart
+single services, Redis and Postgres through it).
+
+    platform = LocalPlatform(LocalConfig(local_dir=tmp, port_offset=100, production_like=True))
+    platform.start()          # returns when every service answers /ready
+    platform.kill_service("orders"); platform.start_service("orders")
+    platform.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from commerce_platform import catalogue
+from commerce_platform import service_env as service_env_module
+from commerce_platform.local import database, ports, processes, seed
+from commerce_platform.local.environment import ENVIRONMENT, SecretValues, process_env, service_env
+from commerce_platform.local.gateway import HEALTH_PATH, ROUTES_ENV, TIMEOUT_ENV
+from commerce_platform.local.layout import LocalLayout
+from commerce_platform.local.postgres import EmbeddedPostgres
+from commerce_platform.local.redis import EmbeddedRedis
+from commerce_platform.local.secrets import LocalSecrets, load_or_create, save
+from commerce_platform.local.state import RunState
+from commerce_platform.paths import repo_root
+
+GATEWAY = "gateway"
+HOST = "127.0.0.1"
+
+Progress = Callable[[str], None]
+
+
+class LocalPlatformError(RuntimeError):
+    """A failure with a one-line, user-facing message (the CLI prints it without a traceback)."""
+
+
+class AlreadyRunningError(LocalPlatformError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    local_dir: Path | str | None = None  # default: $OPS_LOCAL_DIR or <repo>/.local
+    port_offset: int = 0  # added to every catalogue port (gateway included)
+    database_url: str | None = None  # an existing server's admin URL; None = embedded Postgres
+    redis_url: str | None = None  # an existing Redis; None = embedded Redis
+    db_prefix: str = ""  # prepended to each service's database/login name
+    production_like: bool = False  # uvloop + httptools, access log off (benchmarks)
+    seed: bool = True
+    ready_timeout: float = 60.0
+    stop_timeout: float = 10.0  # SIGTERM → this long to drain → SIGKILL
+    gateway_timeout: float = 30.0
+
+
+class LocalPlatform:
+    def __init__(self, config: LocalConfig | None = None) -> None:
+        self.config = config or LocalConfig()
+        self.layout = LocalLayout.resolve(self.config.local_dir)
+        self.state = RunState.load(self.layout.state_file) or RunState(
+            port_offset=self.config.port_offset, db_prefix=self.config.db_prefix
+        )
+        self._secrets: LocalSecrets | None = None
+        self._database_urls: dict[str, str] = {}
+        self._redis_url: str | None = None
+        self._popen: dict[str, object] = {}  # our own children, so we can reap them
+
+    # -- names, ports, addresses ----------------------------------------------------------------------------------
+    def port(self, name: str) -> int:
+        base = catalogue.GATEWAY_PORT if name == GATEWAY else catalogue.get(name).port
+        return base + self.state.port_offset
+
+    def url(self, name: str) -> str:
+        return f"http://{HOST}:{self.port(name)}"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.url(GATEWAY)
+
+    def addresses(self) -> dict[str, str]:
+        return {spec.name: self.url(spec.name) for spec in catalogue.SERVICES}
+
+    def role(self, service: str) -> str:
+        return f"{self.state.db_prefix}{catalogue.get(service).database}"
+
+    @property
+    def secrets(self) -> LocalSecrets:
+        if self._secrets is None:
+            self._secrets, created = load_or_create(self.layout.secrets_file)
+            if created:
+                save(self.layout.secrets_file, self._secrets)
+        return self._secrets
+
+    @property
+    def postgres(self) -> EmbeddedPostgres:
+        return EmbeddedPostgres(self.layout.postgres_dir, self.secrets.postgres_password)
+
+    @property
+    def redis(self) -> EmbeddedRedis:
+        return EmbeddedRedis(self.layout.redis_dir)
+
+    # -- what each service receives -------------------------------------------------------------------------------
+    def admin_database_url(self) -> str:
+        return self.config.database_url or self.postgres.admin_url()
+
+    def database_url(self, service: str) -> str:
+        role = self.role(service)
+        return database.service_url(self.admin_database_url(), role, self.secrets.database_password(role))
+
+    def redis_url(self) -> str:
+        return self.config.redis_url or self.redis.url()
+
+    def secret_values(self) -> SecretValues:
+        return SecretValues(
+            database_urls={spec.name: self.database_url(spec.name) for spec in catalogue.SERVICES},
+            redis_url=self.redis_url(),
+            jwt_private_key=self.secrets.jwt_private_key,
+            jwt_public_key=self.secrets.jwt_public_key,
+            admin_username=self.admin_username,
+            admin_password=self.secrets.admin_password,
+        )
+
+    @property
+    def admin_username(self) -> str:
+        """The platform's dev admin name (from the stack config, via service_env), with the local password."""
+        users = service_env_module.plain_env(ENVIRONMENT, "users", self.addresses())
+        return users.get("ADMIN_USERNAME", self.secrets.admin_username)
+
+    def service_env(self, service: str) -> dict[str, str]:
+        return service_env(service, self.addresses(), self.secret_values())
+
+    # -- start ----------------------------------------------------------------------------------------------------
+    def running(self) -> list[str]:
+        """Names of the recorded processes (services, gateway, embedded Redis/Postgres) still alive."""
+        alive = [name for name, rec in self.state.processes.items() if rec.alive]
+        if self.state.redis and self.state.redis.alive:
+            alive.append("redis")
+        if self.state.postgres_data_dir and self.postgres.pid is not None:
+            alive.append("postgres")
+        return alive
+
+    def start(self, progress: Progress | None = None) -> None:
+        """Start everything and return once all services and the gateway are ready. On failure, stop what was
+        started and raise LocalPlatformError."""
+        say = progress or (lambda _msg: None)
+        if self.running():
+            raise AlreadyRunningError(
+                f"the local platform is already running from {self.layout.root} ({', '.join(self.running())}); "
+                "see `ops dev status`, or stop it with `ops dev down`"
+            )
+        self.state = RunState(
+            port_offset=self.config.port_offset, db_prefix=self.config.db_prefix, supervisor_pid=os.getpid()
+        )
+        wanted = {GATEWAY: self.port(GATEWAY)} | {
+            spec.name: self.port(spec.name) for spec in catalogue.SERVICES
+        }
+        try:
+            ports.check_ports_free(wanted)
+        except ports.PortInUseError as exc:
+            raise LocalPlatformError(f"{exc}; stop it, or pick other ports with --port-offset") from None
+        self.layout.ensure()
+        try:
+            self._start_data_stores(say)
+            self._prepare_databases(say)
+            for spec in catalogue.SERVICES:
+                self.start_service(spec.name)
+            self._start_gateway()
+            say("waiting for services to be ready")
+            self.wait_ready()
+            if self.config.seed:
+                created = seed.seed_products(
+                    self.database_url("inventory"),
+                    self.url("users"),
+                    self.url("inventory"),
+                    self.admin_username,
+                    self.secrets.admin_password,
+                )
+                say(f"seeded {len(created)} demo products" if created else "demo data already present")
+        except BaseException as exc:
+            say("start failed; stopping what was started")
+            self.stop()
+            if isinstance(exc, (LocalPlatformError, KeyboardInterrupt)):
+                raise
+            raise LocalPlatformError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _start_data_stores(self, say: Progress) -> None:
+        if self.config.database_url is None:
+            say("starting embedded Postgres")
+            self.postgres.start()
+            self.state.postgres_data_dir = str(self.layout.postgres_dir)
+            self._save_state()
+        else:
+            say("using Postgres from DATABASE_URL")
+        if self.config.redis_url is None:
+            say("starting embedded Redis")
+            self.start_redis()
+        else:
+            say("using Redis from REDIS_URL")
+
+    def _prepare_databases(self, say: Progress) -> None:
+        say("creating databases and logins")
+        logins = {
+            self.role(spec.name): self.secrets.database_password(self.role(spec.name))
+            for spec in catalogue.SERVICES
+            if spec.uses_postgres
+        }
+        save(self.layout.secrets_file, self.secrets)  # new service passwords are kept before they are used
+        try:
+            database.ensure_databases(self.admin_database_url(), logins)
+            for spec in catalogue.SERVICES:
+                if spec.uses_postgres:
+                    say(f"migrating {spec.name}")
+                    database.run_migrations(spec.package, self.database_url(spec.name))
+        except database.DatabaseSetupError as exc:
+            raise LocalPlatformError(str(exc)) from None
+
+    def _uvicorn(self, app: str, port: int, factory: bool = False) -> list[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            str(max(1, int(self.config.stop_timeout) - 2)),
+        ]
+        if factory:
+            argv.append("--factory")
+        if self.config.production_like:
+            argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        return argv
+
+    def start_service(self, name: str) -> None:
+        """Start one service process (not waiting for readiness: see `wait_ready`)."""
+        spec = catalogue.get(name)
+        env = process_env(self.service_env(name))
+        self._spawn(name, self._uvicorn(spec.app, self.port(name)), env)
+
+    def _start_gateway(self) -> None:
+        routes = {
+            prefix: self.url(spec.name) for spec in catalogue.SERVICES for prefix in spec.public_prefixes
+        }
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            ROUTES_ENV: json.dumps(routes),
+            TIMEOUT_ENV: str(self.config.gateway_timeout),
+        }
+        self._spawn(
+            GATEWAY,
+            self._uvicorn("commerce_platform.local.gateway:app_from_env", self.port(GATEWAY), factory=True),
+            env,
+        )
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        popen, record = processes.spawn(
+            name,
+            argv,
+            env,
+            self.layout.log_file(name),
+            cwd=repo_root(),
+            port=self.port(name),
+            url=self.url(name),
+        )
+        self._popen[name] = popen
+        self.state.processes[name] = record
+        self._save_state()
+
+    def start_redis(self) -> None:
+        popen = self.redis.start()
+        self._popen["redis"] = popen
+        self.state.redis = processes.ProcessRecord(
+            name="redis",
+            pid=popen.pid,
+            create_time=_create_time(popen.pid),
+            log_file=str(self.redis.log_file),
+        )
+        self._save_state()
+
+    def wait_ready(self, names: list[str] | None = None, timeout: float | None = None) -> None:
+        """Poll each process's readiness endpoint until all answer 200; a process that exits fails fast."""
+        names = names or [*(s.name for s in catalogue.SERVICES), GATEWAY]
+        deadline = time.monotonic() + (timeout or self.config.ready_timeout)
+        pending = set(names)
+        with httpx.Client(timeout=2) as http:
+            while pending:
+                for name in sorted(pending):
+                    if not self.state.processes[name].alive:
+                        raise LocalPlatformError(f"{name} exited during start-up:\n{self.log_tail(name)}")
+                    if self._ready(http, name):
+                        pending.discard(name)
+                if pending and time.monotonic() > deadline:
+                    raise LocalPlatformError(
+                        f"not ready after {timeout or self.config.ready_timeout:.0f}s: {', '.join(sorted(pending))}"
+                        + "".join(f"\n--- {n} ---\n{self.log_tail(n)}" for n in sorted(pending))
+                    )
+                if pending:
+                    time.sleep(0.1)
+
+    def _ready(self, http: httpx.Client, name: str) -> bool:
+        path = HEALTH_PATH if name == GATEWAY else catalogue.READINESS_PATH
+        try:
+            return http.get(self.url(name) + path).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.layout.log_file(name).read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no output)"
+
+    # -- status ---------------------------------------------------------------------------------------------------
+    def status(self) -> list[dict]:
+        """One row per process: name, url, pid, alive, ready."""
+        rows = []
+        with httpx.Client(timeout=1) as http:
+            for name, rec in self.state.processes.items():
+                alive = rec.alive
+                rows.append(
+                    {
+                        "name": name,
+                        "url": rec.url,
+                        "pid": rec.pid,
+                        "alive": alive,
+                        "ready": alive and self._ready(http, name),
+                    }
+                )
+        if self.state.redis:
+            alive = self.state.redis.alive
+            rows.append(
+                {
+                    "name": "redis",
+                    "url": f"unix socket {self.redis.socket_path}",
+                    "pid": self.state.redis.pid,
+                    "alive": alive,
+                    "ready": alive and self.redis.ping(),
+                }
+            )
+        if self.state.postgres_data_dir:
+            pid = self.postgres.pid
+            rows.append(
+                {
+                    "name": "postgres",
+                    "url": f"unix socket in {self.postgres.socket_dir}",
+                    "pid": pid,
+                    "alive": pid is not None,
+                    "ready": pid is not None,
+                }
+            )
+        return rows
+
+    # -- stop -----------------------------------------------------------------------------------------------------
+    def stop(self) -> list[str]:
+        """Stop everything this local folder started: gateway first, then services (SIGTERM, drain, SIGKILL after
+        stop_timeout), then Redis and Postgres. Returns the names that had to be killed."""
+        gateway = [rec for name, rec in self.state.processes.items() if name == GATEWAY]
+        services = [rec for name, rec in self.state.processes.items() if name != GATEWAY]
+        killed = processes.terminate(gateway, self.config.stop_timeout)
+        killed += processes.terminate(services, self.config.stop_timeout)
+        if self.state.redis:
+            killed += processes.terminate([self.state.redis], self.config.stop_timeout)
+        if self.state.postgres_data_dir:
+            self.postgres.stop(timeout=self.config.stop_timeout)
+        self._reap()
+        self.state.processes.clear()
+        self.state.redis = None
+        self.state.postgres_data_dir = None
+        self.layout.state_file.unlink(missing_ok=True)
+        return killed
+
+    def stop_service(self, name: str, timeout: float | None = None) -> None:
+        """Graceful: SIGTERM, drain, SIGKILL after the timeout."""
+        processes.terminate([self.state.processes[name]], timeout or self.config.stop_timeout)
+        self._reap()
+
+    def kill_service(self, name: str) -> None:
+        """A crash: SIGKILL, no draining."""
+        proc = self.state.processes[name].process()
+        if proc is not None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(5)
+        self._reap()
+
+    def restart_service(self, name: str) -> None:
+        self.stop_service(name)
+        self.start_service(name)
+        self.wait_ready([name])
+
+    def stop_redis(self) -> None:
+        if self.state.redis:
+            processes.terminate([self.state.redis], self.config.stop_timeout)
+            self._reap()
+
+    def stop_postgres(self, mode: str = "fast") -> None:
+        """`fast` is a clean shutdown; `immediate` simulates a crash."""
+        self.postgres.stop(timeout=self.config.stop_timeout, mode=mode)
+
+    def start_postgres(self) -> None:
+        self.postgres.start()
+
+    def _reap(self) -> None:
+        for name, popen in list(self._popen.items()):
+            if popen.poll() is not None:
+                del self._popen[name]
+
+    def _save_state(self) -> None:
+        self.state.save(self.layout.state_file)
+
+
+def _create_time(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).create_time()

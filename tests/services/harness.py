@@ -1,0 +1,380 @@
+"""Run the services as real uvicorn subprocesses against the machine's Postgres and Redis.
+
+Used through the fixtures in tests/services/conftest.py:
+
+- `services` (session): a `ServiceStack`. `services.start("orders")` (or the `start_service` fixture, same call)
+  returns a `RunningService` with `.url`, `.log_lines()` and `.log_path`; it starts the service once per session
+  after its dependencies (users first: it issues the tokens everyone verifies through its JWKS; then the services
+  in the catalogue's `calls`). On first start of a service its database `t_<service>` is dropped and created
+  fresh, migrations are applied with `service_kit.migrations.apply_migrations`, and its own Redis db index
+  (`REDIS_DB_INDEX`) is flushed with FLUSHDB.
+- `services.start_extra(name, env={...})`: an additional, uncached instance with env overrides, e.g.
+  `REDIS_URL=dead_redis_url()` ("Redis down") or `DATABASE_URL=dead_database_url()` ("Postgres unreachable").
+  Never stop the shared Postgres/Redis. Stop it with `services.stop(instance)` or let the session end.
+- `services.admin_token()` → bearer token of the bootstrapped admin; `services.register_and_login()` →
+  `Account(token, user, password)` for a fresh user; `auth(token)` → headers dict.
+- `services.signing_key`: the session's RSA key (`KeyPair`, PEM strings and kid) for forging tokens in tests.
+
+Every process is stopped with SIGTERM (SIGKILL after a grace period) at session end. Its stdout (the JSON log
+lines) goes to a file; stderr to a sibling `.err` file. Sessions of different engineers on the same machine share
+the database names and Redis indexes, so a session holds a file lock while it owns them (a second session waits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from commerce_platform import catalogue
+from service_kit.migrations import apply_migrations
+from service_kit.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_DB_INDEX = {"users": 1, "inventory": 2, "orders": 3, "payments": 4}
+ADMIN_USERNAME = "admin"
+JWT_ISSUER = ServiceSettings.model_fields["jwt_issuer"].default
+JWT_AUDIENCE = ServiceSettings.model_fields["jwt_audience"].default
+LOCK_PATH = Path("/tmp/commerce-platform-service-tests.lock")
+START_TIMEOUT_SECONDS = 30
+STOP_GRACE_SECONDS = 25
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dead_redis_url() -> str:
+    """A Redis URL where nothing listens (a freshly freed port)."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def dead_database_url() -> str:
+    """A Postgres URL where nothing listens."""
+    return f"postgresql://{PG_USER}@127.0.0.1:{free_port()}/nowhere"
+
+
+def database_name(service: str) -> str:
+    return f"t_{service}"
+
+
+def database_url(service: str) -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database_name(service)}"
+
+
+def redis_url(service: str) -> str:
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB_INDEX[service]}"
+
+
+def redis_client(service: str) -> redis.Redis:
+    """A sync client on the service's own Redis db index (to look at cache keys directly)."""
+    return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB_INDEX[service], decode_responses=True)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def run_async(coro) -> Any:
+    """Run a coroutine to completion from sync code, even when called inside a running event loop."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_pem: str
+    public_pem: str
+    kid: str
+
+    @classmethod
+    def generate(cls, kid: str = "users-test") -> KeyPair:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        return cls(private_pem, public_pem, kid)
+
+
+async def _recreate_database(name: str) -> None:
+    # Identifiers can't be bind parameters; the name comes from the catalogue and is checked here.
+    if not re.fullmatch(r"t_[a-z_]+", name):
+        raise ValueError(f"refusing odd database name {name!r}")
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def prepare_storage(service: str) -> list[str]:
+    """Fresh database with migrations applied, and the service's Redis index flushed. Returns applied versions."""
+    spec = catalogue.get(service)
+    run_async(_recreate_database(database_name(service)))
+    applied = run_async(apply_migrations(database_url(service), spec.package))
+    with redis_client(service) as client:
+        client.flushdb()
+    return applied
+
+
+@dataclass
+class RunningService:
+    name: str
+    url: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    env: dict[str, str] = field(repr=False)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (non-JSON lines are skipped)."""
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                lines.append(record)
+        return lines
+
+    def stderr_text(self) -> str:
+        return self.log_path.with_suffix(".err").read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+@dataclass
+class Account:
+    token: str
+    user: dict[str, Any]
+    password: str
+
+
+class _SessionLock:
+    """Serializes test sessions on this machine: they share t_<service> databases and Redis indexes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = None
+
+    def acquire(self, timeout: float = 600) -> None:
+        if self._fh is not None:
+            return
+        fh = open(self.path, "a+")  # noqa: SIM115 - held for the whole session
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    print(f"\nwaiting for another service test session ({self.path})", file=sys.stderr)
+                    announced = True
+                if time.monotonic() > deadline:
+                    fh.close()
+                    raise TimeoutError(f"another service test session holds {self.path}") from None
+                time.sleep(0.5)
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class ServiceStack:
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.signing_key = KeyPair.generate()
+        self.admin_password = secrets.token_urlsafe(18)
+        self._running: dict[str, RunningService] = {}
+        self._extras: list[RunningService] = []
+        self._prepared: set[str] = set()
+        self._lock = _SessionLock(LOCK_PATH)
+
+    # --- env -------------------------------------------------------------------------------------------
+    def _base_env(self) -> dict[str, str]:
+        # Drop any settings variable inherited from the caller's shell so only what we set here counts.
+        ours = set().union(*(spec.env_var_names for spec in catalogue.SERVICES))
+        return {k: v for k, v in os.environ.items() if k not in ours}
+
+    def service_env(self, name: str) -> dict[str, str]:
+        spec = catalogue.get(name)
+        env = {
+            "DATABASE_URL": database_url(name),
+            "REDIS_URL": redis_url(name),
+            "LOG_LEVEL": "INFO",
+            "DB_POOL_MIN_SIZE": "1",
+            "DB_POOL_MAX_SIZE": "10",
+        }
+        if name == "users":
+            env |= {
+                "JWT_PRIVATE_KEY": self.signing_key.private_pem,
+                "JWT_KEY_ID": self.signing_key.kid,
+                "ADMIN_USERNAME": ADMIN_USERNAME,
+                "ADMIN_PASSWORD": self.admin_password,
+            }
+        else:
+            env["JWT_JWKS_URL"] = f"{self.start('users').url}/.well-known/jwks.json"
+        for dependency in spec.calls:
+            env[f"{dependency.upper()}_URL"] = self.start(dependency).url
+        unknown = set(env) - spec.env_var_names
+        if unknown:
+            raise AssertionError(f"{name}: harness sets env vars its settings don't read: {sorted(unknown)}")
+        return env
+
+    # --- processes -------------------------------------------------------------------------------------
+    def start(self, name: str) -> RunningService:
+        """The session's instance of `name` (started, with its dependencies, on first use)."""
+        running = self._running.get(name)
+        if running is not None:
+            if not running.alive():
+                raise RuntimeError(f"{name} exited early (code {running.process.returncode}):\n"
+                                   f"{running.stderr_text()[-2000:]}")
+            return running
+        env = self.service_env(name)  # starts users and the callees first
+        self._prepare(name)
+        running = self._spawn(name, env)
+        self._running[name] = running
+        return running
+
+    def start_extra(self, name: str, env: dict[str, str] | None = None, wait_ready: bool = False) -> RunningService:
+        """Another instance of `name` with env overrides (its storage is the session one unless overridden)."""
+        base = self.service_env(name)
+        self._prepare(name)
+        instance = self._spawn(name, base | (env or {}), wait_ready=wait_ready)
+        self._extras.append(instance)
+        return instance
+
+    def stop(self, instance: RunningService) -> int:
+        code = instance.stop()
+        if instance in self._extras:
+            self._extras.remove(instance)
+        return code
+
+    def _prepare(self, name: str) -> None:
+        if name not in self._prepared:
+            self._lock.acquire()
+            prepare_storage(name)
+            self._prepared.add(name)
+
+    def _spawn(self, name: str, service_env: dict[str, str], wait_ready: bool = False) -> RunningService:
+        spec = catalogue.get(name)
+        port = free_port()
+        log_path = self.log_dir / f"{name}-{port}.log"
+        env = self._base_env() | service_env
+        cmd = [str(PYTHON), "-m", "uvicorn", spec.app, "--host", "127.0.0.1", "--port", str(port),
+               "--no-access-log", "--timeout-graceful-shutdown", "10"]
+        with open(log_path, "wb") as out, open(log_path.with_suffix(".err"), "wb") as err:
+            process = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT)
+        instance = RunningService(name, f"http://127.0.0.1:{port}", port, process, log_path, service_env)
+        try:
+            self._wait_until_up(instance, "/ready" if wait_ready else "/health")
+        except BaseException:
+            instance.stop()
+            raise
+        return instance
+
+    @staticmethod
+    def _wait_until_up(instance: RunningService, path: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if not instance.alive():
+                raise RuntimeError(
+                    f"{instance.name} exited during start-up (code {instance.process.returncode}):\n"
+                    f"{instance.stderr_text()[-3000:]}"
+                )
+            try:
+                if httpx.get(instance.url + path, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{instance.name} did not answer {path} within {START_TIMEOUT_SECONDS}s")
+
+    def stop_all(self) -> None:
+        try:
+            for instance in [*self._extras, *reversed(self._running.values())]:
+                instance.stop()
+            self._extras.clear()
+            self._running.clear()
+        finally:
+            self._lock.release()
+
+    # --- accounts --------------------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> str:
+        response = httpx.post(
+            self.start("users").url + "/token", data={"username": username, "password": password}, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def admin_token(self) -> str:
+        return self.login(ADMIN_USERNAME, self.admin_password)
+
+    def register_and_login(self, prefix: str = "user") -> Account:
+        username = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        password = secrets.token_urlsafe(16)
+        response = httpx.post(
+            self.start("users").url + "/users/",
+            json={"username": username, "email": f"{username}@example.com", "password": password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return Account(self.login(username, password), response.json(), password)

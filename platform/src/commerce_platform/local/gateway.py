@@ -143,6 +143,8 @@ class Gateway:
             return 502
         try:
             out_headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
+            if "x-request-id" not in response.headers:
+                out_headers.append((b"x-request-id", request_id.encode()))
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": out_headers}
             )

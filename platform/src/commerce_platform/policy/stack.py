@@ -177,7 +177,7 @@ def blocks_all_disruption(spec: object, replicas: float) -> bool:
 def pdb_allows_disruption(resources: Sequence[Resource]) -> Findings:
     for budget in of_kind(resources, "PodDisruptionBudget"):
         spec = dig(budget.props, "spec") or {}
-        for workload in workloads(resources):
+        for workload in of_kind(resources, *SCALABLE_KINDS):
             if not selects(budget, spec.get("selector"), workload):
                 continue
             replicas = expected_replicas(workload, resources)

@@ -442,7 +442,16 @@ PASSES = [
         set_spec("HorizontalPodAutoscaler", "minReplicas", 1.0),
         "dev",
     ),
-    ("pdb-present", "no PDB needed outside prod", lambda s: remove(s, "PodDisruptionBudget"), "dev"),
+    (
+        "pdb-present",
+        "a matchExpressions selector covers the pods",
+        set_spec(
+            "PodDisruptionBudget",
+            "selector",
+            {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["users"]}]},
+        ),
+        "dev",
+    ),
     (
         "pdb-allows-disruption",
         "minAvailable 1 < HPA min 2",
@@ -501,11 +510,11 @@ def test_prod_only_rules_are_skipped_elsewhere():
         compliant_stack("dev"),
         lambda s: (
             first_container(s).__setitem__("image", "ghcr.io/x/users:1.0"),
-            remove(s, "PodDisruptionBudget"),
+            set_spec("HorizontalPodAutoscaler", "minReplicas", 1.0)(s),
         ),
     )
-    assert {"image-digest-pinned", "pdb-present"} <= rule_ids(stack, "prod")
-    assert not {"image-digest-pinned", "pdb-present"} & rule_ids(stack, "pr-42")
+    assert {"image-digest-pinned", "hpa-min-replicas"} <= rule_ids(stack, "prod")
+    assert not {"image-digest-pinned", "hpa-min-replicas"} & rule_ids(stack, "pr-42")
 
 
 def test_violation_names_resource_and_enforcement():

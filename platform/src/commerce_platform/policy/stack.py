@@ -137,8 +137,7 @@ def hpa_min_replicas(resources: Sequence[Resource]) -> Findings:
 @stack_rule(
     id="pdb-present",
     severity=Severity.HIGH,
-    environments=PRODUCTION,
-    description="In production every service Deployment is covered by a PodDisruptionBudget.",
+    description="Every service Deployment is covered by a PodDisruptionBudget.",
 )
 def pdb_present(resources: Sequence[Resource]) -> Findings:
     budgets = of_kind(resources, "PodDisruptionBudget")

@@ -25,6 +25,7 @@ NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 RECOMMENDED_LABELS = (
     NAME_LABEL,
+    "app.kubernetes.io/instance",
     COMPONENT_LABEL,
     "app.kubernetes.io/part-of",
     "app.kubernetes.io/managed-by",

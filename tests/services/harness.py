@@ -3,7 +3,7 @@
 Used through the fixtures in tests/services/conftest.py:
 
 - `services` (session): a `ServiceStack`. `services.start("orders")` (or the `start_service` fixture, same call)
-  returns a `RunningService` with `.url`, `.log_lines()` and `.log_path`; it starts the service once per session
+  returns a `RunningService` with `.url`, `.log_lines()`, `.wait_for_log(predicate)` and `.log_path`; it starts the service once per session
   after its dependencies (users first: it issues the tokens everyone verifies through its JWKS; then the services
   in the catalogue's `calls`). On first start of a service its database `t_<service>` is dropped and created
   fresh, migrations are applied with `service_kit.migrations.apply_migrations`, and its own Redis db index
@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,9 @@ from typing import Any
 import asyncpg
 import httpx
 import redis
+from commerce_platform import catalogue
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from commerce_platform import catalogue
 from service_kit.migrations import apply_migrations
 from service_kit.settings import ServiceSettings
 
@@ -180,6 +180,19 @@ class RunningService:
                 lines.append(record)
         return lines
 
+    def wait_for_log(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """The first JSON log line matching `predicate`, waiting for it (a request is logged after its response)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log_lines():
+                if predicate(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching log line from {self.name} within {timeout}s")
+            time.sleep(0.05)
+
     def stderr_text(self) -> str:
         return self.log_path.with_suffix(".err").read_text(errors="replace")
 
@@ -285,8 +298,10 @@ class ServiceStack:
         running = self._running.get(name)
         if running is not None:
             if not running.alive():
-                raise RuntimeError(f"{name} exited early (code {running.process.returncode}):\n"
-                                   f"{running.stderr_text()[-2000:]}")
+                raise RuntimeError(
+                    f"{name} exited early (code {running.process.returncode}):\n"
+                    f"{running.stderr_text()[-2000:]}"
+                )
             return running
         env = self.service_env(name)  # starts users and the callees first
         self._prepare(name)
@@ -294,7 +309,9 @@ class ServiceStack:
         self._running[name] = running
         return running
 
-    def start_extra(self, name: str, env: dict[str, str] | None = None, wait_ready: bool = False) -> RunningService:
+    def start_extra(
+        self, name: str, env: dict[str, str] | None = None, wait_ready: bool = False
+    ) -> RunningService:
         """Another instance of `name` with env overrides (its storage is the session one unless overridden)."""
         base = self.service_env(name)
         self._prepare(name)
@@ -319,8 +336,19 @@ class ServiceStack:
         port = free_port()
         log_path = self.log_dir / f"{name}-{port}.log"
         env = self._base_env() | service_env
-        cmd = [str(PYTHON), "-m", "uvicorn", spec.app, "--host", "127.0.0.1", "--port", str(port),
-               "--no-access-log", "--timeout-graceful-shutdown", "10"]
+        cmd = [
+            str(PYTHON),
+            "-m",
+            "uvicorn",
+            spec.app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "10",
+        ]
         with open(log_path, "wb") as out, open(log_path.with_suffix(".err"), "wb") as err:
             process = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT)
         instance = RunningService(name, f"http://127.0.0.1:{port}", port, process, log_path, service_env)

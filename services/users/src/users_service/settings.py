@@ -1,5 +1,4 @@
 from pydantic import SecretStr
-
 from service_kit.settings import ServiceSettings
 
 

@@ -1,0 +1,57 @@
+"""Users' own start-up work inside the kit lifespan: build the services on app.state and bootstrap the admin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from service_kit.auth import TokenVerifier
+
+from users_service.core.security import PasswordHasher, TokenIssuer
+from users_service.domain.accounts import Accounts
+from users_service.infrastructure.repository import UserRepository
+from users_service.settings import UsersSettings
+
+logger = logging.getLogger("users.lifecycle")
+BOOTSTRAP_RETRY_SECONDS = 2.0
+
+
+def verifier_factory(settings: UsersSettings, http: httpx.AsyncClient) -> TokenVerifier:
+    # The issuer verifies its own tokens with the public half of its key, not through its own JWKS endpoint.
+    return TokenVerifier(settings, http, public_key=TokenIssuer(settings).public_pem)
+
+
+async def _bootstrap_admin_until_done(accounts: Accounts, username: str, password: str) -> None:
+    """Postgres may be down at start-up; the service starts anyway and creates the admin once it is back."""
+    while True:
+        try:
+            await accounts.bootstrap_admin(username, password)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            logger.warning("admin bootstrap failed, retrying", extra={"error": type(exc).__name__})
+            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def users_extension(app: FastAPI) -> AsyncIterator[None]:
+    settings: UsersSettings = app.state.settings
+    app.state.accounts = Accounts(UserRepository(app.state.db), PasswordHasher(), TokenIssuer(settings))
+    bootstrap = None
+    if settings.admin_username and settings.admin_password:
+        bootstrap = asyncio.create_task(
+            _bootstrap_admin_until_done(
+                app.state.accounts, settings.admin_username, settings.admin_password.get_secret_value()
+            )
+        )
+    try:
+        yield
+    finally:
+        if bootstrap is not None:
+            bootstrap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bootstrap

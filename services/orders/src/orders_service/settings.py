@@ -9,3 +9,8 @@ class OrdersSettings(ServiceSettings):
     http_timeout_seconds: float = 3.0
     # Retries apply only to idempotent calls (GET, and calls carrying an idempotency key).
     http_retries: int = 2
+    # Prices in inventory carry no currency; orders charge in this one.
+    order_currency: str = "USD"
+    # A retried order (same Idempotency-Key) still pending/processing after this long is assumed interrupted
+    # (e.g. the process died mid-flow) and its flow is resumed; every step is idempotent per order id.
+    order_resume_after_seconds: float = 60.0

@@ -1,0 +1,56 @@
+"""Orders HTTP routes: thin; the flow lives in domain/placement.py."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+from service_kit.auth import CurrentPrincipal
+
+from orders_service.core.deps import OptionalIdempotencyKey, OrderPlacementDep
+from orders_service.domain.models import Order, OrderRequest, OrderStatusView
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+_ERRORS = {
+    400: {"description": "The caller's account is inactive"},
+    404: {"description": "No such order visible to the caller"},
+    422: {"description": "Invalid body, or Idempotency-Key reused with a different body"},
+    502: {"description": "A downstream service answered unexpectedly"},
+    503: {"description": "A downstream service is unavailable"},
+}
+
+
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Order,
+    responses={200: {"model": Order, "description": "Replay of an earlier request with the same key"}, **_ERRORS},
+    description=(
+        "Places an order. The outcome is in `status`: `completed`, or `failed` with `failure_reason` "
+        "(e.g. insufficient stock, payment declined); both answer 201."
+    ),
+)
+async def place_order(
+    body: OrderRequest,
+    idempotency_key: OptionalIdempotencyKey,
+    principal: CurrentPrincipal,
+    placement: OrderPlacementDep,
+    response: Response,
+) -> Order:
+    order, created = await placement.place(principal, body, idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return Order.of(order)
+
+
+@router.get("/{order_id}", response_model=Order, responses=_ERRORS)
+async def get_order(order_id: UUID, principal: CurrentPrincipal, placement: OrderPlacementDep) -> Order:
+    return Order.of(await placement.get(order_id, principal))
+
+
+@router.get("/{order_id}/status", response_model=OrderStatusView, responses=_ERRORS)
+async def get_order_status(
+    order_id: UUID, principal: CurrentPrincipal, placement: OrderPlacementDep
+) -> OrderStatusView:
+    return OrderStatusView.of(await placement.get(order_id, principal))

@@ -1,0 +1,46 @@
+"""Domain failures; main.py maps each to its HTTP status with a one-line `detail`."""
+
+
+class OrderError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class OrderNotFound(OrderError):
+    status_code = 404
+
+
+class IdempotencyKeyReused(OrderError):
+    status_code = 422
+
+
+class InactiveUser(OrderError):
+    status_code = 400
+
+
+class NotAuthenticated(OrderError):
+    status_code = 401
+
+
+class DownstreamError(OrderError):
+    """A service we call answered in a way it should not have (an unexpected status or body)."""
+
+    status_code = 502
+
+
+class DownstreamUnavailable(DownstreamError):
+    """A service we call could not be reached, timed out, or answered 502/503/504."""
+
+    status_code = 503
+
+
+# Outcomes of the reservation step that fail the order rather than the request.
+class InsufficientStock(Exception):
+    pass
+
+
+class ProductNotFound(Exception):
+    pass

@@ -1,0 +1,111 @@
+"""Orders: the request, the stored record and what callers see."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_BIGINT = 2**63 - 1
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (OrderStatus.COMPLETED, OrderStatus.FAILED)
+
+
+ShippingAddress = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class OrderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: int = Field(gt=0, le=MAX_BIGINT)
+    quantity: int = Field(ge=1, le=10_000)
+    shipping_address: ShippingAddress
+
+    def fingerprint(self) -> str:
+        """Hash of the normalised request: the same order asked twice has the same fingerprint."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    id: UUID
+    user_id: str
+    product_id: int
+    quantity: int
+    shipping_address: str
+    status: OrderStatus
+    amount: Decimal | None
+    payment_id: UUID | None
+    failure_reason: str | None
+    idempotency_key: str | None
+    request_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Order(BaseModel):
+    order_id: UUID
+    status: OrderStatus
+    product_id: int
+    quantity: int
+    shipping_address: str
+    amount: Decimal | None
+    payment_id: UUID | None
+    failure_reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: OrderRecord) -> Order:
+        return cls(
+            order_id=record.id,
+            status=record.status,
+            product_id=record.product_id,
+            quantity=record.quantity,
+            shipping_address=record.shipping_address,
+            amount=record.amount,
+            payment_id=record.payment_id,
+            failure_reason=record.failure_reason,
+            created_at=record.created_at,
+        )
+
+
+class OrderStatusView(BaseModel):
+    order_id: UUID
+    status: OrderStatus
+    failure_reason: str | None
+
+    @classmethod
+    def of(cls, record: OrderRecord) -> OrderStatusView:
+        return cls(order_id=record.id, status=record.status, failure_reason=record.failure_reason)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    unit_price: Decimal
+    status: str
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    id: UUID
+    status: str
+    decline_reason: str | None
+
+    @property
+    def authorized(self) -> bool:
+        return self.status == "authorized"

@@ -1,0 +1,181 @@
+"""Placing an order: the saga across users, inventory and payments, with compensation.
+
+Steps: check the caller is active (users) → record the order (pending → processing) → reserve stock
+(inventory) → take payment (payments, Idempotency-Key = order id) → completed. On a decline or any error after
+the reservation, the reservation is released (and an authorized payment refunded) and the order is marked
+failed with a reason. Every remote step is idempotent per order id, so a retried or resumed order repeats
+nothing: the same reservation and the same payment come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from service_kit.auth import Principal
+
+from orders_service.domain.errors import (
+    DownstreamError,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    OrderNotFound,
+    ProductNotFound,
+)
+from orders_service.domain.models import OrderRecord, OrderRequest, PaymentResult
+from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
+from orders_service.infrastructure.repository import OrdersRepository
+
+logger = logging.getLogger("orders.placement")
+
+
+@dataclass
+class _Progress:
+    """What the flow has done so far, so compensation undoes exactly that."""
+
+    reservation_requested: bool = False
+    amount: Decimal | None = None
+    payment: PaymentResult | None = None
+
+
+class OrderPlacement:
+    def __init__(
+        self,
+        repository: OrdersRepository,
+        users: UsersClient,
+        inventory: InventoryClient,
+        payments: PaymentsClient,
+        *,
+        currency: str,
+        resume_after_seconds: float,
+    ) -> None:
+        self.repository = repository
+        self.users = users
+        self.inventory = inventory
+        self.payments = payments
+        self.currency = currency
+        self.resume_after = timedelta(seconds=resume_after_seconds)
+
+    # --- reads ---------------------------------------------------------------------------------------------
+    async def get(self, order_id: UUID, principal: Principal) -> OrderRecord:
+        order = await self.repository.get(order_id)
+        # Someone else's order is indistinguishable from a missing one.
+        if order is None or not (principal.is_admin or order.user_id == principal.user_id):
+            raise OrderNotFound("order not found")
+        return order
+
+    # --- placing -------------------------------------------------------------------------------------------
+    async def place(
+        self, principal: Principal, request: OrderRequest, idempotency_key: str | None
+    ) -> tuple[OrderRecord, bool]:
+        """Returns the order and whether this call created it (False: a replay of the same Idempotency-Key)."""
+        await self.users.require_active(principal.token)
+        fingerprint = request.fingerprint()
+        if idempotency_key is not None:
+            existing = await self.repository.by_key(principal.user_id, idempotency_key)
+            if existing is not None:
+                return await self._replay(existing, fingerprint, principal.token), False
+        order = await self.repository.insert_pending(
+            uuid.uuid4(),
+            principal.user_id,
+            request.product_id,
+            request.quantity,
+            request.shipping_address,
+            idempotency_key,
+            fingerprint,
+        )
+        if order is None:  # a concurrent request with the same key inserted first; the unique key decided
+            existing = await self.repository.by_key(principal.user_id, idempotency_key)
+            return await self._replay(existing, fingerprint, principal.token), False
+        return await self._run(order, principal.token), True
+
+    async def _replay(self, existing: OrderRecord, fingerprint: str, token: str) -> OrderRecord:
+        if existing.request_hash != fingerprint:
+            raise IdempotencyKeyReused("Idempotency-Key was already used with a different order")
+        stale = datetime.now(UTC) - existing.updated_at > self.resume_after
+        if not existing.status.finished and stale:
+            # Its flow was interrupted (e.g. the process stopped mid-way): finish it now, with the caller's token.
+            logger.warning("resuming interrupted order", extra={"order_id": str(existing.id)})
+            return await self._run(existing, token)
+        return existing
+
+    async def _run(self, order: OrderRecord, token: str) -> OrderRecord:
+        processing = await self.repository.start_processing(order.id)
+        if processing is None:  # finished meanwhile
+            return await self.repository.get(order.id)
+        progress = _Progress()
+        try:
+            return await self._steps(processing, token, progress)
+        except BaseException:
+            # Unforeseen (a bug, a lost database connection, cancellation): undo what may have happened, so
+            # the order is not left in processing. Shielded so a cancelled request still finishes the undo.
+            await asyncio.shield(self._compensate_quietly(processing, token, progress))
+            raise
+
+    async def _steps(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
+        progress.reservation_requested = True
+        try:
+            reservation = await self.inventory.reserve(token, order.id, order.product_id, order.quantity)
+        except InsufficientStock:
+            return await self._fail(order, "insufficient stock", progress)
+        except ProductNotFound:
+            return await self._fail(order, "product not found", progress)
+        except DownstreamError as exc:
+            # The reservation may have been made before the failure: release it (a no-op if it was not).
+            return await self._compensate(order, token, progress, f"reservation failed: {exc.detail}")
+        if reservation.status != "reserved":  # a resumed order whose reservation was already given back
+            return await self._fail(order, f"reservation {reservation.status}", progress)
+
+        progress.amount = reservation.unit_price * order.quantity
+        try:
+            progress.payment = await self.payments.charge(token, order.id, progress.amount, self.currency)
+        except DownstreamError as exc:
+            return await self._compensate(order, token, progress, f"payment failed: {exc.detail}")
+        payment = progress.payment
+        if not payment.authorized:
+            reason = f"payment {payment.status}"
+            if payment.decline_reason:
+                reason += f": {payment.decline_reason}"
+            return await self._compensate(order, token, progress, reason)
+
+        completed = await self.repository.complete(order.id, progress.amount, payment.id)
+        if completed is None:  # finished by someone else meanwhile (a concurrent resume)
+            return await self.repository.get(order.id)
+        logger.info("order completed", extra={"order_id": str(order.id), "payment_id": str(payment.id)})
+        return completed
+
+    async def _fail(self, order: OrderRecord, reason: str, progress: _Progress) -> OrderRecord:
+        payment_id = progress.payment.id if progress.payment else None
+        failed = await self.repository.fail(order.id, reason, progress.amount, payment_id)
+        logger.info("order failed", extra={"order_id": str(order.id), "reason": reason})
+        return failed or await self.repository.get(order.id)
+
+    async def _compensate(self, order: OrderRecord, token: str, progress: _Progress, reason: str) -> OrderRecord:
+        """Refund an authorized payment, give the stock back, then mark the order failed."""
+        if progress.payment is not None and progress.payment.authorized:
+            try:
+                await self.payments.refund(token, progress.payment.id)
+            except DownstreamError as exc:
+                logger.error(
+                    "refund failed during compensation",
+                    extra={"order_id": str(order.id), "payment_id": str(progress.payment.id), "error": exc.detail},
+                )
+        if progress.reservation_requested:
+            try:
+                await self.inventory.release(token, order.id)
+            except DownstreamError as exc:
+                logger.error(
+                    "reservation release failed during compensation",
+                    extra={"order_id": str(order.id), "error": exc.detail},
+                )
+        return await self._fail(order, reason, progress)
+
+    async def _compensate_quietly(self, order: OrderRecord, token: str, progress: _Progress) -> None:
+        try:
+            await self._compensate(order, token, progress, "internal error while placing the order")
+        except Exception:
+            logger.exception("compensation failed; order left unfinished", extra={"order_id": str(order.id)})

@@ -1,0 +1,136 @@
+"""HTTP clients for the services orders calls, over the one shared httpx client.
+
+Every call has an explicit timeout; retries happen only where repeating is harmless: GET, reservations and
+releases (idempotent per order id) and payments (carrying the order id as Idempotency-Key). Failures become
+domain errors with a one-line message, never a raw httpx exception.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import httpx
+from service_kit.http import RETRYABLE_STATUS, send
+
+from orders_service.domain.errors import (
+    DownstreamError,
+    DownstreamUnavailable,
+    InactiveUser,
+    InsufficientStock,
+    NotAuthenticated,
+    ProductNotFound,
+)
+from orders_service.domain.models import PaymentResult, Reservation
+
+
+class ServiceClient:
+    def __init__(self, name: str, http: httpx.AsyncClient, base_url: str, timeout: float, retries: int) -> None:
+        self.name = name
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+
+    async def call(
+        self, method: str, path: str, token: str, *, idempotent: bool, headers: dict[str, str] | None = None, **kw
+    ) -> httpx.Response:
+        try:
+            response = await send(
+                self.http,
+                method,
+                self.base_url + path,
+                idempotent=idempotent,
+                retries=self.retries,
+                timeout=self.timeout,
+                headers={"Authorization": f"Bearer {token}", **(headers or {})},
+                **kw,
+            )
+        except httpx.TimeoutException as exc:
+            raise DownstreamUnavailable(f"{self.name} service timed out") from exc
+        except httpx.HTTPError as exc:
+            raise DownstreamUnavailable(f"{self.name} service unreachable") from exc
+        if response.status_code in RETRYABLE_STATUS:
+            raise DownstreamUnavailable(f"{self.name} service unavailable ({response.status_code})")
+        return response
+
+    def unexpected(self, response: httpx.Response) -> DownstreamError:
+        return DownstreamError(f"{self.name} service answered {response.status_code} unexpectedly")
+
+    def body(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise DownstreamError(f"{self.name} service sent an unreadable response")
+        return data
+
+
+class UsersClient(ServiceClient):
+    async def require_active(self, token: str) -> None:
+        response = await self.call("GET", "/users/me/", token, idempotent=True)
+        if response.status_code == 401:
+            raise NotAuthenticated("token rejected by the users service")
+        if response.status_code != 200:
+            raise self.unexpected(response)
+        if self.body(response).get("is_active") is not True:
+            raise InactiveUser("user account is inactive")
+
+
+class InventoryClient(ServiceClient):
+    async def reserve(self, token: str, order_id: UUID, product_id: int, quantity: int) -> Reservation:
+        response = await self.call(
+            "POST",
+            "/internal/reservations",
+            token,
+            idempotent=True,  # one reservation per order id, so a repeat returns the same one
+            json={"order_id": str(order_id), "product_id": product_id, "quantity": quantity},
+        )
+        if response.status_code == 409:
+            raise InsufficientStock()
+        if response.status_code == 404:
+            raise ProductNotFound()
+        if response.status_code not in (200, 201):
+            raise self.unexpected(response)
+        data = self.body(response)
+        try:
+            return Reservation(unit_price=Decimal(str(data["unit_price"])), status=str(data["status"]))
+        except (KeyError, InvalidOperation) as exc:
+            raise DownstreamError("inventory service sent an unreadable reservation") from exc
+
+    async def release(self, token: str, order_id: UUID) -> None:
+        response = await self.call("POST", f"/internal/reservations/{order_id}/release", token, idempotent=True)
+        # 404: nothing was reserved for this order, so there is nothing to give back.
+        if response.status_code not in (200, 404):
+            raise self.unexpected(response)
+
+
+class PaymentsClient(ServiceClient):
+    async def charge(self, token: str, order_id: UUID, amount: Decimal, currency: str) -> PaymentResult:
+        response = await self.call(
+            "POST",
+            "/payments/",
+            token,
+            idempotent=True,  # the order id is the Idempotency-Key: a repeat returns the recorded payment
+            headers={"Idempotency-Key": str(order_id)},
+            json={"order_id": str(order_id), "amount": str(amount), "currency": currency},
+        )
+        if response.status_code not in (200, 201):
+            raise self.unexpected(response)
+        return self._payment(self.body(response))
+
+    async def refund(self, token: str, payment_id: UUID) -> None:
+        response = await self.call("POST", f"/payments/{payment_id}/refund", token, idempotent=True)
+        if response.status_code != 200:
+            raise self.unexpected(response)
+
+    @staticmethod
+    def _payment(data: dict[str, Any]) -> PaymentResult:
+        try:
+            return PaymentResult(
+                id=UUID(str(data["id"])), status=str(data["status"]), decline_reason=data.get("decline_reason")
+            )
+        except (KeyError, ValueError) as exc:
+            raise DownstreamError("payments service sent an unreadable payment") from exc

@@ -12,6 +12,8 @@ import pytest
 import uvicorn
 from commerce_platform.local.gateway import HEALTH_PATH, Gateway
 
+pytestmark = pytest.mark.e2e
+
 
 async def backend(scope, receive, send):
     """A tiny real service: echoes what it received, streams, or is slow."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 import httpx
 
@@ -34,7 +36,13 @@ def seed_products(
     if run_sync(_product_count(inventory_database_url)) > 0:
         return []
     with httpx.Client(timeout=10) as http:
-        token = http.post(f"{users_url}/token", data={"username": admin_username, "password": admin_password})
+        # The users service creates the admin in the background right after start-up: give it a moment.
+        deadline = time.monotonic() + 20
+        while True:
+            token = http.post(f"{users_url}/token", data={"username": admin_username, "password": admin_password})
+            if token.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if token.status_code != 200:
             raise SeedError(f"admin login failed ({token.status_code}): {token.text[:200]}")
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -1,0 +1,144 @@
+"""`ops dev up --detach` / `status` / `down` as real subprocesses, the seed's flow over HTTP through the gateway,
+clean teardown (no process, no listening port), persistence across a restart, and the same flow on the machine's
+own Postgres and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+from commerce_platform import catalogue
+from commerce_platform.local.ports import listening_ports
+from devstack import admin_password, check_persisted, free_port_offset, ops, walk_flow
+
+pytestmark = pytest.mark.e2e
+
+MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+MACHINE_REDIS = "redis://127.0.0.1:6379/11"
+
+
+def _ports(offset: int) -> list[int]:
+    return [catalogue.GATEWAY_PORT + offset, *(s.port + offset for s in catalogue.SERVICES)]
+
+
+def _up(env: dict[str, str]) -> tuple[str, str, dict]:
+    """Runs `ops dev up --detach`; returns the gateway URL, the printed admin name, and state.json."""
+    result = ops(["dev", "up", "--detach"], env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output
+    admin = re.search(r"admin login: (\S+) / (\S+)", result.stdout)
+    assert admin, result.stdout
+    state = json.loads((Path(env["OPS_LOCAL_DIR"]) / "run" / "state.json").read_text())
+    gateway = state["processes"]["gateway"]["url"]
+    assert gateway == f"http://127.0.0.1:{catalogue.GATEWAY_PORT + int(env['OPS_PORT_OFFSET'])}"
+    return gateway, admin.group(1), state
+
+
+def _down_and_check_nothing_left(env: dict[str, str], state: dict) -> None:
+    result = ops(["dev", "down"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [*state["processes"].values(), *([state["redis"]] if state["redis"] else [])]
+    for record in records:
+        try:
+            proc = psutil.Process(record["pid"])
+            same = abs(proc.create_time() - record["create_time"]) < 0.01
+            assert not same or proc.status() == psutil.STATUS_ZOMBIE, f"{record['name']} still running"
+        except psutil.NoSuchProcess:
+            pass
+    local_dir = env["OPS_LOCAL_DIR"]
+    leftovers = [
+        p.info
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if any(local_dir in part for part in (p.info["cmdline"] or []))
+    ]
+    assert leftovers == [], leftovers  # embedded Postgres/Redis carry the local dir on their command line
+    assert listening_ports(_ports(int(env["OPS_PORT_OFFSET"]))) == []
+    assert not (Path(local_dir) / "run" / "state.json").exists()
+    status = ops(["dev", "status"], env)
+    assert status.returncode == 1 and "nothing running" in status.stdout
+
+
+@pytest.fixture(scope="module")
+def embedded_env(tmp_path_factory):
+    env = {"OPS_LOCAL_DIR": str(tmp_path_factory.mktemp("local")), "OPS_PORT_OFFSET": str(free_port_offset())}
+    yield env
+    ops(["dev", "down"], env)  # safety net if a test failed half-way
+
+
+def test_embedded_stack_flow_teardown_and_persistence(embedded_env, tmp_path):
+    env = embedded_env
+    local_dir = Path(env["OPS_LOCAL_DIR"])
+    gateway, admin_name, state = _up(env)
+    assert (local_dir / "secrets.json").stat().st_mode & 0o777 == 0o600
+    walked = walk_flow(gateway, admin_name, admin_password(local_dir))
+
+    status = ops(["dev", "status"], env)
+    assert status.returncode == 0, status.stdout
+    for name in [*(s.name for s in catalogue.SERVICES), "gateway", "redis", "postgres"]:
+        assert re.search(rf"{name}\b.*\bready\b", status.stdout), status.stdout
+
+    again = ops(["dev", "up", "--detach"], env)
+    assert again.returncode == 1 and "already running" in again.stdout and "Traceback" not in again.stderr
+    clash = ops(["dev", "up", "--detach"], {**env, "OPS_LOCAL_DIR": str(tmp_path / "other")})
+    gateway_port = catalogue.GATEWAY_PORT + int(env["OPS_PORT_OFFSET"])
+    assert clash.returncode == 1, clash.stdout
+    assert (
+        f"port {gateway_port} (for gateway) is already in use by pid {state['processes']['gateway']['pid']}"
+        in (" ".join(clash.stdout.split()))
+    ), clash.stdout
+    assert "Traceback" not in clash.stdout + clash.stderr
+
+    _down_and_check_nothing_left(env, state)
+
+    gateway, admin_name, state = _up(env)
+    check_persisted(gateway, walked)
+    _down_and_check_nothing_left(env, state)
+
+
+async def _drop(prefix: str) -> None:
+    conn = await asyncpg.connect(MACHINE_POSTGRES)
+    try:
+        for spec in catalogue.SERVICES:
+            name = f"{prefix}{spec.name}"
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"DROP ROLE IF EXISTS {name}")
+    finally:
+        await conn.close()
+
+
+async def _databases(prefix: str) -> list[str]:
+    conn = await asyncpg.connect(MACHINE_POSTGRES)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1", prefix + "%"
+        )
+        return [r["datname"] for r in rows]
+    finally:
+        await conn.close()
+
+
+def test_flow_on_the_machines_postgres_and_redis(tmp_path):
+    prefix = f"e2e{os.getpid()}_"
+    env = {
+        "OPS_LOCAL_DIR": str(tmp_path / "local"),
+        "OPS_PORT_OFFSET": str(free_port_offset()),
+        "DATABASE_URL": MACHINE_POSTGRES,
+        "REDIS_URL": MACHINE_REDIS,
+        "OPS_DB_PREFIX": prefix,
+    }
+    try:
+        gateway, admin_name, state = _up(env)
+        assert state["postgres_data_dir"] is None and state["redis"] is None  # nothing embedded was started
+        walk_flow(gateway, admin_name, admin_password(Path(env["OPS_LOCAL_DIR"])))
+        assert asyncio.run(_databases(prefix)) == sorted(f"{prefix}{s.name}" for s in catalogue.SERVICES)
+        _down_and_check_nothing_left(env, state)
+    finally:
+        ops(["dev", "down"], env)
+        asyncio.run(_drop(prefix))

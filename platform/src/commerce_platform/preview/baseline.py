@@ -57,7 +57,8 @@ def code_path(root: Path) -> str:
 
 def render_graph(root: Path, env: str, out_dir: Path) -> dict[str, Any]:
     """`python -m commerce_platform.render <env> --out <out_dir>` with `root`'s code; returns graph.json."""
-    environ = {**os.environ, "PYTHONPATH": code_path(root)}
+    # COMMERCE_REPO_ROOT pins the render to `root` even when the caller's environment points elsewhere.
+    environ = {**os.environ, "PYTHONPATH": code_path(root), "COMMERCE_REPO_ROOT": str(root)}
     try:
         result = subprocess.run(
             [sys.executable, "-m", "commerce_platform.render", env, "--out", str(out_dir)],

@@ -1,0 +1,56 @@
+"""`ops promote <from> <to>`: open the pull request that makes <to> run what <from> runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commerce_platform.preview.baseline import PreviewError, repo_root
+from commerce_platform.promote import PromotionRefused
+from commerce_platform.promote.flow import preview_markdown, promote, push_and_open_pr, shell_command
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("promote")
+    def promote_command(
+        source: Annotated[str, typer.Argument(metavar="FROM", help="Environment whose images to promote.")],
+        target: Annotated[str, typer.Argument(metavar="TO", help="Environment whose file is rewritten.")],
+        outputs: Annotated[
+            Path | None,
+            typer.Option(help="JSON of `pulumi stack output --json` for FROM (default: ask pulumi)."),
+        ] = None,
+        service: Annotated[
+            list[str] | None, typer.Option("--service", help="Only this service (repeatable; default: all).")
+        ] = None,
+        include_sizing: Annotated[
+            bool, typer.Option("--include-sizing", help="Also copy autoscaling and resources from FROM.")
+        ] = False,
+        push: Annotated[
+            bool, typer.Option("--push", help="Push the branch and open the pull request.")
+        ] = False,
+    ) -> None:
+        """Rewrite TO's image digests from FROM on a promote/ branch, one commit, and print the preview."""
+        try:
+            root = repo_root()
+            done = promote(
+                source, target, root, outputs=outputs, services=service or (), include_sizing=include_sizing
+            )
+            typer.echo(f"branch {done.branch}, commit {done.commit[:7]}: {done.title}")
+            for change in done.changes:
+                typer.echo(f"  {change.service}: {change.old} → {change.new}")
+            typer.echo("")
+            typer.echo(preview_markdown(done).rstrip("\n"))
+            if push:
+                command, opened = push_and_open_pr(done, root)
+                if not opened:
+                    typer.echo(
+                        f"\ngh is not installed; open the pull request with:\n  {shell_command(command)}"
+                    )
+        except PreviewError as exc:
+            typer.echo(f"ops promote: refused: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except PromotionRefused as exc:
+            typer.echo(f"ops promote: refused: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None

@@ -1,0 +1,200 @@
+"""`ops promote <from> <to>`: check, rewrite, preview, commit on a promotion branch, and open the pull request."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from commerce_platform.catalogue import BY_NAME
+from commerce_platform.environments import REVIEW_STACK
+from commerce_platform.preview.baseline import PreviewError, render_both
+from commerce_platform.preview.changes import Plan, diff_graphs
+from commerce_platform.preview.report import to_markdown
+from commerce_platform.promote import NothingToPromote, PromotionRefused
+from commerce_platform.promote.rewrite import ServiceChange, load_sizing, rewrite_releases
+from commerce_platform.promote.sources import check_digests, source_images
+
+
+@dataclass
+class Promotion:
+    source: str
+    target: str
+    changes: list[ServiceChange]
+    read_from: str
+    base_sha: str = ""
+    base_branch: str = ""
+    branch: str = ""
+    commit: str = ""
+    plan: Plan | None = None
+    pr_command: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"Promote {self.source} → {self.target}: {', '.join(c.service for c in self.changes)}"
+
+    def commit_message(self) -> str:
+        lines = [self.title, "", f"Image digests read from {self.read_from}.", ""]
+        for change in self.changes:
+            if change.old != change.new:
+                lines.append(f"- {change.service}: {change.old} → {change.new}")
+            if change.sizing:
+                lines.append(f"- {change.service}: sizing ({', '.join(change.sizing)}) from {self.source}")
+        return "\n".join(lines) + "\n"
+
+
+def _git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["failed"]
+        raise PromotionRefused(f"git {args[0]}: {lines[-1].strip()}")
+    return result.stdout.strip()
+
+
+def _require_clean(root: Path) -> None:
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        first = dirty.splitlines()[0][3:]
+        raise PromotionRefused(
+            f"the working tree has uncommitted changes ({first}, …); commit or stash them first"
+        )
+
+
+def _target_file(root: Path, target: str) -> Path:
+    if REVIEW_STACK.match(target):
+        raise PromotionRefused(
+            f"{target} is a review stack derived from dev; promote into a defined environment"
+        )
+    path = root / "environments" / f"{target}.yaml"
+    if not path.is_file():
+        raise PromotionRefused(f"unknown environment {target!r} (no environments/{target}.yaml)")
+    return path
+
+
+def _selected(services: Sequence[str]) -> list[str]:
+    unknown = [s for s in services if s not in BY_NAME]
+    if unknown:
+        raise PromotionRefused(f"unknown service {unknown[0]!r}; known: {', '.join(BY_NAME)}")
+    return list(dict.fromkeys(services)) or list(BY_NAME)
+
+
+def _policy_failure(graph: dict) -> str | None:
+    from commerce_platform.policy import evaluate_graph
+
+    mandatory = [v for v in evaluate_graph(graph) if v.mandatory]
+    if not mandatory:
+        return None
+    first = mandatory[0]
+    where = first.resource.display if first.resource else "(stack)"
+    more = f" (and {len(mandatory) - 1} more)" if len(mandatory) > 1 else ""
+    return f"{first.rule.id} on {where}: {first.message}{more}"
+
+
+def _render_pair(root: Path, target: str) -> tuple[dict, dict]:
+    """Target rendered at HEAD (the base of the promotion) and with the rewritten file (the working tree)."""
+    try:
+        _, graphs, _ = render_both(root, "HEAD", [target])
+    except PreviewError as exc:
+        raise PromotionRefused(f"cannot render {target}: {exc}") from None
+    return graphs[target]
+
+
+def promote(
+    source: str,
+    target: str,
+    root: Path,
+    *,
+    outputs: Path | None = None,
+    services: Sequence[str] = (),
+    include_sizing: bool = False,
+) -> Promotion:
+    """Rewrite the target's environment file and commit it on a new promotion branch; refuse with one line."""
+    if source == target:
+        raise PromotionRefused("source and target are the same environment")
+    _require_clean(root)
+    target_file = _target_file(root, target)
+    names = _selected(services)
+    images, read_from = source_images(source, root, outputs)
+    digests = check_digests(images, names, read_from)
+    sizing = None
+    if include_sizing:
+        source_file = root / "environments" / f"{source}.yaml"
+        if not source_file.is_file():
+            raise PromotionRefused(f"--include-sizing needs environments/{source}.yaml")
+        sizing = load_sizing(source_file.read_text())
+
+    label = f"environments/{target}.yaml"
+    original = target_file.read_text()
+    new_text, changes = rewrite_releases(original, label, digests, sizing)
+    if not changes:
+        raise NothingToPromote(
+            f"nothing to promote: {target} already runs what {source} runs ({', '.join(names)})"
+        )
+
+    promotion = Promotion(source, target, changes, read_from, base_sha=_git(root, "rev-parse", "HEAD"))
+    promotion.base_branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    promotion.branch = f"promote/{source}-to-{target}-{promotion.base_sha[:7]}"
+    if _git(root, "branch", "--list", promotion.branch):
+        raise PromotionRefused(
+            f"branch {promotion.branch} already exists; delete it or promote from a newer commit"
+        )
+
+    target_file.write_text(new_text)
+    try:
+        before, after = _render_pair(root, target)
+        failure = _policy_failure(after)
+        if failure:
+            raise PromotionRefused(f"{target} would not pass ops policy {target}: {failure}")
+    except BaseException:
+        target_file.write_text(original)  # a refusal changes nothing
+        raise
+    promotion.plan = diff_graphs(
+        before, after, base_label=f"`{promotion.base_sha[:7]}`", head_label=promotion.branch
+    )
+    _git(root, "switch", "--quiet", "-c", promotion.branch)
+    _git(root, "commit", "--quiet", "-m", promotion.commit_message(), "--", label)
+    promotion.commit = _git(root, "rev-parse", "HEAD")
+    return promotion
+
+
+def preview_markdown(promotion: Promotion) -> str:
+    assert promotion.plan is not None
+    plan = promotion.plan
+    return to_markdown(
+        [Plan(promotion.target, plan.changes, plan.unchanged, plan.base_label, plan.head_label)]
+    )
+
+
+def push_and_open_pr(promotion: Promotion, root: Path) -> tuple[list[str], bool]:
+    """Push the branch; open the pull request with gh when installed. Returns (gh command, whether it ran)."""
+    _git(root, "push", "--quiet", "--set-upstream", "origin", promotion.branch)
+    body = Path(tempfile.gettempdir()) / f"{promotion.branch.replace('/', '-')}.md"
+    body.write_text(preview_markdown(promotion))
+    command = [
+        "gh",
+        "pr",
+        "create",
+        "--base",
+        promotion.base_branch,
+        "--head",
+        promotion.branch,
+        "--title",
+        promotion.title,
+        "--body-file",
+        str(body),
+    ]
+    if shutil.which("gh") is None:
+        return command, False
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["failed"]
+        raise PromotionRefused(f"gh pr create: {lines[-1].strip()} (branch {promotion.branch} is pushed)")
+    return command, True
+
+
+def shell_command(command: Sequence[str]) -> str:
+    return shlex.join(command)

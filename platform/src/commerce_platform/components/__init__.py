@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources, one per concern; each parents its children and registers its outputs."""

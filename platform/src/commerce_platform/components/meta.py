@@ -1,0 +1,85 @@
+"""Names and labels shared by every component (recommended app.kubernetes.io labels on every object)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import pulumi_kubernetes as k8s
+
+PART_OF = "commerce-platform"
+MANAGED_BY = "pulumi"
+TYPE_PREFIX = "commerce-platform"
+
+
+def platform_version() -> str:
+    try:
+        return version("commerce-platform")
+    except PackageNotFoundError:  # running from a source tree without the dist installed
+        return "0.0.0"
+
+
+def selector(name: str, instance: str, component: str) -> dict[str, str]:
+    """The stable subset of labels used in selectors (never the version, which changes every release)."""
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+    }
+
+
+def labels(name: str, instance: str, component: str, app_version: str | None = None) -> dict[str, str]:
+    return {
+        **selector(name, instance, component),
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/version": app_version or platform_version(),
+    }
+
+
+def metadata(name: str, namespace: str | None, obj_labels: dict[str, str], **extra) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=obj_labels, **extra)
+
+
+def version_label(image_ref: str) -> str:
+    """A label-safe version from a pinned image (`…@sha256:<hex>` → `sha256-<12 hex>`), else `build`."""
+    if "@sha256:" in image_ref:
+        return "sha256-" + image_ref.rsplit("@sha256:", 1)[1][:12]
+    return "build"
+
+
+# Restricted Pod Security: the same container hardening for services, jobs and data stores.
+def container_security(run_as_user: int) -> k8s.core.v1.SecurityContextArgs:
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        run_as_user=run_as_user,
+        run_as_group=run_as_user,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def pod_security(run_as_user: int) -> k8s.core.v1.PodSecurityContextArgs:
+    return k8s.core.v1.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=run_as_user,
+        run_as_group=run_as_user,
+        fs_group=run_as_user,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def resources(cpu: str, memory: str, memory_limit: str) -> k8s.core.v1.ResourceRequirementsArgs:
+    # No CPU limit on purpose: throttling hurts latency; memory is limited because OOM must stay local.
+    return k8s.core.v1.ResourceRequirementsArgs(
+        requests={"cpu": cpu, "memory": memory}, limits={"memory": memory_limit}
+    )
+
+
+def tmp_volume() -> tuple[k8s.core.v1.VolumeArgs, k8s.core.v1.VolumeMountArgs]:
+    """Read-only root filesystems still need a writable /tmp."""
+    return (
+        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+    )

@@ -1,0 +1,345 @@
+"""Per-environment definitions, validated once into typed objects.
+
+Which file holds what:
+- `environments/<env>.yaml` — the release and sizing of one environment: per service the image (`build` or a
+  pinned `repo@sha256:` digest), HPA min/max and resources, extra non-secret settings; Postgres and Redis mode
+  (in-cluster | external) and size; the namespace ResourceQuota. Reviewed like code, promoted between envs.
+- `Pulumi.<stack>.yaml` — stack settings that belong to *where* it runs, not *what* runs: cluster connection
+  (kube context), namespace, domain, Kubernetes version (default 1.31), ingress class, and the encrypted secrets
+  (`pulumi config set --secret ...`, never plaintext in git).
+- Stacks named `pr-<N>` have no files of their own: they are derived from dev (namespace `<dev-namespace>-pr-<N>`,
+  host `pr-<N>.<dev-domain>`, one replica, minimal sizing, volumes deleted with the stack).
+
+Every error names the file, the key and the allowed values in one line (`EnvironmentConfigError`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from commerce_platform import catalogue
+
+PROJECT = "commerce-platform"
+DEFAULT_K8S_VERSION = "1.31"
+BUILD = "build"
+REVIEW_STACK = re.compile(r"^pr-([1-9][0-9]{0,6})$")
+PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class EnvironmentConfigError(ValueError):
+    """Bad input in environments/ or Pulumi.<stack>.yaml; str() is one line naming file, key and fix."""
+
+
+def repo_root_default() -> Path:
+    # platform/src/commerce_platform/environments.py → repo root is four levels up
+    return Path(__file__).resolve().parents[3]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Quantity = Annotated[str, Field(pattern=QUANTITY)]
+SettingValue = str | int | float | bool
+
+
+class Resources(_Strict):
+    cpu: Quantity  # request
+    memory: Quantity  # request; also the limit unless memory_limit is given
+    memory_limit: Quantity | None = None
+
+    @property
+    def limit_memory(self) -> str:
+        return self.memory_limit or self.memory
+
+
+class Autoscaling(_Strict):
+    min: int = Field(ge=1, le=100)
+    max: int = Field(ge=1, le=100)
+    cpu_percent: int = Field(default=70, ge=10, le=100)
+    memory_percent: int = Field(default=80, ge=10, le=100)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        return self
+
+
+class ServiceRelease(_Strict):
+    release: str  # "build" or repo@sha256:<64 hex>
+    autoscaling: Autoscaling
+    resources: Resources
+    settings: dict[str, SettingValue] = {}
+
+    @field_validator("release")
+    @classmethod
+    def _release_format(cls, value: str) -> str:
+        if value != BUILD and not PINNED_IMAGE.match(value):
+            raise ValueError(f"must be 'build' or a pinned digest 'repo@sha256:<64 hex>', got {value!r}")
+        return value
+
+    @property
+    def builds(self) -> bool:
+        return self.release == BUILD
+
+
+class Postgres(_Strict):
+    mode: Literal["in-cluster", "external"]
+    image: str = "postgres:16-alpine"
+    uid: int = 70  # the image's postgres user (alpine images: 70)
+    storage: Quantity = "1Gi"
+    storage_class: str | None = None
+    retain_volume: bool = True
+    resources: Resources = Resources(cpu="250m", memory="512Mi")
+
+
+class Redis(_Strict):
+    mode: Literal["in-cluster", "external"]
+    image: str = "redis:7-alpine"
+    uid: int = 999  # the image's redis user
+    max_memory_mb: int = Field(default=100, ge=16)
+    resources: Resources = Resources(cpu="100m", memory="128Mi")
+
+
+class Quota(_Strict):
+    cpu: Quantity
+    memory: Quantity
+    pods: int = Field(ge=1)
+
+
+class EnvironmentSpec(_Strict):
+    description: str
+    image_repository: str = Field(pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$")  # where builds are pushed
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    settings: dict[str, SettingValue] = {}  # non-secret env for every service
+    services: dict[str, ServiceRelease]
+    postgres: Postgres
+    redis: Redis
+    quota: Quota
+
+
+class StackSettings(BaseModel):
+    """Plain values of Pulumi.<stack>.yaml (keys `commerce-platform:<camelCase>`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    kube_context: str | None = None
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    domain: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    k8s_version: str = Field(default=DEFAULT_K8S_VERSION, alias="k8sVersion")
+    ingress_class: str = "nginx"
+    ingress_namespace: str = "ingress-nginx"
+    tls_secret_name: str | None = None
+    admin_username: str = "admin"
+
+    @field_validator("k8s_version")
+    @classmethod
+    def _supported_version(cls, value: str) -> str:
+        supported = supported_k8s_versions()
+        if value not in supported:
+            raise ValueError(f"unsupported version {value!r}; allowed: {', '.join(supported)}")
+        return value
+
+
+# Keys whose values are secrets live in Pulumi config too but never in StackSettings (see secrets.py).
+SECRET_STACK_KEYS = frozenset({"kubeconfig"})
+
+
+@cache
+def supported_k8s_versions() -> tuple[str, ...]:
+    """Minor versions the installed kubernetes-validate ships strict schemas for (offline)."""
+    import kubernetes_validate.utils as kv
+
+    return tuple(sorted({kv.major_minor(v) for v in kv.all_versions()}, key=lambda v: tuple(map(int, v.split(".")))))
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str  # the stack name: dev, prod, pr-42
+    base: str  # the environments/ file it comes from (pr-N → dev)
+    spec: EnvironmentSpec
+    stack: StackSettings
+
+    @property
+    def is_review(self) -> bool:
+        return self.name != self.base
+
+    @property
+    def is_prod(self) -> bool:
+        return self.name == "prod"
+
+
+def _one_line(file: str, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> EnvironmentConfigError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = prefix + (".".join(loc) or "(top level)")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        return EnvironmentConfigError(f"{file}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+    if err["type"] == "missing":
+        return EnvironmentConfigError(f"{file}: missing required key {key!r}")
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "string_pattern_mismatch":
+        message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
+    return EnvironmentConfigError(f"{file}: {key}: {message}")
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif getattr(annotation, "__origin__", None) is dict:
+            value_type = annotation.__args__[1]
+            if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+                model = value_type
+    return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _read_yaml(path: Path, label: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise EnvironmentConfigError(f"{label}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise EnvironmentConfigError(f"{label}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise EnvironmentConfigError(f"{label}: expected a mapping at the top level")
+    return data
+
+
+def stack_file_values(stack: str, repo_root: Path) -> dict[str, Any]:
+    """Plain `commerce-platform:*` values of Pulumi.<stack>.yaml (secure values are left to secrets.py)."""
+    label = f"Pulumi.{stack}.yaml"
+    config = _read_yaml(repo_root / label, label).get("config") or {}
+    values = {}
+    for key, value in config.items():
+        project, _, name = str(key).partition(":")
+        if project != PROJECT or isinstance(value, dict) or name in SECRET_STACK_KEYS:
+            continue  # other providers' keys and `secure:` entries
+        values[name] = value
+    return values
+
+
+def declared_secret_keys(stack: str, repo_root: Path) -> set[str]:
+    """Keys stored encrypted (`secure:`) in Pulumi.<stack>.yaml."""
+    label = f"Pulumi.{stack}.yaml"
+    config = _read_yaml(repo_root / label, label).get("config") or {}
+    return {
+        str(k).partition(":")[2]
+        for k, v in config.items()
+        if str(k).startswith(f"{PROJECT}:") and isinstance(v, dict) and "secure" in v
+    }
+
+
+def _review_spec(dev: EnvironmentSpec) -> EnvironmentSpec:
+    """pr-<N>: dev's release, one replica each, minimal sizing, nothing retained."""
+    services = {
+        name: svc.model_copy(
+            update={
+                "autoscaling": Autoscaling(min=1, max=1),
+                "resources": Resources(cpu="50m", memory=svc.resources.memory, memory_limit=svc.resources.limit_memory),
+            }
+        )
+        for name, svc in dev.services.items()
+    }
+    return dev.model_copy(
+        update={
+            "description": "ephemeral review environment derived from dev",
+            "services": services,
+            "postgres": dev.postgres.model_copy(update={"storage": "1Gi", "retain_volume": False}),
+            "quota": Quota(cpu="4", memory="8Gi", pods=30),
+        }
+    )
+
+
+def _check_services(file: str, spec: EnvironmentSpec, services: tuple[catalogue.ServiceSpec, ...]) -> None:
+    known = [s.name for s in services]
+    for name in spec.services:
+        if name not in known:
+            raise EnvironmentConfigError(f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}")
+    for name in known:
+        if name not in spec.services:
+            raise EnvironmentConfigError(f"{file}: services: missing required key {name!r}")
+    from commerce_platform.service_env import check_settings_overrides
+
+    check_settings_overrides(file, "settings", spec.settings, services)
+    for s in services:
+        check_settings_overrides(file, f"services.{s.name}.settings", spec.services[s.name].settings, (s,))
+
+
+def parse_environment(
+    file: str, data: dict[str, Any], services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES
+) -> EnvironmentSpec:
+    try:
+        spec = EnvironmentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(file, exc, EnvironmentSpec) from None
+    _check_services(file, spec, services)
+    return spec
+
+
+def parse_stack(file: str, values: dict[str, Any]) -> StackSettings:
+    try:
+        return StackSettings.model_validate(values)
+    except ValidationError as exc:
+        raise _one_line(file, exc, StackSettings, prefix=f"{PROJECT}:") from None
+
+
+def load_environment(
+    name: str,
+    repo_root: Path | None = None,
+    stack_values: dict[str, Any] | None = None,
+    services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES,
+) -> Environment:
+    """The validated environment for stack `name` (dev, prod or pr-<N>).
+
+    `stack_values` overlays the Pulumi.<stack>.yaml values (the program passes what the Pulumi engine gave it).
+    """
+    root = Path(repo_root) if repo_root else repo_root_default()
+    review = REVIEW_STACK.match(name)
+    base = "dev" if review else name
+    env_file = root / "environments" / f"{base}.yaml"
+    label = f"environments/{base}.yaml"
+    if not review and not env_file.is_file():
+        known = sorted(p.stem for p in (root / "environments").glob("*.yaml"))
+        raise EnvironmentConfigError(
+            f"unknown environment {name!r}; allowed: {', '.join(known + ['pr-<N>'])} (no {label})"
+        )
+    spec = parse_environment(label, _read_yaml(env_file, label), services)
+    values = stack_file_values(base, root)
+    if review:
+        number = review.group(1)
+        spec = _review_spec(spec)
+        values = {**values, "namespace": f"{values.get('namespace', '')}-pr-{number}",
+                  "domain": f"pr-{number}.{values.get('domain', '')}"}
+        values.pop("tlsSecretName", None)
+    values.update(stack_values or {})
+    stack = parse_stack(f"Pulumi.{name}.yaml" if not review else f"Pulumi.{base}.yaml (derived for {name})", values)
+    if name == "prod":
+        for svc, release in spec.services.items():
+            if release.builds:
+                raise EnvironmentConfigError(
+                    f"{label}: services.{svc}.release: prod accepts pinned digests only ('repo@sha256:<64 hex>'), not 'build'"
+                )
+        for part in ("postgres", "redis"):
+            mode = getattr(spec, part)
+            if mode.mode == "in-cluster" and "@sha256:" not in mode.image:
+                raise EnvironmentConfigError(f"{label}: {part}.image: prod accepts pinned digests only, got {mode.image!r}")
+    return Environment(name=name, base=base, spec=spec, stack=stack)

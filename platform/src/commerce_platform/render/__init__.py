@@ -1,0 +1,157 @@
+"""Offline render: the Pulumi program under the mock monitor → resource graph + one manifest per k8s object.
+
+`render_environment(env)` returns `{"environment", "k8s_version", "outputs", "resources", "manifests"}`:
+resources sorted by urn (urn, type, name, parent, dependencies, provider, props, secrets = paths of secret
+inputs), manifests sorted in apply order (`file`, `object`), every secret value replaced by "[secret]" and every
+manifest validated strictly against the stack's Kubernetes version. `write_render` puts it on disk as
+`manifests/NNN-<kind>-<name>.yaml` and `graph.json`; both are byte-identical across runs.
+
+Config comes from Pulumi.<stack>.yaml exactly as the engine would pass it (pr-<N>: nothing, the program derives
+it from dev). Encrypted secrets cannot be decrypted without the Pulumi CLI, so every secret the program requires
+gets a deterministic placeholder — which never reaches the output, because secrets are redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from commerce_platform import catalogue
+from commerce_platform.environments import (
+    PROJECT,
+    REVIEW_STACK,
+    EnvironmentConfigError,
+    declared_secret_keys,
+    load_environment,
+    repo_root_default,
+    stack_file_values,
+)
+from commerce_platform.render.engine import run_program
+from commerce_platform.render.manifests import (
+    ManifestInvalid,
+    clean,
+    file_name,
+    is_kubernetes_object,
+    sort_key,
+    to_manifest,
+    validate,
+)
+from commerce_platform.secrets import MissingSecretError, required_secrets
+
+__all__ = ["RenderError", "render_environment", "write_render", "placeholder_secret"]
+
+
+class RenderError(ValueError):
+    """One line saying what input is wrong and how to fix it."""
+
+
+def placeholder_secret(stack: str, key: str) -> str:
+    return f"render-placeholder-{hashlib.sha256(f'{stack}/{key}'.encode()).hexdigest()[:24]}"
+
+
+def stack_config_for(
+    env: str,
+    root: Path,
+    services: tuple[catalogue.ServiceSpec, ...],
+    overrides: dict[str, Any] | None,
+) -> tuple[dict[str, str], set[str]]:
+    """The config map the engine would hand the program, and which keys are secret."""
+    environment = load_environment(env, root, services=services)
+    file_stack = None if REVIEW_STACK.match(env) else env
+    plain = stack_file_values(file_stack, root) if file_stack else {}
+    secret_keys = {s.key for s in required_secrets(environment, services)}
+    if file_stack:
+        secret_keys |= declared_secret_keys(file_stack, root)
+    values: dict[str, Any] = {**plain, **{k: placeholder_secret(env, k) for k in secret_keys}}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    config = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    return config, {f"{PROJECT}:{k}" for k in secret_keys if k in values}
+
+
+def render_environment(
+    env: str,
+    repo_root: Path | None = None,
+    stack_config: dict[str, Any] | None = None,
+    *,
+    services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES,
+    check_schema: bool = True,
+) -> dict[str, Any]:
+    """Render stack `env` (dev, prod, pr-<N>) in memory. `stack_config` overrides Pulumi.<stack>.yaml values
+    (keys without the project prefix; None removes a key, e.g. to prove a missing secret fails)."""
+    from commerce_platform.program import PlatformConfigError, build
+
+    root = Path(repo_root) if repo_root else repo_root_default()
+    try:
+        config, secret_keys = stack_config_for(env, root, services, stack_config)
+        run = run_program(
+            lambda: build(root, services), project=PROJECT, stack=env, config=config, secret_keys=secret_keys
+        )
+    except (EnvironmentConfigError, PlatformConfigError, MissingSecretError) as exc:
+        raise RenderError(str(exc)) from None
+
+    resources = []
+    manifests = []
+    for urn in sorted(run.resources):
+        reg = run.resources[urn]
+        secrets: list[str] = []
+        props = clean(reg.inputs, "", secrets)
+        resources.append(
+            {
+                "urn": reg.urn,
+                "type": reg.type,
+                "name": reg.name,
+                "parent": reg.parent,
+                "dependencies": reg.dependencies,
+                "provider": reg.provider,
+                "props": props,
+                "secrets": secrets,
+            }
+        )
+        if is_kubernetes_object(reg.type):
+            manifests.append(to_manifest(props))
+    k8s_version = json.loads(json.dumps(_k8s_version(config)))
+    manifests.sort(key=sort_key)
+    if check_schema:
+        for manifest in manifests:
+            try:
+                validate(manifest, k8s_version)
+            except ManifestInvalid as exc:
+                raise RenderError(f"{env}: invalid manifest {exc}") from None
+    outputs = {k: "[secret]" if k in run.secret_outputs else clean(v) for k, v in sorted(run.outputs.items())}
+    return {
+        "environment": env,
+        "k8s_version": k8s_version,
+        "outputs": outputs,
+        "resources": resources,
+        "manifests": [{"file": file_name(i, m), "object": m} for i, m in enumerate(manifests, start=1)],
+    }
+
+
+def _k8s_version(config: dict[str, str]) -> str:
+    from commerce_platform.environments import DEFAULT_K8S_VERSION
+
+    return config.get(f"{PROJECT}:k8sVersion", DEFAULT_K8S_VERSION)
+
+
+def write_render(graph: dict[str, Any], out_dir: Path) -> Path:
+    """Write `manifests/` and `graph.json` under out_dir (replacing a previous render there)."""
+    out_dir = Path(out_dir)
+    manifest_dir = out_dir / "manifests"
+    if manifest_dir.exists():
+        shutil.rmtree(manifest_dir)
+    manifest_dir.mkdir(parents=True)
+    for entry in graph["manifests"]:
+        text = yaml.safe_dump(entry["object"], sort_keys=True, default_flow_style=False, width=120)
+        (manifest_dir / entry["file"]).write_text(text)
+    doc = {k: graph[k] for k in ("environment", "k8s_version", "outputs", "resources")}
+    (out_dir / "graph.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return out_dir

@@ -1,0 +1,135 @@
+"""Run the Pulumi program under the mock monitor and record what it declares.
+
+The mock monitor stands in for the Pulumi engine only: it answers each registration with the inputs as outputs
+(as a provider would echo a created object) and remembers parent, dependencies and provider of every resource.
+Each run gets a fresh contextvars context and event loop, so runs are isolated and repeatable in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, rpc, set_all_config
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    dependencies: list[str]
+    provider: str
+    custom: bool
+    inputs: dict[str, Any]
+
+
+@dataclass
+class Run:
+    resources: dict[str, Registration] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+
+def _stable_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class EchoMocks(pulumi.runtime.Mocks):
+    """Outputs = inputs, plus what the real provider would fill in that the program reads back."""
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        outputs = dict(args.inputs)
+        if args.typ == "docker:index/image:Image":
+            # The registry answers a push with the content digest; here, a digest of the build inputs.
+            repository = str(outputs["imageName"]).rsplit(":", 1)[0]
+            digest = hashlib.sha256(_stable_json(args.inputs).encode()).hexdigest()
+            outputs["repoDigest"] = f"{repository}@sha256:{digest}"
+        metadata = outputs.get("metadata")
+        resource_id = args.name
+        if isinstance(metadata, dict) and metadata.get("name"):
+            resource_id = "/".join(str(p) for p in (metadata.get("namespace"), metadata["name"]) if p)
+        return resource_id, outputs
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, run: Run):
+        super().__init__(EchoMocks())
+        self.run = run
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = {} if request.type == "pulumi:pulumi:Stack" else rpc.deserialize_properties(request.object)
+        self.run.resources[urn] = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            dependencies=sorted(set(request.dependencies)),
+            provider=request.provider.split("::")[-2] if request.provider else "",
+            custom=bool(request.custom),
+            inputs=inputs,
+        )
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        resource_id, state = self.mocks.new_resource(
+            mocks.MockResourceArgs(
+                typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+                resource_id=request.importId, custom=request.custom or False,
+            )
+        )
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        props = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=props)
+
+
+def run_program(
+    program: Callable[[], dict[str, pulumi.Output[Any]]],
+    *,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: set[str],
+) -> Run:
+    """Run `program` as stack `stack` of `project` with the given config; return what it registered."""
+    return contextvars.Context().run(_run_isolated, program, project, stack, config, secret_keys)
+
+
+def _run_isolated(program, project: str, stack: str, config: dict[str, str], secret_keys: set[str]) -> Run:
+    run = Run()
+    try:
+        previous = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # no loop in this thread
+        previous = None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        set_all_config(config, sorted(secret_keys))
+        mocks.set_mocks(EchoMocks(), project=project, stack=stack, preview=False, monitor=RecordingMonitor(run))
+        returned: dict[str, pulumi.Output[Any]] = {}
+
+        def body() -> None:
+            returned.update(program())
+
+        loop.run_until_complete(run_pulumi_func(body))
+        for key, output in returned.items():
+            run.outputs[key] = loop.run_until_complete(output.future())
+            if loop.run_until_complete(output.is_secret()):
+                run.secret_outputs.add(key)
+        return run
+    finally:
+        loop.close()
+        asyncio.set_event_loop(previous)

@@ -1,0 +1,116 @@
+"""From recorded registrations to redacted props, Kubernetes manifests and schema validation."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate.utils as kv
+import referencing
+from pulumi.runtime import rpc
+
+REDACTED = "[secret]"
+# Apply order for readable, stable file numbering (Helm's install order for the kinds used here).
+KIND_ORDER = (
+    "Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "Secret", "ConfigMap",
+    "PersistentVolumeClaim", "Service", "StatefulSet", "Deployment", "Job", "HorizontalPodAutoscaler",
+    "PodDisruptionBudget", "Ingress",
+)
+
+
+def clean(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
+    """Redact secret values, turn the mock runtime's integral floats back into ints, drop engine-internal keys."""
+    if rpc.is_rpc_secret(value):
+        if secrets is not None:
+            secrets.append(path or "/")
+        return _redact(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {
+            k: clean(v, f"{path}/{k}", secrets) for k, v in sorted(value.items()) if not str(k).startswith("__")
+        }
+    if isinstance(value, list):
+        return [clean(v, f"{path}/{i}", secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _redact(value: Any) -> Any:
+    """Keep the shape (key names are not secret), replace every leaf."""
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return REDACTED
+
+
+def is_kubernetes_object(resource_type: str) -> bool:
+    return resource_type.startswith("kubernetes:") and not resource_type.startswith("pulumi:providers:")
+
+
+def to_manifest(props: dict[str, Any]) -> dict[str, Any]:
+    manifest = {k: v for k, v in props.items() if v is not None}
+    if manifest.get("kind") == "Secret":
+        # Secret payloads never leave the program, whatever their Output said.
+        for key in ("data", "stringData"):
+            if isinstance(manifest.get(key), dict):
+                manifest[key] = {k: REDACTED for k in manifest[key]}
+    return _drop_nulls(manifest)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def sort_key(manifest: dict[str, Any]) -> tuple:
+    kind = manifest["kind"]
+    rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    meta = manifest.get("metadata", {})
+    return rank, kind, meta.get("namespace", ""), meta.get("name", "")
+
+
+def file_name(index: int, manifest: dict[str, Any]) -> str:
+    name = re.sub(r"[^a-z0-9.-]+", "-", str(manifest["metadata"]["name"]).lower())
+    return f"{index:03d}-{manifest['kind'].lower()}-{name}.yaml"
+
+
+class ManifestInvalid(ValueError):
+    pass
+
+
+@cache
+def _validator(version: str, kind: str, api_version: str) -> jsonschema.protocols.Validator:
+    """kubernetes_validate's strict schema lookup, compiled once per (version, kind, apiVersion)."""
+    schema_version = [v for v in kv.all_versions() if kv.major_minor(v) <= kv.major_minor(version)][-1]
+    schema_dir = f"kubernetes-json-schema/v{schema_version}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kv.schema_contents(f"{schema_dir}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError:
+        raise ManifestInvalid(f"no schema for {kind} {api_version} in Kubernetes {version}") from None
+    definitions = _definitions(schema_dir, version)
+    registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
+    registry = definitions @ registry
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@cache
+def _definitions(schema_dir: str, version: str) -> referencing.Resource:
+    return referencing.Resource.from_contents(kv.schema_contents(f"{schema_dir}/_definitions.json", version))
+
+
+def validate(manifest: dict[str, Any], k8s_version: str) -> None:
+    """Strict schema validation (unknown fields are errors) against the stack's Kubernetes version."""
+    validator = _validator(k8s_version, manifest["kind"], manifest["apiVersion"])
+    error = jsonschema.exceptions.best_match(validator.iter_errors(manifest))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ManifestInvalid(
+            f"{manifest['kind']}/{manifest['metadata'].get('name')}: {where}: {error.message} (Kubernetes {k8s_version}, strict)"
+        )

@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -72,10 +74,47 @@ def embedded_env(tmp_path_factory):
     ops(["dev", "down"], env)  # safety net if a test failed half-way
 
 
-def test_embedded_stack_flow_teardown_and_persistence(embedded_env, tmp_path):
+@pytest.fixture(scope="module")
+def embedded_stack(embedded_env):
+    """The stack brought up once for this module: (gateway URL, admin name, state.json)."""
+    return _up(embedded_env)
+
+
+def _cluster_to_local(value: str, local_addresses: dict[str, str]) -> str:
+    """Rendered in-cluster service addresses (http://<svc>.<ns>.svc.cluster.local:<port>) → the local ones."""
+    return re.sub(r"http://([a-z]+)\.[a-z0-9.-]+:\d+", lambda m: local_addresses[m.group(1)], value)
+
+
+def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
+    """Read from the running processes themselves: same names as the dev Deployment, same values except
+    addresses (compared after mapping cluster → local) and secrets (not compared)."""
+    render = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("rendered_env.py")), "dev"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert render.returncode == 0, render.stderr
+    rendered = json.loads(render.stdout)
+    _, _, state = embedded_stack
+    local_addresses = {s.name: state["processes"][s.name]["url"] for s in catalogue.SERVICES}
+    assert sorted(rendered) == sorted(local_addresses)
+    for spec in catalogue.SERVICES:
+        environ = psutil.Process(state["processes"][spec.name]["pid"]).environ()
+        local = {k: v for k, v in environ.items() if k in spec.env_var_names}
+        expected = rendered[spec.name]
+        assert sorted(local) == sorted(expected), spec.name
+        for name, value in expected.items():
+            if value is None:  # a secret: the Deployment reads it from a Secret; locally it has a local value
+                assert local[name], (spec.name, name)
+            else:
+                assert local[name] == _cluster_to_local(value, local_addresses), (spec.name, name)
+
+
+def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack, tmp_path):
     env = embedded_env
     local_dir = Path(env["OPS_LOCAL_DIR"])
-    gateway, admin_name, state = _up(env)
+    gateway, admin_name, state = embedded_stack
     assert (local_dir / "secrets.json").stat().st_mode & 0o777 == 0o600
     walked = walk_flow(gateway, admin_name, admin_password(local_dir))
 

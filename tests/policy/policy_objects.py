@@ -8,6 +8,7 @@ from typing import Any
 
 from commerce_platform.policy import Resource
 
+ENVIRONMENTS = ("dev", "prod", "pr-42")  # the real environments every test renders
 NAMESPACE = "commerce"
 DIGEST = "sha256:" + "ab" * 32
 TYPES = {

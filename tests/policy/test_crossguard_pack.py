@@ -1,95 +1,24 @@
 """The CrossGuard pack (platform/policy/__main__.py) adapts every rule and reports exactly what `ops policy`
 reports, when driven through pulumi_policy's own argument objects and unknown-value proxies (as under
-`pulumi preview`). The pack file is loaded under another name, so `PolicyPack` (a blocking gRPC server) is never
-constructed here."""
+`pulumi preview`)."""
 
 from __future__ import annotations
 
 import ast
-import copy
-import runpy
-from pathlib import Path
 
 import pytest
 import yaml
-from commerce_platform.policy import RULES, evaluate
-from policy_objects import as_resources, compliant_stack, first_container, mutated
+from commerce_platform.policy import RULES
+from crossguard_driver import PACK_DIR, crossguard_findings, offline_findings, options
+from policy_objects import compliant_stack, first_container, mutated
 from pulumi_policy import (
     EnforcementLevel,
-    PolicyResource,
-    PolicyResourceOptions,
     ResourceValidationArgs,
     ResourceValidationPolicy,
-    StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.policy import PolicyCustomTimeouts, _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
-from test_rules import VIOLATIONS, case_id
-
-PACK_DIR = Path(__file__).resolve().parents[2] / "platform" / "policy"
-
-
-@pytest.fixture(scope="module")
-def pack() -> dict:
-    return runpy.run_path(str(PACK_DIR / "__main__.py"), run_name="commerce_policy_pack")
-
-
-def options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
-
-
-def crossguard_findings(pack: dict, stack: list[dict]) -> set[tuple[str, str, str]]:
-    """(rule id, urn, message) for every violation the pack's policies report on `stack`."""
-    findings: set[tuple[str, str, str]] = set()
-    for policy in pack["policies"]():
-        reported: list[tuple[str, str | None]] = []
-
-        def report(message, urn=None, reported=reported):
-            reported.append((message, urn))
-
-        try:
-            if isinstance(policy, ResourceValidationPolicy):
-                for e in stack:
-                    args = ResourceValidationArgs(
-                        e["type"],
-                        unknown_checking_proxy(copy.deepcopy(e["props"])),
-                        e["urn"],
-                        e["name"],
-                        options(),
-                        None,
-                    )
-                    before = len(reported)
-                    policy.validate(args, report)
-                    reported[before:] = [(m, e["urn"]) for m, _ in reported[before:]]
-            else:
-                resources = [
-                    PolicyResource(
-                        e["type"],
-                        unknown_checking_proxy(copy.deepcopy(e["props"])),
-                        e["urn"],
-                        e["name"],
-                        options(),
-                        None,
-                        None,
-                        [],
-                        {},
-                    )
-                    for e in stack
-                ]
-                policy.validate(StackValidationArgs(resources), report)
-        except _NotApplicableError:
-            continue
-        findings |= {(policy.name, urn, message) for message, urn in reported}
-    return findings
-
-
-def offline_findings(stack: list[dict], env: str) -> set[tuple[str, str, str]]:
-    findings = set()
-    for v in evaluate(as_resources(stack), env):
-        message = v.message if v.rule.scope == "resource" else f"{v.resource.display}: {v.message}"
-        findings.add((v.rule.id, v.resource.urn, message))
-    return findings
+from rule_cases import VIOLATIONS, case_id
 
 
 def test_pack_builds_one_policy_per_rule_with_its_metadata(pack):

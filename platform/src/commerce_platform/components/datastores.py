@@ -159,6 +159,7 @@ class Postgres(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),
         )
+        tmp, tmp_mount = tmp_volume()
         init_labels = labels("postgres-init", f"postgres-{env.name}", "database-init", _image_version(spec.image))
         script = core.ConfigMap(
             "postgres-init-script",
@@ -201,7 +202,8 @@ class Postgres(pulumi.ComponentResource):
                                 resources=resources("50m", "64Mi", "128Mi"),
                                 security_context=container_security(spec.uid),
                                 volume_mounts=[
-                                    core.VolumeMountArgs(name="script", mount_path="/scripts", read_only=True)
+                                    core.VolumeMountArgs(name="script", mount_path="/scripts", read_only=True),
+                                    tmp_mount,
                                 ],
                             )
                         ],
@@ -209,7 +211,8 @@ class Postgres(pulumi.ComponentResource):
                             core.VolumeArgs(
                                 name="script",
                                 config_map=core.ConfigMapVolumeSourceArgs(name="postgres-init-script"),
-                            )
+                            ),
+                            tmp,
                         ],
                     ),
                 ),

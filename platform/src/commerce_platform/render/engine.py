@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -16,10 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi._types as pulumi_types
 from pulumi.runtime import mocks, rpc, set_all_config
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
+
+
+# The SDK re-resolves the type hints of every input/output class on every (de)serialisation; they are fixed
+# per class, and resolving them is most of a render's time. Cache it (same results, read-only dicts).
+if not hasattr(pulumi_types._types_from_py_properties, "cache_info"):
+    pulumi_types._types_from_py_properties = functools.cache(pulumi_types._types_from_py_properties)
 
 
 @dataclass

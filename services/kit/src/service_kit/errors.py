@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +31,22 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
+# A dependency that can't be reached (Postgres down, pool timeouts) is a temporary 503, not a 500 bug.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
+async def _dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("dependency unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+    return JSONResponse({"detail": "dependency unavailable"}, status_code=503, headers={"Retry-After": "1"})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -38,4 +55,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for exc_type in _UNAVAILABLE:
+        app.add_exception_handler(exc_type, _dependency_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,17 @@ def ops(args: list[str], env: dict[str, str], timeout: float = 180) -> subproces
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+@contextmanager
+def local_dir():
+    """A throw-away local folder outside pytest's basetemp: pytest re-chmods that to 0700 whenever any pytest
+    session starts, which would lock out embedded Postgres (it runs as its own system user when we are root)."""
+    folder = Path(tempfile.mkdtemp(prefix="ops-e2e-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

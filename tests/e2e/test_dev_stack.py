@@ -17,7 +17,7 @@ import psutil
 import pytest
 from commerce_platform import catalogue
 from commerce_platform.local.ports import listening_ports
-from devstack import admin_password, check_persisted, free_port_offset, ops, walk_flow
+from devstack import admin_password, check_persisted, free_port_offset, local_dir, ops, walk_flow
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +68,11 @@ def _down_and_check_nothing_left(env: dict[str, str], state: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def embedded_env(tmp_path_factory):
-    env = {"OPS_LOCAL_DIR": str(tmp_path_factory.mktemp("local")), "OPS_PORT_OFFSET": str(free_port_offset())}
-    yield env
-    ops(["dev", "down"], env)  # safety net if a test failed half-way
+def embedded_env():
+    with local_dir() as folder:
+        env = {"OPS_LOCAL_DIR": str(folder), "OPS_PORT_OFFSET": str(free_port_offset())}
+        yield env
+        ops(["dev", "down"], env)  # safety net if a test failed half-way
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,12 +94,22 @@ def terminate(records: list[ProcessRecord], timeout: float = 10.0) -> list[str]:
         victims[proc] = record.name
     for proc in victims:
         _signal(proc, signal.SIGTERM)
-    _, still_alive = psutil.wait_procs(list(victims), timeout=timeout)
-    still_alive = [p for p in still_alive if _is_running(p)]
+    still_alive = _wait_gone(list(victims), timeout)
     for proc in still_alive:
         _signal(proc, signal.SIGKILL)
-    psutil.wait_procs(still_alive, timeout=5)
+    _wait_gone(still_alive, 5)
     return sorted({victims[p] for p in still_alive})
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Waits until none is running; returns those still running at the timeout. A zombie counts as gone: a
+    detached stack's processes are reaped by init, on its own schedule, not by us."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _is_running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _is_running(p)]
+    return alive
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:

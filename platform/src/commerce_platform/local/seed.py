@@ -39,7 +39,9 @@ def seed_products(
         # The users service creates the admin in the background right after start-up: give it a moment.
         deadline = time.monotonic() + 20
         while True:
-            token = http.post(f"{users_url}/token", data={"username": admin_username, "password": admin_password})
+            token = http.post(
+                f"{users_url}/token", data={"username": admin_username, "password": admin_password}
+            )
             if token.status_code == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

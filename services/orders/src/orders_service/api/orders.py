@@ -33,10 +33,10 @@ _ERRORS = {
 )
 async def place_order(
     body: OrderRequest,
-    idempotency_key: OptionalIdempotencyKey,
     principal: CurrentPrincipal,
     placement: OrderPlacementDep,
     response: Response,
+    idempotency_key: OptionalIdempotencyKey = None,
 ) -> Order:
     order, created = await placement.place(principal, body, idempotency_key)
     if not created:

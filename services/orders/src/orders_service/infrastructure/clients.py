@@ -88,7 +88,8 @@ class InventoryClient(ServiceClient):
             idempotent=True,  # one reservation per order id, so a repeat returns the same one
             json={"order_id": str(order_id), "product_id": product_id, "quantity": quantity},
         )
-        if response.status_code == 409:
+        # 409 also means "this order id holds another reservation", which only a bug here could cause.
+        if response.status_code == 409 and self.body(response).get("detail") == "insufficient stock":
             raise InsufficientStock()
         if response.status_code == 404:
             raise ProductNotFound()

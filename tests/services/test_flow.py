@@ -1,0 +1,221 @@
+"""The seed's flow across all four services, each a separate uvicorn process, over real HTTP.
+
+Orders answer 201 whatever the outcome; a failed order has status "failed" and a failure_reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from flow_support import create_product, fetch, money, order_body, start_all, stock_of
+from harness import auth, dead_database_url, free_port
+from orders_service.domain.models import OrderRequest
+from payments_service.settings import PaymentsSettings
+
+DECLINE_ABOVE = PaymentsSettings.model_fields["payment_decline_above"].default
+
+
+@pytest.fixture(scope="module")
+def stack(services):
+    return start_all(services)
+
+
+@pytest.fixture(scope="module")
+def orders(stack):
+    with httpx.Client(base_url=stack.orders.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def product(stack, admin_token):
+    return create_product(stack, admin_token, price="19.99", stock=1000)
+
+
+def place(orders, token, body, key=None):
+    headers = auth(token) | ({"Idempotency-Key": key} if key else {})
+    return orders.post("/orders/", json=body, headers=headers)
+
+
+def test_the_seed_flow_register_token_me_product_order_completed(stack, orders, admin_token):
+    name = f"shopper{uuid.uuid4().hex[:8]}"
+    password = f"pw-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=stack.users.url, timeout=30) as users:
+        registered = users.post("/users/", json={"username": name, "email": f"{name}@example.com", "password": password})
+        assert registered.status_code == 201
+        token = users.post("/token", data={"username": name, "password": password}).json()["access_token"]
+        me = users.get("/users/me/", headers=auth(token))
+        assert (me.status_code, me.json()["username"]) == (200, name)
+    product = create_product(stack, admin_token, price="19.99", stock=10)
+    assert stock_of(stack, product["id"]) == 10
+
+    response = place(orders, token, order_body(product["id"], quantity=3))
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert set(order) == {
+        "order_id", "status", "product_id", "quantity", "shipping_address", "amount", "payment_id",
+        "failure_reason", "created_at",
+    }
+    assert (order["status"], order["failure_reason"]) == ("completed", None)
+    assert (order["product_id"], order["quantity"], money(order["amount"])) == (product["id"], 3, money("59.97"))
+
+    status = orders.get(f"/orders/{order['order_id']}/status", headers=auth(token))
+    assert status.json() == {"order_id": order["order_id"], "status": "completed", "failure_reason": None}
+    assert orders.get(f"/orders/{order['order_id']}", headers=auth(token)).json() == order
+    assert stock_of(stack, product["id"]) == 7
+
+    payment = httpx.get(f"{stack.payments.url}/payments/{order['payment_id']}", headers=auth(token), timeout=10)
+    assert payment.status_code == 200
+    assert payment.json()["order_id"] == order["order_id"]
+    assert (payment.json()["status"], money(payment.json()["amount"])) == ("authorized", money("59.97"))
+
+
+def test_a_declined_payment_fails_the_order_and_gives_the_stock_back(stack, orders, admin_token, register_and_login):
+    buyer = register_and_login("decline")
+    pricey = create_product(stack, admin_token, price=str(DECLINE_ABOVE / 2 + 1), stock=5)
+    response = place(orders, buyer.token, order_body(pricey["id"], quantity=2))
+    assert response.status_code == 201
+    order = response.json()
+    assert order["status"] == "failed"
+    assert order["failure_reason"] == "payment declined: amount exceeds limit"
+    assert stock_of(stack, pricey["id"]) == 5
+    payment = httpx.get(f"{stack.payments.url}/payments/{order['payment_id']}", headers=auth(buyer.token))
+    assert (payment.json()["status"], payment.json()["decline_reason"]) == ("declined", "amount exceeds limit")
+
+
+def test_insufficient_stock_and_unknown_products_fail_the_order(stack, orders, admin_token, register_and_login):
+    buyer = register_and_login("short")
+    scarce = create_product(stack, admin_token, price="5.00", stock=2)
+    too_many = place(orders, buyer.token, order_body(scarce["id"], quantity=3)).json()
+    assert (too_many["status"], too_many["failure_reason"], too_many["payment_id"]) == (
+        "failed", "insufficient stock", None
+    )
+    assert stock_of(stack, scarce["id"]) == 2
+    unknown = place(orders, buyer.token, order_body(2**40)).json()
+    assert (unknown["status"], unknown["failure_reason"]) == ("failed", "product not found")
+
+
+def test_only_the_owner_or_an_admin_sees_an_order(orders, product, admin_token, register_and_login):
+    owner, stranger = register_and_login("owner"), register_and_login("stranger")
+    order = place(orders, owner.token, order_body(product["id"])).json()
+    for path in (f"/orders/{order['order_id']}", f"/orders/{order['order_id']}/status"):
+        assert orders.get(path, headers=auth(owner.token)).status_code == 200
+        assert orders.get(path, headers=auth(admin_token)).status_code == 200
+        hidden = orders.get(path, headers=auth(stranger.token))
+        assert (hidden.status_code, hidden.json()) == (404, {"detail": "order not found"})
+    assert orders.get(f"/orders/{uuid.uuid4()}", headers=auth(owner.token)).status_code == 404
+    anonymous = orders.get(f"/orders/{order['order_id']}")
+    assert (anonymous.status_code, anonymous.headers["www-authenticate"]) == (401, "Bearer")
+
+
+def test_an_idempotency_key_returns_the_same_order_and_rejects_another_body(stack, orders, product, register_and_login):
+    buyer = register_and_login("idem")
+    key = uuid.uuid4().hex
+    before = stock_of(stack, product["id"])
+    first = place(orders, buyer.token, order_body(product["id"], quantity=2), key)
+    again = place(orders, buyer.token, order_body(product["id"], quantity=2), key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    other = place(orders, buyer.token, order_body(product["id"], quantity=3), key)
+    assert other.status_code == 422
+    assert other.json() == {"detail": "Idempotency-Key was already used with a different order"}
+    assert stock_of(stack, product["id"]) == before - 2
+    # Keys belong to their user: another user's equal key is a new order.
+    assert place(orders, register_and_login("idem").token, order_body(product["id"]), key).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"quantity": 0}, "quantity"),
+        ({"quantity": "lots"}, "quantity"),
+        ({"shipping_address": "   "}, "shipping_address"),
+        ({"shipping_address": "x" * 501}, "shipping_address"),
+        ({"product_id": -1}, "product_id"),
+        ({"coupon": "FREE"}, "coupon"),
+    ],
+)
+def test_bad_orders_are_422_naming_the_field(orders, product, register_and_login, change, field):
+    response = place(orders, register_and_login("bad").token, order_body(product["id"]) | change)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+
+
+def test_orders_need_a_token(orders, product):
+    response = orders.post("/orders/", json=order_body(product["id"]))
+    assert (response.status_code, response.headers["www-authenticate"]) == (401, "Bearer")
+
+
+async def test_an_inactive_user_gets_400(orders, product, register_and_login):
+    buyer = register_and_login("inactive")
+    await fetch("users", "UPDATE users SET is_active = false WHERE id = $1", buyer.user["id"])
+    response = place(orders, buyer.token, order_body(product["id"]))
+    assert (response.status_code, response.json()) == (400, {"detail": "user account is inactive"})
+
+
+async def test_an_interrupted_order_is_resumed_when_retried_with_its_key(stack, orders, product, register_and_login):
+    """An order left in processing (the process died mid-flow) completes when its client retries."""
+    buyer = register_and_login("resume")
+    body, key, order_id = order_body(product["id"]), uuid.uuid4().hex, uuid.uuid4()
+    fingerprint = OrderRequest.model_validate(body).fingerprint()
+    stale = datetime.now(UTC) - timedelta(hours=1)
+    await fetch(
+        "orders",
+        """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, idempotency_key,
+                               request_hash, created_at, updated_at)
+           VALUES ($1, $2, $3, 1, $4, 'processing', $5, $6, $7, $7)""",
+        order_id, str(buyer.user["id"]), product["id"], body["shipping_address"], key, fingerprint, stale,
+    )
+    before = stock_of(stack, product["id"])
+    response = place(orders, buyer.token, body, key)
+    assert response.status_code == 200
+    assert (response.json()["order_id"], response.json()["status"]) == (str(order_id), "completed")
+    assert stock_of(stack, product["id"]) == before - 1
+
+
+def test_an_unreachable_users_service_is_a_clean_503(services, orders, product, register_and_login):
+    dead = f"http://127.0.0.1:{free_port()}"
+    instance = services.start_extra("orders", env={"USERS_URL": dead})
+    try:
+        response = httpx.post(
+            instance.url + "/orders/", json=order_body(product["id"]), headers=auth(register_and_login().token)
+        )
+        assert (response.status_code, response.json()) == (503, {"detail": "users service unreachable"})
+    finally:
+        services.stop(instance)
+
+
+async def test_an_unreachable_payments_service_fails_the_order_and_releases_the_stock(
+    services, stack, product, register_and_login
+):
+    instance = services.start_extra("orders", env={"PAYMENTS_URL": f"http://127.0.0.1:{free_port()}"})
+    try:
+        before = stock_of(stack, product["id"])
+        response = httpx.post(
+            instance.url + "/orders/", json=order_body(product["id"], 4), headers=auth(register_and_login().token)
+        )
+        assert response.status_code == 201
+        order = response.json()
+        assert (order["status"], order["failure_reason"]) == (
+            "failed", "payment failed: payments service unreachable"
+        )
+        assert stock_of(stack, product["id"]) == before
+        [reservation] = await fetch(
+            "inventory", "SELECT status FROM reservations WHERE order_id = $1", uuid.UUID(order["order_id"])
+        )
+        assert reservation["status"] == "released"
+    finally:
+        services.stop(instance)
+
+
+def test_losing_the_orders_database_is_a_clean_503(services, product, register_and_login):
+    instance = services.start_extra("orders", env={"DATABASE_URL": dead_database_url()})
+    try:
+        response = httpx.post(
+            instance.url + "/orders/", json=order_body(product["id"]), headers=auth(register_and_login().token)
+        )
+        assert (response.status_code, response.json()) == (503, {"detail": "orders database unavailable"})
+    finally:
+        services.stop(instance)

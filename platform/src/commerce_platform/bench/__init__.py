@@ -1,0 +1,1 @@
+"""`ops bench`: throughput, latency and memory of the services, measured as ratios in one run (BENCHMARKS.md)."""

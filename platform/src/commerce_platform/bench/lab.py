@@ -1,0 +1,186 @@
+"""A throw-away platform for measurements and fault injection, built on the local runtime (`LocalPlatform`).
+
+Two additions the bench and the chaos suite need and `ops dev` does not:
+- the services configured as in another environment (prod by default: its log level and pool sizes), plus
+  per-service overrides (e.g. LOG_LEVEL=WARNING), where `ops dev` always runs dev's values;
+- extra uvicorn processes beside the platform under the same server settings: the ceiling app, the seed's
+  connect-per-request read, and more instances of a service with other settings (inventory with its cache off).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from commerce_platform import catalogue
+from commerce_platform import service_env as platform_env
+from commerce_platform.local import processes
+from commerce_platform.local.environment import process_env
+from commerce_platform.local.ports import port_is_free
+from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform
+
+MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+MACHINE_REDIS = "redis://127.0.0.1:6379"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> int:
+    """An offset at which the gateway's and every service's catalogue port are free."""
+    bases = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
+    for offset in range(first, first + step * attempts, step):
+        if all(port_is_free(base + offset) for base in bases):
+            return offset
+    raise LabError(f"no free port offset between {first} and {first + step * attempts}")
+
+
+class LabPlatform(LocalPlatform):
+    """`LocalPlatform` with the services configured as in `environment`, plus env overrides per service."""
+
+    def __init__(
+        self,
+        config: LocalConfig,
+        environment: str = "prod",
+        overrides: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.environment = environment
+        self.overrides = overrides or {}
+
+    def service_env(self, service: str) -> dict[str, str]:
+        env = dict(platform_env.plain_env(self.environment, service, self.addresses()))
+        secrets = self.secret_values()
+        for name in sorted(platform_env.secret_env_names(service)):
+            env[name] = secrets.value(service, name)
+        return env | self.overrides.get("*", {}) | self.overrides.get(service, {})
+
+    @property
+    def admin_username(self) -> str:
+        users = platform_env.plain_env(self.environment, "users", self.addresses())
+        return users.get("ADMIN_USERNAME", self.secrets.admin_username)
+
+    def pid(self, name: str) -> int | None:
+        record = self.state.processes.get(name)
+        proc = record.process() if record else None
+        return proc.pid if proc else None
+
+    @property
+    def gateway_name(self) -> str:
+        return GATEWAY
+
+
+@dataclass
+class Extra:
+    """One more uvicorn process beside the platform, on the platform's server settings."""
+
+    name: str
+    port: int
+    popen: subprocess.Popen
+    record: processes.ProcessRecord
+    log_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen.poll() is None else None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no output)"
+
+
+@dataclass
+class Lab:
+    """A `LabPlatform` in its own temp folder, and the extra processes started beside it."""
+
+    platform: LabPlatform
+    work_dir: Path
+    extras: dict[str, Extra] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        label: str,
+        *,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        environment: str = "prod",
+        overrides: dict[str, dict[str, str]] | None = None,
+        stop_timeout: float = 10.0,
+        port_offset: int | None = None,
+    ) -> Lab:
+        """`database_url`/`redis_url` None: embedded Postgres/Redis under the lab's folder (safe to stop)."""
+        work_dir = Path(tempfile.mkdtemp(prefix=f"commerce-{label}-"))
+        config = LocalConfig(
+            local_dir=work_dir,
+            port_offset=free_port_offset() if port_offset is None else port_offset,
+            database_url=database_url,
+            redis_url=redis_url,
+            db_prefix=f"{label}_",
+            production_like=True,
+            seed=False,
+            stop_timeout=stop_timeout,
+        )
+        return cls(LabPlatform(config, environment, overrides), work_dir)
+
+    def url(self, name: str) -> str:
+        return self.extras[name].url if name in self.extras else self.platform.url(name)
+
+    def start_extra(
+        self, name: str, app: str, env: dict[str, str], *, health_path: str = "/health", timeout: float = 60
+    ) -> Extra:
+        port = free_port()
+        log_file = self.work_dir / "extras" / f"{name}.log"
+        argv = self.platform._uvicorn(app, port)  # exactly the platform's server settings
+        popen, record = processes.spawn(name, argv, process_env(env), log_file, port=port)
+        extra = Extra(name, port, popen, record, log_file)
+        self.extras[name] = extra
+        self._wait_answering(extra, health_path, timeout)
+        return extra
+
+    def start_service_copy(self, name: str, service: str, **overrides: str) -> Extra:
+        """Another instance of `service`, with the platform's env for it plus `overrides`."""
+        env = self.platform.service_env(service) | overrides
+        return self.start_extra(name, catalogue.get(service).app, env, health_path=catalogue.READINESS_PATH)
+
+    def stop_extra(self, name: str) -> None:
+        extra = self.extras.pop(name)
+        processes.terminate([extra.record], self.platform.config.stop_timeout)
+        extra.popen.wait(5)
+
+    def _wait_answering(self, extra: Extra, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if extra.popen.poll() is not None:
+                raise LabError(f"{extra.name} exited during start-up:\n{extra.log_tail()}")
+            try:
+                if httpx.get(extra.url + path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise LabError(f"{extra.name} not answering {path} after {timeout:.0f}s:\n{extra.log_tail()}")
+
+    def stop(self) -> None:
+        for name in list(self.extras):
+            self.stop_extra(name)
+        self.platform.stop()

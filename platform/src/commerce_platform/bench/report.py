@@ -1,0 +1,106 @@
+"""BENCHMARKS.md: the services section (between its markers) rendered from a `BenchRun`.
+
+The file has two owned sections; this module rewrites only the one between SERVICES_BEGIN and SERVICES_END and
+keeps everything else (the render section) byte for byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from commerce_platform.bench.runner import BenchRun
+
+SERVICES_BEGIN = "<!-- services:begin -->"
+SERVICES_END = "<!-- services:end -->"
+RENDER_BEGIN = "<!-- render:begin -->"
+RENDER_END = "<!-- render:end -->"
+ANALYSIS_FILE = Path(__file__).with_name("analysis.md")
+
+_NEW_FILE = f"""# Benchmarks
+
+Figures measured on this kind of machine by the repo's own scripts. Absolute numbers drift on a shared, noisy
+machine; the ratios measured within one run are what to compare.
+
+{RENDER_BEGIN}
+{RENDER_END}
+
+{SERVICES_BEGIN}
+{SERVICES_END}
+"""
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def render_section(run: BenchRun) -> str:
+    m = run.measured
+    ceiling = m["ceiling"].load
+    lines = [
+        "## Services: throughput, latency, memory (`ops bench`)",
+        "",
+        f"Measured {run.started_at:%Y-%m-%d %H:%M} UTC by `ops bench` (whole run {run.elapsed_seconds:.0f} s, "
+        f"all on loopback).",
+        "",
+        f"- Machine: {run.machine['cpu']}, {run.machine['cores']} cores, {run.machine['ram']} RAM, "
+        f"{run.machine['os']}; shared with the load generator, Postgres and Redis.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in run.versions.items()) + ".",
+        f"- Servers: one uvicorn worker per service, started by the local runtime as `{run.server_command}`; "
+        f"settings of environment `{run.environment}` (pool sizes), LOG_LEVEL={run.log_level} for the services and "
+        "the gateway (the per-request JSON log line is measured separately below).",
+        "- Data: the machine's Postgres (127.0.0.1:5432, databases `bench_<service>`, recreated each run) and "
+        "Redis (127.0.0.1:6379, db 13, flushed each run).",
+        f"- Load: wrk, {run.connections} connections, 2 threads, {run.warmup:g} s warm-up then {run.seconds:g} s "
+        "measured per row; req/s counts 2xx answers only. Orders are POSTed round-robin by "
+        "{SAGA_CUSTOMERS} customers (own tokens) over 32 fresh products with 1,000,000 stock each.",
+        "- Command: `ops bench` (equivalently `./.ci/ops bench`).",
+        "",
+        "| measurement | req/s | p50 ms | p99 ms | vs ceiling | failed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in ("ceiling", "cached", "cached_logged", "db", "connect", "saga"):
+        load = m[key].load
+        ratio = "1.00×" if key == "ceiling" else f"{load.rps / ceiling.rps:.2f}×"
+        lines.append(
+            f"| {m[key].label} | {load.rps:,.0f} | {_ms(load.p50_ms)} | {_ms(load.p99_ms)} | {ratio} | "
+            f"{load.failed} |"
+        )
+    logging_cost = 1 - m["cached_logged"].load.rps / m["cached"].load.rps
+    outcomes = ", ".join(f"{n} {status}" for status, n in run.saga_outcomes.items()) or "none recorded"
+    lines += [
+        "",
+        f"- Pool vs connect-per-request: **{run.ratio('db', 'connect'):.2f}×** the throughput "
+        f"(p50 {_ms(m['db'].load.p50_ms)} ms vs {_ms(m['connect'].load.p50_ms)} ms).",
+        f"- Per-request JSON logging (LOG_LEVEL=INFO vs {run.log_level}) costs {logging_cost:.0%} of the cached "
+        "read's throughput.",
+        f"- Orders in the database after the run (warm-up included): {outcomes}.",
+        "",
+        "| service | RSS after load | memory request | RSS / request |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for figure in run.memory:
+        lines.append(
+            f"| {figure.service} | {figure.rss_bytes / 2**20:.0f} MiB | {figure.request} "
+            f"(`environments/{run.environment}.yaml`) | {figure.ratio:.0%} |"
+        )
+    lines += ["", "| target | measured | verdict |", "| --- | --- | --- |"]
+    lines += [f"| {v.target} | {v.measured} | {v.word} |" for v in run.verdicts()]
+    if ANALYSIS_FILE.exists():
+        lines += ["", ANALYSIS_FILE.read_text().strip()]
+    wrk_lines = [f"    {m[key].load.command}" for key in m]
+    lines += ["", "wrk command lines of this run:", "", *wrk_lines]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replaces the services section of `path` (created with both sections' markers if missing)."""
+    text = path.read_text() if path.exists() else _NEW_FILE
+    if text.count(SERVICES_BEGIN) != 1 or text.count(SERVICES_END) != 1:
+        raise ReportError(f"{path}: expected exactly one {SERVICES_BEGIN} and one {SERVICES_END} marker")
+    head, rest = text.split(SERVICES_BEGIN)
+    _, tail = rest.split(SERVICES_END)
+    path.write_text(f"{head}{SERVICES_BEGIN}\n{section.strip()}\n{SERVICES_END}{tail}")

@@ -1,0 +1,285 @@
+"""`ops bench` end to end: a production-like platform, the ceiling and baseline apps beside it, wrk against each,
+memory after the load, one `BenchRun` with every figure and verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import redis.asyncio as redis
+
+from commerce_platform import catalogue, dbinit
+from commerce_platform.bench import targets
+from commerce_platform.bench.lab import MACHINE_POSTGRES, MACHINE_REDIS, Lab
+from commerce_platform.bench.machine import machine, python_versions
+from commerce_platform.bench.targets import Verdict, quantity_bytes
+from commerce_platform.bench.workload import create_customers, create_products, login
+from commerce_platform.bench.wrk import LoadResult, ensure_wrk, run_wrk, wrk_version
+from commerce_platform.environments import load_environment
+
+LABEL = "bench"
+REDIS_DB = 13
+CEILING_APP = "commerce_platform.bench.ceiling_app:app"
+CONNECT_APP = "commerce_platform.bench.connect_app:app"
+SAGA_CUSTOMERS = 32
+SAGA_PRODUCTS = 32
+SAGA_STOCK = 1_000_000
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Measured:
+    key: str
+    label: str
+    load: LoadResult
+
+
+@dataclass(frozen=True)
+class MemoryFigure:
+    service: str
+    rss_bytes: int
+    request: str  # the declared memory request, e.g. "384Mi"
+
+    @property
+    def ratio(self) -> float:
+        return self.rss_bytes / quantity_bytes(self.request)
+
+
+@dataclass
+class BenchRun:
+    started_at: datetime
+    environment: str
+    log_level: str
+    seconds: float
+    warmup: float
+    connections: int
+    machine: dict[str, str]
+    versions: dict[str, str]
+    server_command: str
+    measured: dict[str, Measured] = field(default_factory=dict)
+    memory: list[MemoryFigure] = field(default_factory=list)
+    saga_outcomes: dict[str, int] = field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+
+    def rps(self, key: str) -> float:
+        return self.measured[key].load.rps
+
+    def ratio(self, key: str, to: str = "ceiling") -> float:
+        base = self.rps(to)
+        return self.rps(key) / base if base else 0.0
+
+    def verdicts(self) -> list[Verdict]:
+        saga = self.measured["saga"].load
+        found = [
+            Verdict(
+                f"cached read ≥ {targets.CACHED_READ_VS_CEILING}× ceiling",
+                f"{self.ratio('cached'):.2f}×",
+                self.ratio("cached") >= targets.CACHED_READ_VS_CEILING,
+            ),
+            Verdict(
+                f"DB read ≥ {targets.DB_READ_VS_CEILING}× ceiling",
+                f"{self.ratio('db'):.2f}×",
+                self.ratio("db") >= targets.DB_READ_VS_CEILING,
+            ),
+            Verdict(
+                f"pool ≥ {targets.POOL_VS_CONNECT:g}× connect-per-request",
+                f"{self.ratio('db', 'connect'):.2f}×",
+                self.ratio("db", "connect") >= targets.POOL_VS_CONNECT,
+            ),
+            Verdict(
+                f"saga ≥ {targets.SAGA_ORDERS_PER_SECOND:g} orders/s",
+                f"{saga.rps:.0f} orders/s",
+                saga.rps >= targets.SAGA_ORDERS_PER_SECOND,
+            ),
+            Verdict(
+                f"saga p99 < {targets.SAGA_P99_MS:g} ms",
+                f"{saga.p99_ms:.0f} ms",
+                saga.p99_ms < targets.SAGA_P99_MS,
+            ),
+        ]
+        for figure in self.memory:
+            found.append(
+                Verdict(
+                    f"{figure.service} RSS ≤ {targets.RSS_VS_MEMORY_REQUEST:.0%} of request ({figure.request})",
+                    f"{figure.rss_bytes / 2**20:.0f} MiB = {figure.ratio:.0%}",
+                    figure.ratio <= targets.RSS_VS_MEMORY_REQUEST,
+                )
+            )
+        return found
+
+
+async def reset_storage() -> None:
+    """Fresh `bench_<service>` databases (the local runtime recreates them) and an empty Redis index."""
+    admin = await asyncpg.connect(MACHINE_POSTGRES, timeout=10)
+    try:
+        for spec in catalogue.SERVICES:
+            name = dbinit._ident(f"{LABEL}_{spec.database}")
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+    client = redis.from_url(f"{MACHINE_REDIS}/{REDIS_DB}")
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@dataclass(frozen=True)
+class BenchData:
+    product_id: int
+    rows_file: Path
+
+
+async def seed(lab: Lab) -> BenchData:
+    """One product to read; products with plenty of stock and many customers (own tokens) to order with."""
+    platform = lab.platform
+    async with httpx.AsyncClient(timeout=30) as http:
+        admin = await login(http, platform.url("users"), *_admin(lab))
+        products = await create_products(
+            http, platform.url("inventory"), admin, 1 + SAGA_PRODUCTS, stock=SAGA_STOCK
+        )
+        customers = await create_customers(http, platform.url("users"), SAGA_CUSTOMERS)
+    rows_file = lab.work_dir / "orders.rows"
+    lines = []
+    for i in range(SAGA_CUSTOMERS * 4):
+        customer = customers[i % SAGA_CUSTOMERS]
+        product = products[1 + i % SAGA_PRODUCTS]
+        body = f'{{"product_id": {product["id"]}, "quantity": 1, "shipping_address": "{i} Benchmark Road"}}'
+        lines.append(f"Bearer {customer.token}\t{body}")
+    rows_file.write_text("\n".join(lines) + "\n")
+    rows_file.chmod(0o600)  # bearer tokens
+    return BenchData(products[0]["id"], rows_file)
+
+
+def _admin(lab: Lab) -> tuple[str, str]:
+    return lab.platform.admin_username, lab.platform.secrets.admin_password
+
+
+async def saga_outcomes(database_url: str, settle_seconds: float = 15) -> dict[str, int]:
+    """Orders by status, once the ones still in flight when wrk stopped have finished (or the wait is over)."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        deadline = time.monotonic() + settle_seconds
+        while True:
+            rows = await conn.fetch(
+                "SELECT status, count(*) AS n FROM orders GROUP BY status ORDER BY status"
+            )
+            outcomes = {r["status"]: r["n"] for r in rows}
+            if not ({"pending", "processing"} & outcomes.keys()) or time.monotonic() > deadline:
+                return outcomes
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+def run_bench(
+    *,
+    seconds: float = 10,
+    warmup: float = 2,
+    connections: int = 32,
+    environment: str = "prod",
+    log_level: str = "WARNING",
+    echo: Echo = print,
+) -> BenchRun:
+    started = time.monotonic()
+    wrk = ensure_wrk(echo)
+    env = load_environment(environment)
+    run = BenchRun(
+        started_at=datetime.now(UTC),
+        environment=environment,
+        log_level=log_level,
+        seconds=seconds,
+        warmup=warmup,
+        connections=connections,
+        machine=machine(),
+        versions=python_versions() | {"wrk": wrk_version(wrk)},
+        server_command="",
+    )
+    asyncio.run(reset_storage())
+    lab = Lab.create(
+        LABEL,
+        database_url=MACHINE_POSTGRES,
+        redis_url=f"{MACHINE_REDIS}/{REDIS_DB}",
+        environment=environment,
+        overrides={"*": {"LOG_LEVEL": log_level}},
+    )
+    run.server_command = " ".join(lab.platform._uvicorn("<package>.main:app", 0)[2:]).replace(
+        "--port 0", "--port <port>"
+    )
+    # The gateway reads LOG_LEVEL from the environment it inherits (services get theirs from service_env).
+    previous_level = os.environ.get("LOG_LEVEL")
+    os.environ["LOG_LEVEL"] = log_level
+    try:
+        echo(
+            f"ops bench: starting the platform ({environment} settings, LOG_LEVEL={log_level}) in {lab.work_dir}"
+        )
+        lab.platform.start(progress=lambda msg: echo(f"  {msg}"))
+        echo("ops bench: seeding products, customers and tokens")
+        data = asyncio.run(seed(lab))
+        inventory_db = lab.platform.database_url("inventory")
+        product_path = f"/products/{data.product_id}"
+        echo(
+            "ops bench: starting the ceiling, the seed's connect-per-request app and two more inventory instances"
+        )
+        lab.start_extra("ceiling", CEILING_APP, {}, health_path="/ceiling")
+        lab.start_extra("connect", CONNECT_APP, {"DATABASE_URL": inventory_db}, health_path=product_path)
+        lab.start_service_copy("inventory-nocache", "inventory", PRODUCT_CACHE_ENABLED="false")
+        lab.start_service_copy("inventory-logged", "inventory", LOG_LEVEL=env.spec.log_level)
+
+        def measure(key: str, label: str, url: str, **options) -> None:
+            echo(f"ops bench: {label}: {warmup:g} s warm-up, {seconds:g} s measured")
+            run_wrk(url, seconds=warmup, connections=connections, binary=wrk, **options)
+            load = run_wrk(url, seconds=seconds, connections=connections, binary=wrk, **options)
+            run.measured[key] = Measured(key, label, load)
+            echo(
+                f"  {load.rps:,.0f} req/s  p50 {load.p50_ms:.1f} ms  p99 {load.p99_ms:.1f} ms  failed {load.failed}"
+            )
+
+        measure("ceiling", "ceiling: bare FastAPI, constant JSON", lab.url("ceiling") + "/ceiling")
+        measure("cached", "GET /products/{id}, warm cache", lab.platform.url("inventory") + product_path)
+        measure(
+            "cached_logged",
+            f"GET /products/{{id}}, warm cache, LOG_LEVEL={env.spec.log_level}",
+            lab.url("inventory-logged") + product_path,
+        )
+        measure("db", "GET /products/{id}, cache off (pool)", lab.url("inventory-nocache") + product_path)
+        measure(
+            "connect",
+            "GET /products/{id}, asyncpg.connect per request (seed)",
+            lab.url("connect") + product_path,
+        )
+        measure(
+            "saga",
+            f"POST /orders/ full saga via gateway, {connections} connections",
+            lab.platform.gateway_url + "/orders/",
+            post_rows=("/orders/", data.rows_file),
+        )
+        run.saga_outcomes = asyncio.run(saga_outcomes(lab.platform.database_url("orders")))
+        for spec in catalogue.SERVICES:
+            pid = lab.platform.pid(spec.name)
+            rss = psutil.Process(pid).memory_info().rss if pid else 0
+            run.memory.append(MemoryFigure(spec.name, rss, env.spec.services[spec.name].resources.memory))
+    finally:
+        if previous_level is None:
+            os.environ.pop("LOG_LEVEL", None)
+        else:
+            os.environ["LOG_LEVEL"] = previous_level
+        echo("ops bench: stopping")
+        lab.stop()
+    run.elapsed_seconds = time.monotonic() - started
+    return run
+
+
+def default_output() -> Path:
+    from commerce_platform.paths import repo_root
+
+    return repo_root() / "BENCHMARKS.md"

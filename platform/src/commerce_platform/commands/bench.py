@@ -1,0 +1,52 @@
+"""`ops bench`: throughput, latency and memory of the services, as ratios measured in one run → BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench(
+        seconds: Annotated[float, typer.Option(min=1, max=60, help="Measured seconds per row.")] = 10,
+        warmup: Annotated[float, typer.Option(min=1, max=30, help="Warm-up seconds before each row.")] = 2,
+        connections: Annotated[int, typer.Option(min=1, max=256, help="wrk connections.")] = 32,
+        environment: Annotated[
+            str, typer.Option(help="Environment whose settings and memory requests apply.")
+        ] = "prod",
+        log_level: Annotated[str, typer.Option(help="LOG_LEVEL of the services during the run.")] = "WARNING",
+        output: Annotated[
+            Path | None, typer.Option(help="Markdown file to update (default: BENCHMARKS.md).")
+        ] = None,
+        write: Annotated[bool, typer.Option(help="Write the results into the markdown file.")] = True,
+    ) -> None:
+        """Runs the benchmark (about 2-3 minutes) and rewrites the services section of BENCHMARKS.md."""
+        from commerce_platform.bench.lab import LabError
+        from commerce_platform.bench.report import render_section, write_section
+        from commerce_platform.bench.runner import default_output, run_bench
+        from commerce_platform.bench.workload import WorkloadError
+        from commerce_platform.bench.wrk import WrkError
+        from commerce_platform.local.runtime import LocalPlatformError
+
+        try:
+            run = run_bench(
+                seconds=seconds,
+                warmup=warmup,
+                connections=connections,
+                environment=environment,
+                log_level=log_level.upper(),
+                echo=typer.echo,
+            )
+        except (WrkError, LabError, WorkloadError, LocalPlatformError, OSError) as exc:
+            typer.echo(f"ops bench: {exc}", err=True)
+            raise typer.Exit(1) from None
+        section = render_section(run)
+        typer.echo("")
+        typer.echo(section)
+        if write:
+            target = output or default_output()
+            write_section(target, section)
+            typer.echo(f"\nops bench: wrote the services section of {target}")

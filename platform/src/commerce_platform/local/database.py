@@ -62,23 +62,37 @@ def ensure_databases(admin_url: str, logins: dict[str, str]) -> None:
     run_sync(all_of_them())
 
 
-def run_migrations(package: str, database_url: str, timeout: float = 120) -> str:
-    """Runs `migrate <package>` in a subprocess (exactly what the migration Job runs); returns its output."""
+def run_migrations(packages: dict[str, str], timeout: float = 120) -> None:
+    """Runs `migrate <package>` (exactly what the migration Job runs) for each package → its DATABASE_URL, all at
+    once: each service has its own database, so they don't wait on each other."""
     migrate = Path(sys.executable).with_name("migrate")
-    argv = (
-        [str(migrate), package]
-        if migrate.exists()
-        else [sys.executable, "-m", "service_kit.migrations", package]
-    )
-    env = {**os.environ, "DATABASE_URL": database_url}
-    result = subprocess.run(
-        argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    if result.returncode != 0:
-        raise DatabaseSetupError(
-            f"migrations of {package} failed: {(result.stderr or result.stdout).strip()[-800:]}"
+    running = {}
+    for package, database_url in packages.items():
+        argv = (
+            [str(migrate), package]
+            if migrate.exists()
+            else [sys.executable, "-m", "service_kit.migrations", package]
         )
-    return result.stdout.strip()
+        running[package] = subprocess.Popen(
+            argv,
+            env={**os.environ, "DATABASE_URL": database_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+    failures = []
+    for package, proc in running.items():
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            output += f" (no result after {timeout:.0f}s)"
+        if proc.returncode != 0:
+            failures.append(f"{package}: {output.strip()[-600:]}")
+    if failures:
+        raise DatabaseSetupError("migrations failed: " + "; ".join(failures))
 
 
 def run_sync(coro):

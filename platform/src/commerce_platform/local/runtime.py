@@ -216,10 +216,14 @@ class LocalPlatform:
         save(self.layout.secrets_file, self.secrets)  # new service passwords are kept before they are used
         try:
             database.ensure_databases(self.admin_database_url(), logins)
-            for spec in catalogue.SERVICES:
-                if spec.uses_postgres:
-                    say(f"migrating {spec.name}")
-                    database.run_migrations(spec.package, self.database_url(spec.name))
+            say("running migrations")
+            database.run_migrations(
+                {
+                    spec.package: self.database_url(spec.name)
+                    for spec in catalogue.SERVICES
+                    if spec.uses_postgres
+                }
+            )
         except database.DatabaseSetupError as exc:
             raise LocalPlatformError(str(exc)) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from commerce_platform.paths import repo_root
 from commerce_platform.policy import RULES, Violation, evaluate_graph, load_graph
+from commerce_platform.policy.checkov import SKIPS_FILE, CheckovReport, load_skips, run_checkov
 
 EXIT_VIOLATIONS = 1
 EXIT_USAGE = 2
@@ -58,6 +61,38 @@ def rendered_graph(environment: str) -> dict:
     return render_environment(environment)
 
 
+def checkov_table(report: CheckovReport) -> Table:
+    table = Table(title="checkov failed checks")
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Resource", overflow="fold")
+    table.add_column("Description")
+    for failure in report.failures:
+        table.add_row(failure.check_id, failure.resource.split(".app.kubernetes.io")[0], failure.check_name)
+    return table
+
+
+def checkov_passes(console: Console, rendered: dict, graph_file: Path | None) -> bool:
+    """checkov over the environment's manifests (beside --graph, or freshly written to a temp dir)."""
+    from commerce_platform.render import write_render
+
+    skips = load_skips(repo_root() / SKIPS_FILE)
+    with tempfile.TemporaryDirectory(prefix="ops-policy-") as tmp:
+        if graph_file is not None:
+            manifests = graph_file.parent / "manifests"
+        else:
+            manifests = write_render(rendered, Path(tmp)) / "manifests"
+        report = run_checkov(manifests, skips)
+    if report.failures:
+        console.print(checkov_table(report))
+    console.print(
+        f"checkov: {report.passed} passed, {report.failed} failed, {report.parsing_errors} parsing errors over "
+        f"{report.resource_count} resources ({len(skips)} checks skipped with reasons in {SKIPS_FILE})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return report.failed == 0 and report.parsing_errors == 0
+
+
 def register(app: typer.Typer) -> None:
     @app.command("policy")
     def policy(
@@ -68,8 +103,13 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--graph", help="check an already-rendered graph.json instead")
         ] = None,
         list_rules: Annotated[bool, typer.Option("--list-rules", help="print the rules and exit")] = False,
+        checkov: Annotated[
+            bool,
+            typer.Option("--checkov", help="also run checkov on the manifests (skips: checkov-skips.yaml)"),
+        ] = False,
     ) -> None:
-        """Check an environment's rendered resources against the policy rules; exit 1 on any mandatory violation."""
+        """Check an environment's rendered resources against the policy rules; exit 1 on any mandatory violation
+        (or, with --checkov, any failed checkov check)."""
         console = Console()
         if list_rules:
             console.print(rules_table())
@@ -102,5 +142,11 @@ def register(app: typer.Typer) -> None:
             highlight=False,
             soft_wrap=True,
         )
-        if mandatory:
+        checkov_ok = True
+        if checkov:
+            try:
+                checkov_ok = checkov_passes(console, rendered, graph)
+            except (ValueError, FileNotFoundError, RuntimeError) as exc:
+                fail(console, str(exc))
+        if mandatory or not checkov_ok:
             raise typer.Exit(EXIT_VIOLATIONS)

@@ -58,7 +58,7 @@ ADMIN_USERNAME = "admin"
 JWT_ISSUER = ServiceSettings.model_fields["jwt_issuer"].default
 JWT_AUDIENCE = ServiceSettings.model_fields["jwt_audience"].default
 LOCK_PATH = Path("/tmp/commerce-platform-service-tests.lock")
-START_TIMEOUT_SECONDS = 30
+START_TIMEOUT_SECONDS = 60  # generous: the machine is shared and imports are slow under load
 STOP_GRACE_SECONDS = 25
 
 

@@ -26,15 +26,18 @@ def verifier_factory(settings: UsersSettings, http: httpx.AsyncClient) -> TokenV
     return TokenVerifier(settings, http, public_key=TokenIssuer(settings).public_pem)
 
 
+async def _bootstrap_admin(accounts: Accounts, username: str, password: str) -> bool:
+    try:
+        await accounts.bootstrap_admin(username, password)
+        return True
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        logger.warning("admin bootstrap failed, retrying", extra={"error": type(exc).__name__})
+        return False
+
+
 async def _bootstrap_admin_until_done(accounts: Accounts, username: str, password: str) -> None:
-    """Postgres may be down at start-up; the service starts anyway and creates the admin once it is back."""
-    while True:
-        try:
-            await accounts.bootstrap_admin(username, password)
-            return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            logger.warning("admin bootstrap failed, retrying", extra={"error": type(exc).__name__})
-            await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
+    while not await _bootstrap_admin(accounts, username, password):
+        await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
 
 
 @contextlib.asynccontextmanager
@@ -43,11 +46,11 @@ async def users_extension(app: FastAPI) -> AsyncIterator[None]:
     app.state.accounts = Accounts(UserRepository(app.state.db), PasswordHasher(), TokenIssuer(settings))
     bootstrap = None
     if settings.admin_username and settings.admin_password:
-        bootstrap = asyncio.create_task(
-            _bootstrap_admin_until_done(
-                app.state.accounts, settings.admin_username, settings.admin_password.get_secret_value()
-            )
-        )
+        admin = (app.state.accounts, settings.admin_username, settings.admin_password.get_secret_value())
+        # Done before serving when Postgres is up; if it is down the service starts anyway (so /health
+        # answers) and keeps trying in the background.
+        if not await _bootstrap_admin(*admin):
+            bootstrap = asyncio.create_task(_bootstrap_admin_until_done(*admin))
     try:
         yield
     finally:

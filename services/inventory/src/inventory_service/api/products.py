@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from service_kit.auth import AdminPrincipal
+
+from inventory_service.core.deps import InventoryDep
+from inventory_service.domain.errors import ProductNotFound
+from inventory_service.domain.models import MAX_ID, Product, ProductCreate, ProductUpdate
+
+router = APIRouter(prefix="/products", tags=["products"])
+ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+NOT_FOUND = {404: {"description": "product not found"}}
+
+
+@router.get("/{product_id}", response_model=Product, responses=NOT_FOUND)
+async def get_product(product_id: ProductIdPath, inventory: InventoryDep) -> Product:
+    try:
+        return await inventory.product(product_id)
+    except ProductNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=Product)
+async def create_product(data: ProductCreate, _: AdminPrincipal, inventory: InventoryDep) -> Product:
+    return await inventory.create(data)
+
+
+@router.patch("/{product_id}", response_model=Product, responses=NOT_FOUND)
+async def update_product(
+    product_id: ProductIdPath, data: ProductUpdate, _: AdminPrincipal, inventory: InventoryDep
+) -> Product:
+    try:
+        return await inventory.update(product_id, data)
+    except ProductNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None

@@ -1,0 +1,58 @@
+"""Stock reservations for the orders service. Not under a public prefix: only reachable inside the cluster."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Response, status
+from service_kit.auth import CurrentPrincipal
+
+from inventory_service.core.deps import InventoryDep
+from inventory_service.domain.errors import (
+    InsufficientStock,
+    ProductNotFound,
+    ReservationConflict,
+    ReservationNotFound,
+)
+from inventory_service.domain.models import Released, Reservation, ReservationRequest
+
+router = APIRouter(prefix="/internal/reservations", tags=["internal"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Reservation,
+    responses={
+        200: {"model": Reservation, "description": "this order's existing reservation"},
+        404: {"description": "product not found"},
+        409: {"description": "insufficient stock, or the order id is reserved for another product/quantity"},
+    },
+)
+async def reserve(
+    request: ReservationRequest, _: CurrentPrincipal, inventory: InventoryDep, response: Response
+) -> Reservation:
+    try:
+        reservation, created = await inventory.reserve(request)
+    except InsufficientStock:
+        raise HTTPException(status.HTTP_409_CONFLICT, "insufficient stock") from None
+    except ProductNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None
+    except ReservationConflict:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "order already holds a reservation for another product or quantity"
+        ) from None
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return reservation
+
+
+@router.post(
+    "/{order_id}/release", response_model=Released, responses={404: {"description": "no such order"}}
+)
+async def release(order_id: UUID, _: CurrentPrincipal, inventory: InventoryDep) -> Released:
+    try:
+        reservation = await inventory.release(order_id)
+    except ReservationNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "reservation not found") from None
+    return Released(order_id=reservation.order_id)

@@ -1,0 +1,33 @@
+"""Request dependencies: the Inventory logic is built once in the lifespan and lives on app.state."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from service_kit.cache import JsonCache
+
+from inventory_service.domain.inventory import Inventory
+from inventory_service.infrastructure.repository import InventoryRepository
+from inventory_service.settings import InventorySettings
+
+PRODUCT_CACHE_PREFIX = "product"
+
+
+@contextlib.asynccontextmanager
+async def inventory_extension(app: FastAPI) -> AsyncIterator[None]:
+    settings: InventorySettings = app.state.settings
+    cache = None
+    if settings.product_cache_enabled:
+        cache = JsonCache(app.state.redis, PRODUCT_CACHE_PREFIX, settings.product_cache_ttl_seconds)
+    app.state.inventory = Inventory(InventoryRepository(app.state.db), cache)
+    yield
+
+
+def get_inventory(request: Request) -> Inventory:
+    return request.app.state.inventory
+
+
+InventoryDep = Annotated[Inventory, Depends(get_inventory)]

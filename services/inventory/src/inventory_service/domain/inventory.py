@@ -1,0 +1,68 @@
+"""Inventory logic: cached product reads, admin writes that invalidate, and stock reservations for orders."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from service_kit.cache import JsonCache
+
+from inventory_service.domain.errors import ProductNotFound, ReservationConflict
+from inventory_service.domain.models import (
+    Product,
+    ProductCreate,
+    ProductUpdate,
+    Reservation,
+    ReservationRequest,
+)
+from inventory_service.infrastructure.repository import InventoryRepository
+
+
+class Inventory:
+    def __init__(self, repository: InventoryRepository, cache: JsonCache | None) -> None:
+        self.repository = repository
+        self.cache = cache  # None when the product cache is disabled
+
+    async def product(self, product_id: int) -> Product:
+        if self.cache is not None:
+            cached = await self.cache.get(product_id)
+            if cached is not None:
+                return Product.model_validate(cached)
+        product = await self.repository.product(product_id)
+        if product is None:
+            # Misses are not cached: a product created a moment later must be visible at once.
+            raise ProductNotFound
+        if self.cache is not None:
+            await self.cache.set(product_id, product.model_dump(mode="json"))
+        return product
+
+    async def create(self, data: ProductCreate) -> Product:
+        product = await self.repository.create_product(data.name, data.price, data.stock)
+        await self._invalidate(product.id)
+        return product
+
+    async def update(self, product_id: int, data: ProductUpdate) -> Product:
+        product = await self.repository.update_product(product_id, data.name, data.price, data.stock)
+        if product is None:
+            raise ProductNotFound
+        await self._invalidate(product_id)
+        return product
+
+    async def reserve(self, request: ReservationRequest) -> tuple[Reservation, bool]:
+        reservation, created = await self.repository.reserve(
+            request.order_id, request.product_id, request.quantity
+        )
+        if created:
+            await self._invalidate(reservation.product_id)
+        elif (reservation.product_id, reservation.quantity) != (request.product_id, request.quantity):
+            raise ReservationConflict
+        return reservation, created
+
+    async def release(self, order_id: UUID) -> Reservation:
+        reservation, released = await self.repository.release(order_id)
+        if released:
+            await self._invalidate(reservation.product_id)
+        return reservation
+
+    async def _invalidate(self, product_id: int) -> None:
+        if self.cache is not None:
+            await self.cache.delete(product_id)

@@ -1,0 +1,64 @@
+"""The inventory API's request and response shapes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_ID = 2**63 - 1  # bigint
+MAX_STOCK = 2**31 - 1  # integer column
+ProductId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    price: Price
+    stock: Stock
+
+
+class ProductUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    price: Price | None = None
+    stock: Stock | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ProductUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, price, stock")
+        if any(getattr(self, f) is None for f in self.model_fields_set):
+            raise ValueError("name, price and stock cannot be null")
+        return self
+
+
+class Product(BaseModel):
+    id: int
+    name: str
+    price: Decimal
+    stock: int
+
+
+class ReservationRequest(BaseModel):
+    order_id: UUID
+    product_id: ProductId
+    quantity: Annotated[int, Field(ge=1, le=MAX_STOCK)]
+
+
+class Reservation(BaseModel):
+    order_id: UUID
+    product_id: int
+    quantity: int
+    unit_price: Decimal
+    status: Literal["reserved", "released"]
+
+
+class Released(BaseModel):
+    order_id: UUID
+    status: Literal["released"] = "released"

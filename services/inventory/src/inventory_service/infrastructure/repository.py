@@ -1,0 +1,112 @@
+"""Products and reservations in Postgres (asyncpg, parametrized SQL only).
+
+Stock only ever changes through one conditional UPDATE per reservation or release, inside the transaction that
+records it: concurrent reservations can't oversell and a repeated request can't apply twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+import asyncpg
+
+from inventory_service.domain.errors import InsufficientStock, ProductNotFound, ReservationNotFound
+from inventory_service.domain.models import Product, Reservation
+
+_PRODUCT = "SELECT id, name, price, stock FROM products WHERE id = $1"
+_PRODUCT_EXISTS = "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)"
+_INSERT_PRODUCT = """
+INSERT INTO products (name, price, stock) VALUES ($1, $2, $3) RETURNING id, name, price, stock
+"""
+# Fields left out of a PATCH arrive as NULL and keep their value (the columns are NOT NULL).
+_UPDATE_PRODUCT = """
+UPDATE products
+SET name = COALESCE($2, name), price = COALESCE($3, price), stock = COALESCE($4, stock), updated_at = now()
+WHERE id = $1
+RETURNING id, name, price, stock
+"""
+_TAKE_STOCK = """
+UPDATE products SET stock = stock - $1, updated_at = now()
+WHERE id = $2 AND stock >= $1
+RETURNING price
+"""
+_RETURN_STOCK = "UPDATE products SET stock = stock + $1, updated_at = now() WHERE id = $2"
+_RESERVATION = """
+SELECT order_id, product_id, quantity, unit_price, status FROM reservations WHERE order_id = $1
+"""
+# A concurrent request for the same order that committed first makes this insert nothing.
+_INSERT_RESERVATION = """
+INSERT INTO reservations (order_id, product_id, quantity, unit_price, status)
+VALUES ($1, $2, $3, $4, 'reserved')
+ON CONFLICT (order_id) DO NOTHING
+RETURNING order_id, product_id, quantity, unit_price, status
+"""
+# Only a reservation still held can be released: this row lock makes the stock go back exactly once.
+_RELEASE = """
+UPDATE reservations SET status = 'released', released_at = now()
+WHERE order_id = $1 AND status = 'reserved'
+RETURNING order_id, product_id, quantity, unit_price, status
+"""
+
+
+class _ReservedConcurrently(Exception):
+    """Raised inside the transaction to roll back the stock taken for an order someone else just reserved."""
+
+
+def _product(row: asyncpg.Record | None) -> Product | None:
+    return None if row is None else Product(**dict(row))
+
+
+def _reservation(row: asyncpg.Record | None) -> Reservation | None:
+    return None if row is None else Reservation(**dict(row))
+
+
+class InventoryRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def product(self, product_id: int) -> Product | None:
+        return _product(await self.pool.fetchrow(_PRODUCT, product_id))
+
+    async def create_product(self, name: str, price: Decimal, stock: int) -> Product:
+        return _product(await self.pool.fetchrow(_INSERT_PRODUCT, name, price, stock))
+
+    async def update_product(
+        self, product_id: int, name: str | None, price: Decimal | None, stock: int | None
+    ) -> Product | None:
+        return _product(await self.pool.fetchrow(_UPDATE_PRODUCT, product_id, name, price, stock))
+
+    async def reservation(self, order_id: UUID) -> Reservation | None:
+        return _reservation(await self.pool.fetchrow(_RESERVATION, order_id))
+
+    async def reserve(self, order_id: UUID, product_id: int, quantity: int) -> tuple[Reservation, bool]:
+        """(reservation, created now). Existing reservations for the order are returned untouched."""
+        existing = await self.reservation(order_id)
+        if existing is not None:
+            return existing, False
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                price = await conn.fetchval(_TAKE_STOCK, quantity, product_id)
+                if price is None:
+                    if await conn.fetchval(_PRODUCT_EXISTS, product_id):
+                        raise InsufficientStock
+                    raise ProductNotFound
+                created = await conn.fetchrow(_INSERT_RESERVATION, order_id, product_id, quantity, price)
+                if created is None:
+                    raise _ReservedConcurrently
+                return _reservation(created), True
+        except _ReservedConcurrently:
+            return await self.reservation(order_id), False
+
+    async def release(self, order_id: UUID) -> tuple[Reservation, bool]:
+        """(reservation, released now). Stock is returned only by the call that flips the status."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            released = await conn.fetchrow(_RELEASE, order_id)
+            if released is not None:
+                await conn.execute(_RETURN_STOCK, released["quantity"], released["product_id"])
+                return _reservation(released), True
+            existing = await conn.fetchrow(_RESERVATION, order_id)
+        if existing is None:
+            raise ReservationNotFound
+        return _reservation(existing), False

@@ -1,0 +1,12 @@
+from service_kit.app import create_app
+
+from inventory_service.api import products, reservations
+from inventory_service.core.deps import inventory_extension
+from inventory_service.settings import InventorySettings
+
+app = create_app(
+    InventorySettings,
+    title="inventory",
+    routers=[products.router, reservations.router],
+    extension=inventory_extension,
+)

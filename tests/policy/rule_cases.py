@@ -421,6 +421,14 @@ PASSES = [
     ("hpa-target-exists", "compliant stack", lambda s: None, "dev"),
     ("no-replicas-with-hpa", "replicas without an HPA (StatefulSet)", lambda s: None, "dev"),
     (
+        "no-replicas-with-hpa",
+        "a live object (CrossGuard outputs) carries the replicas the HPA set",
+        lambda s: find(s, "Deployment").update(
+            spec=find(s, "Deployment")["spec"] | {"replicas": 4.0}, status={}
+        ),
+        "dev",
+    ),
+    (
         "hpa-min-replicas",
         "min 1 is fine outside prod",
         set_spec("HorizontalPodAutoscaler", "minReplicas", 1.0),

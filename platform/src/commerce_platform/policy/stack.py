@@ -112,6 +112,10 @@ def hpa_target_exists(resources: Sequence[Resource]) -> Findings:
 )
 def no_replicas_with_hpa(resources: Sequence[Resource]) -> Findings:
     for workload in of_kind(resources, *SCALABLE_KINDS):
+        # CrossGuard hands stack rules the *outputs*: a live object (it has a status) carries the replicas the
+        # API server defaulted or the HPA set, so only declared objects (inputs, the rendered graph) are judged.
+        if "status" in workload.props:
+            continue
         if dig(workload.props, "spec", "replicas") is not None and hpas_for(workload, resources):
             yield workload, "sets spec.replicas although an HPA scales it"
 

@@ -161,7 +161,9 @@ def supported_k8s_versions() -> tuple[str, ...]:
     """Minor versions the installed kubernetes-validate ships strict schemas for (offline)."""
     import kubernetes_validate.utils as kv
 
-    return tuple(sorted({kv.major_minor(v) for v in kv.all_versions()}, key=lambda v: tuple(map(int, v.split(".")))))
+    return tuple(
+        sorted({kv.major_minor(v) for v in kv.all_versions()}, key=lambda v: tuple(map(int, v.split("."))))
+    )
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,9 @@ class Environment:
         return self.name == "prod"
 
 
-def _one_line(file: str, exc: ValidationError, model: type[BaseModel], prefix: str = "") -> EnvironmentConfigError:
+def _one_line(
+    file: str, exc: ValidationError, model: type[BaseModel], prefix: str = ""
+) -> EnvironmentConfigError:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
     key = prefix + (".".join(loc) or "(top level)")
@@ -218,7 +222,9 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise EnvironmentConfigError(f"{label}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise EnvironmentConfigError(
+            f"{label}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(data, dict):
         raise EnvironmentConfigError(f"{label}: expected a mapping at the top level")
     return data
@@ -254,7 +260,9 @@ def _review_spec(dev: EnvironmentSpec) -> EnvironmentSpec:
         name: svc.model_copy(
             update={
                 "autoscaling": Autoscaling(min=1, max=1),
-                "resources": Resources(cpu="50m", memory=svc.resources.memory, memory_limit=svc.resources.limit_memory),
+                "resources": Resources(
+                    cpu="50m", memory=svc.resources.memory, memory_limit=svc.resources.limit_memory
+                ),
             }
         )
         for name, svc in dev.services.items()
@@ -273,7 +281,9 @@ def _check_services(file: str, spec: EnvironmentSpec, services: tuple[catalogue.
     known = [s.name for s in services]
     for name in spec.services:
         if name not in known:
-            raise EnvironmentConfigError(f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}")
+            raise EnvironmentConfigError(
+                f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}"
+            )
     for name in known:
         if name not in spec.services:
             raise EnvironmentConfigError(f"{file}: services: missing required key {name!r}")
@@ -287,6 +297,10 @@ def _check_services(file: str, spec: EnvironmentSpec, services: tuple[catalogue.
 def parse_environment(
     file: str, data: dict[str, Any], services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES
 ) -> EnvironmentSpec:
+    known = [s.name for s in services]
+    for name in data.get("services") or {} if isinstance(data.get("services"), dict) else {}:
+        if name not in known:  # before the schema, so a typo'd name is reported as such
+            raise EnvironmentConfigError(f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}")
     try:
         spec = EnvironmentSpec.model_validate(data)
     except ValidationError as exc:
@@ -327,11 +341,16 @@ def load_environment(
     if review:
         number = review.group(1)
         spec = _review_spec(spec)
-        values = {**values, "namespace": f"{values.get('namespace', '')}-pr-{number}",
-                  "domain": f"pr-{number}.{values.get('domain', '')}"}
+        values = {
+            **values,
+            "namespace": f"{values.get('namespace', '')}-pr-{number}",
+            "domain": f"pr-{number}.{values.get('domain', '')}",
+        }
         values.pop("tlsSecretName", None)
     values.update(stack_values or {})
-    stack = parse_stack(f"Pulumi.{name}.yaml" if not review else f"Pulumi.{base}.yaml (derived for {name})", values)
+    stack = parse_stack(
+        f"Pulumi.{name}.yaml" if not review else f"Pulumi.{base}.yaml (derived for {name})", values
+    )
     if name == "prod":
         for svc, release in spec.services.items():
             if release.builds:
@@ -341,5 +360,7 @@ def load_environment(
         for part in ("postgres", "redis"):
             mode = getattr(spec, part)
             if mode.mode == "in-cluster" and "@sha256:" not in mode.image:
-                raise EnvironmentConfigError(f"{label}: {part}.image: prod accepts pinned digests only, got {mode.image!r}")
+                raise EnvironmentConfigError(
+                    f"{label}: {part}.image: prod accepts pinned digests only, got {mode.image!r}"
+                )
     return Environment(name=name, base=base, spec=spec, stack=stack)

@@ -1,0 +1,95 @@
+"""Bad input fails with one line naming the file, the key and the fix — never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from commerce_platform.render import RenderError, render_environment
+
+OPS = Path(sys.executable).parent / "ops"
+
+
+def _edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _error(env: str, root: Path, **kwargs) -> str:
+    with pytest.raises(RenderError) as caught:
+        render_environment(env, root, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_prod_without_a_secret_names_the_command_to_run(repo_copy):
+    message = _error("prod", repo_copy, stack_config={"jwtPrivateKey": None})
+    assert message == (
+        "stack 'prod' is missing the secret 'jwtPrivateKey' (RS256 private key (PEM) the token issuer signs with); "
+        "run: pulumi config set --secret jwtPrivateKey --stack prod <value>"
+    )
+
+
+def test_external_database_url_is_required_per_service(repo_copy):
+    message = _error("prod", repo_copy, stack_config={"ordersDatabaseUrl": None})
+    assert "pulumi config set --secret ordersDatabaseUrl" in message
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "expected"),
+    [
+        ("environments/dev.yaml", lambda d: d.update(replicas=3),
+         "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, postgres, quota, redis, services, settings"),
+        ("environments/dev.yaml", lambda d: d["postgres"].update(mode="cloud"),
+         "environments/dev.yaml: postgres.mode: Input should be 'in-cluster' or 'external'"),
+        ("environments/dev.yaml", lambda d: d["services"]["users"]["autoscaling"].update(min=5),
+         "environments/dev.yaml: services.users.autoscaling: min (5) must be <= max (3)"),
+        ("environments/dev.yaml", lambda d: d["services"]["users"].update(sizing=1),
+         "environments/dev.yaml: unknown key 'services.users.sizing'; allowed keys: autoscaling, release, resources, settings"),
+        ("environments/dev.yaml", lambda d: d["services"]["users"]["resources"].update(cpu="lots"),
+         "environments/dev.yaml: services.users.resources.cpu: 'lots' does not match"),
+        ("environments/dev.yaml", lambda d: d["services"].update(search={}),
+         "environments/dev.yaml: services.search: unknown service; allowed: users, inventory, orders, payments"),
+        ("environments/dev.yaml", lambda d: d["services"].pop("payments"),
+         "environments/dev.yaml: services: missing required key 'payments'"),
+        ("environments/dev.yaml", lambda d: d["settings"].update(DATABASE_URL="postgresql://x"),
+         "environments/dev.yaml: settings.DATABASE_URL: not a non-secret setting the service reads; allowed:"),
+        ("environments/prod.yaml", lambda d: d["services"]["orders"].update(release="ghcr.io/commerce-platform/orders:1.4"),
+         "environments/prod.yaml: services.orders.release: must be 'build' or a pinned digest 'repo@sha256:<64 hex>', got 'ghcr.io/commerce-platform/orders:1.4'"),
+        ("environments/prod.yaml", lambda d: d["services"]["orders"].update(release="build"),
+         "environments/prod.yaml: services.orders.release: prod accepts pinned digests only"),
+        ("Pulumi.prod.yaml", lambda d: d["config"].update({"commerce-platform:k8sVersion": "1.12"}),
+         "Pulumi.prod.yaml: commerce-platform:k8sVersion: unsupported version '1.12'; allowed: "),
+        ("Pulumi.dev.yaml", lambda d: d["config"].update({"commerce-platform:nameSpace": "x"}),
+         "Pulumi.dev.yaml: unknown key 'commerce-platform:nameSpace'; allowed keys: adminUsername, domain,"),
+    ],
+)
+def test_bad_input_is_one_line_naming_file_key_and_allowed_values(repo_copy, file, change, expected):
+    _edit(repo_copy / file, change)
+    env = "prod" if "prod" in file else "dev"
+    assert _error(env, repo_copy).startswith(expected)
+
+
+def test_review_stacks_inherit_dev_errors(repo_copy):
+    _edit(repo_copy / "environments/dev.yaml", lambda d: d["redis"].update(mode="sidecar"))
+    assert _error("pr-9", repo_copy).startswith("environments/dev.yaml: redis.mode: Input should be")
+
+
+def test_broken_yaml_names_the_line(repo_copy):
+    (repo_copy / "environments/dev.yaml").write_text("services: [\n  users: {\n")
+    assert _error("dev", repo_copy).startswith("environments/dev.yaml: not valid YAML (line ")
+
+
+def test_ops_render_exits_non_zero_with_one_line_and_no_traceback():
+    result = subprocess.run([OPS, "render", "staging"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown environment 'staging'; allowed: dev, prod, pr-<N> (no environments/staging.yaml)"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr

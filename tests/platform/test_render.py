@@ -1,0 +1,121 @@
+"""The render output: byte-identical, schema-valid for the stack's Kubernetes version, and free of secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from commerce_platform.render import placeholder_secret, render_environment, write_render
+from commerce_platform.render.manifests import REDACTED
+from commerce_platform.secrets import required_secrets
+from commerce_platform.environments import load_environment
+from commerce_platform import catalogue
+from conftest import ENVIRONMENTS, REPO_ROOT, objects, rendered
+
+OPS = Path(sys.executable).parent / "ops"
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rerender_is_byte_identical(env, tmp_path):
+    first = write_render(rendered(env), tmp_path / "a")
+    second = write_render(render_environment(env, REPO_ROOT), tmp_path / "b")
+    a, b = _files(first), _files(second)
+    assert a == b
+    assert "graph.json" in a and len(a) > 40
+    names = [n for n in a if n.startswith("manifests/")]
+    assert names == sorted(names) and names[0].endswith("-namespace-" + rendered(env)["outputs"]["namespace"] + ".yaml")
+    for name in names:  # one object per file, keys sorted
+        (doc,) = list(yaml.safe_load_all(a[name]))
+        assert doc["kind"].lower() in name
+        assert a[name].decode() == yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=120)
+
+
+def test_ops_render_in_another_process_writes_the_same_bytes(tmp_path):
+    result = subprocess.run([OPS, "render", "dev", "--out", tmp_path / "cli"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "valid (kubernetes-validate strict, k8s 1.31)" in result.stdout
+    assert _files(tmp_path / "cli") == _files(write_render(rendered("dev"), tmp_path / "in-process"))
+
+
+def test_module_entry_point_renders_another_checkout(tmp_path):
+    """What the diff tooling runs against a base-ref worktree: `python -m commerce_platform.render`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "commerce_platform.render", "pr-7", "--out", tmp_path, "--repo-root", REPO_ROOT],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    graph = json.loads((tmp_path / "graph.json").read_text())
+    assert graph["environment"] == "pr-7" and graph["outputs"]["namespace"] == "commerce-dev-pr-7"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_manifest_passes_kubernetes_validate_strict(env):
+    graph = rendered(env)
+    assert graph["k8s_version"] == "1.31"
+    for obj in objects(graph):
+        assert kubernetes_validate.validate(obj, graph["k8s_version"], strict=True) == "1.31"
+
+
+def test_strict_validation_rejects_an_unknown_field():
+    deployment = next(o for o in objects(rendered("dev"), "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, "1.31", strict=True)
+
+
+def _real_secrets() -> dict[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return {
+        "jwtPrivateKey": pem.decode(),
+        "adminPassword": "Adm1n-pass-0f-the-test",
+        "postgresPassword": "pg-super-s3cret-value",
+        **{f"{s.name}DbPassword": f"{s.name}-db-s3cret-value" for s in catalogue.SERVICES},
+        "redisPassword": "redis-s3cret-value",
+        "kubeconfig": "apiVersion: v1\nkind: Config\nusers: [{name: x, user: {token: kube-t0ken-s3cret}}]\n",
+    }
+
+
+def test_no_secret_value_reaches_any_output_file(tmp_path):
+    secrets = _real_secrets()
+    graph = render_environment("dev", REPO_ROOT, stack_config=secrets)
+    out = write_render(graph, tmp_path)
+    texts = [p.read_text() for p in out.rglob("*") if p.is_file()]
+    fragments = [v for v in secrets.values() if "\n" not in v] + [
+        line for v in secrets.values() for line in v.splitlines() if len(line) > 20
+    ]
+    for text in texts:
+        for fragment in fragments:
+            assert fragment not in text
+    assert any(REDACTED in t for t in texts)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_placeholder_secrets_never_appear_and_secrets_are_secret_outputs(env, tmp_path):
+    graph = rendered(env)
+    text = json.dumps(graph)
+    environment = load_environment(env, REPO_ROOT)
+    for secret in required_secrets(environment, catalogue.SERVICES):
+        assert placeholder_secret(env, secret.key) not in text
+    by_urn = {r["urn"]: r for r in graph["resources"]}
+    for resource in graph["resources"]:
+        if resource["type"] == "kubernetes:core/v1:Secret":
+            data = resource["props"]["stringData"]
+            assert data and set(data.values()) == {REDACTED}
+            # every value arrived at the engine as a secret Output, not a plain string
+            assert all(any(p == f"/stringData/{k}" or p == "/stringData" for p in resource["secrets"]) for k in data)
+    for obj in objects(graph, "Secret"):
+        assert set(obj["stringData"].values()) == {REDACTED}
+    assert by_urn  # the graph is not empty

@@ -25,6 +25,8 @@ class Enforcement(StrEnum):
 
 
 PRODUCTION = frozenset({"prod"})
+# pulumi-kubernetes modules whose types are component resources (no Kubernetes object of their own).
+COMPONENT_MODULES = frozenset({"yaml", "helm.sh", "kustomize"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Resource:
         package, _, rest = self.type.partition(":")
         module, _, kind = rest.partition(":")
         if package != "kubernetes" or "/" not in module or not kind:
+            return None
+        if module.split("/", 1)[0] in COMPONENT_MODULES:  # ConfigGroup, Chart, ...: components, not objects
             return None
         return kind
 

@@ -142,6 +142,7 @@ def register(app: typer.Typer) -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
             with console.status("stopping"):
                 killed = platform.stop()
+            follower.poll()  # the services' own shutdown lines
             console.print("stopped" + (f" (had to kill: {', '.join(killed)})" if killed else ""))
 
     @dev.command("down")

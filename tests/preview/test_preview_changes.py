@@ -156,3 +156,14 @@ def test_markdown_is_summary_table_first_then_details():
     assert "| `spec.maxReplicas` | `6` | `10` |  |" in lines
     assert '| `spec.selector.matchLabels.tier` | `(absent)` | `"a\\|b"` | yes |' in lines
     assert markdown.index("<details>") > markdown.index("| Action | Kind | Resource | Changed fields |")
+
+
+def test_fields_the_render_marks_secret_are_masked_before_diffing():
+    before, after = _graph(), _graph()
+    for graph, value in ((before, "old-value"), (after, "new-value")):
+        deployment = _find(graph, DEPLOYMENT)
+        deployment["secrets"] = ["/spec/template/spec/containers/0/env/0/value", "/no/such/path"]
+        deployment["props"]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = value
+    plan = diff_graphs(before, after)
+    assert plan.empty  # both sides are [secret]: nothing to show, and nothing leaks
+    assert "old-value" not in to_text(plan) + to_markdown([plan])

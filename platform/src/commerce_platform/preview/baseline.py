@@ -86,7 +86,13 @@ def has_environment(root: Path, ref: str, env: str) -> bool:
 @contextmanager
 def worktree_at(root: Path, ref: str) -> Iterator[tuple[Path, str]]:
     """A detached temporary worktree of `ref`; yields (path, full sha) and always removes it."""
-    sha = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") if ref else ""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    sha = found.stdout.strip() if ref and found.returncode == 0 else ""
     if not sha:
         raise PreviewError(f"unknown git ref {ref!r}")
     with tempfile.TemporaryDirectory(prefix="ops-diff-") as tmp:

@@ -7,6 +7,7 @@ replace when any changed field is one the Kubernetes API (or the Pulumi provider
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -166,6 +167,28 @@ def redact(kind: str, path: Path, value: Any) -> Any:
     return value
 
 
+def _child(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        return node[int(key)]
+    return None
+
+
+def mask_secret_pointers(props: Mapping[str, Any], pointers: list[str]) -> Any:
+    """A copy of `props` with the value at each JSON pointer the render marked secret replaced by SECRET."""
+    masked = copy.deepcopy(dict(props))
+    for pointer in pointers:
+        keys = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+        parent: Any = masked
+        for key in keys[:-1]:
+            parent = _child(parent, key)
+        if not keys or _child(parent, keys[-1]) is None:
+            continue
+        parent[int(keys[-1]) if isinstance(parent, list) else keys[-1]] = SECRET
+    return masked
+
+
 def _is_named(segment: Segment, names: frozenset[str]) -> bool:
     return isinstance(segment, tuple) and segment[1] in names
 
@@ -224,6 +247,10 @@ def _kubernetes_kind(resource: Mapping[str, Any]) -> str:
     return props.get("kind") or short_type(resource["type"])
 
 
+def _props(resource: Mapping[str, Any]) -> Any:
+    return mask_secret_pointers(resource.get("props") or {}, resource.get("secrets") or [])
+
+
 def diff_graphs(before: Mapping[str, Any], after: Mapping[str, Any], **labels: str) -> Plan:
     """Compare two rendered graphs resource by resource (matched by URN)."""
     old = {r["urn"]: r for r in before.get("resources", ())}
@@ -238,9 +265,7 @@ def diff_graphs(before: Mapping[str, Any], after: Mapping[str, Any], **labels: s
         if urn not in old:
             changes.append(ResourceChange("create", urn, resource["type"], resource["name"]))
             continue
-        fields = diff_resource(
-            _kubernetes_kind(resource), old[urn].get("props") or {}, resource.get("props") or {}
-        )
+        fields = diff_resource(_kubernetes_kind(resource), _props(old[urn]), _props(resource))
         if not fields:
             unchanged += 1
             continue

@@ -13,7 +13,7 @@ def plan_environments(envs: Sequence[str], base_ref: str, root: Path | None = No
     """Render each environment at `base_ref` and at the working tree of `root` and diff them."""
     root = root or repo_root()
     sha, graphs, notes = render_both(root, base_ref, envs)
-    base_label = f"`{base_ref}` ({sha[:7]})" if base_ref != sha else f"`{sha[:7]}`"
+    base_label = f"{base_ref} ({sha[:7]})" if base_ref != sha else sha[:7]
     plans = []
     for env in envs:
         before, after = graphs[env]

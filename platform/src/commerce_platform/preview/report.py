@@ -59,7 +59,11 @@ def _change_row(change: ResourceChange) -> str:
 
 def _details(change: ResourceChange) -> list[str]:
     title = f"{SYMBOLS[change.action]} {change.action} {change.kind} <code>{change.name}</code>"
-    lines = ["<details>", f"<summary>{title} ({len(change.fields)} fields)</summary>", ""]
+    lines = [
+        "<details>",
+        f"<summary>{title} ({len(change.fields)} field{'s' if len(change.fields) != 1 else ''})</summary>",
+        "",
+    ]
     lines += ["| Field | Before | After | Replaces |", "|---|---|---|:-:|"]
     for fc in change.fields:
         forces = "yes" if fc.forces_replace else ""

@@ -56,11 +56,14 @@ def _git(root: Path, *args: str) -> str:
 
 
 def _require_clean(root: Path) -> None:
-    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
-    if dirty:
-        first = dirty.splitlines()[0][3:]
+    _git(root, "rev-parse", "--verify", "HEAD")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+    ).stdout.splitlines()
+    if status:
+        files = ", ".join(line[3:] for line in status[:3]) + (", …" if len(status) > 3 else "")
         raise PromotionRefused(
-            f"the working tree has uncommitted changes ({first}, …); commit or stash them first"
+            f"the working tree has uncommitted changes ({files}); commit or stash them first"
         )
 
 
@@ -153,7 +156,7 @@ def promote(
         target_file.write_text(original)  # a refusal changes nothing
         raise
     promotion.plan = diff_graphs(
-        before, after, base_label=f"`{promotion.base_sha[:7]}`", head_label=promotion.branch
+        before, after, base_label=promotion.base_sha[:7], head_label=promotion.branch
     )
     _git(root, "switch", "--quiet", "-c", promotion.branch)
     _git(root, "commit", "--quiet", "-m", promotion.commit_message(), "--", label)

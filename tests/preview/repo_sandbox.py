@@ -1,0 +1,39 @@
+"""A throw-away git clone of this repo to run `ops diff` / `ops promote` in, so the real tree is never touched.
+
+Shared by tests/preview and tests/promote (the latter puts this folder on sys.path in its conftest).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OPS = Path(sys.executable).with_name("ops")
+
+
+def clone_repo(dest: Path) -> Path:
+    """Clone the committed HEAD of this repo into `dest` with a local identity for commits."""
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], check=True)
+    subprocess.run(["git", "-C", str(dest), "switch", "--quiet", "-C", "main"], check=True)  # even if detached
+    for key, value in (("user.name", "ops test"), ("user.email", "ops-test@example.invalid")):
+        subprocess.run(["git", "-C", str(dest), "config", key, value], check=True)
+    return dest
+
+
+def git(clone: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(clone), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def ops(clone: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run the `ops` CLI with the clone as working directory (and as the only repo root it may use)."""
+    env = {k: v for k, v in os.environ.items() if k != "COMMERCE_REPO_ROOT"}
+    env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [str(OPS), *args], cwd=clone, env=env, capture_output=True, text=True, timeout=timeout
+    )

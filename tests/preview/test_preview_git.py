@@ -1,0 +1,88 @@
+"""`ops diff` end to end: real renders of a temporary clone at a base ref (worktree) and at its working tree."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from repo_sandbox import clone_repo, git, ops
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    return clone_repo(tmp_path_factory.mktemp("diff") / "repo")
+
+
+@pytest.fixture
+def restore(clone):
+    yield
+    git(clone, "checkout", "--quiet", "--", ".")
+
+
+def _raise_hpa_max(clone, service: str, new_max: int) -> None:
+    path = clone / "environments" / "prod.yaml"
+    text = path.read_text()
+    pattern = re.compile(rf"(\n  {service}:\n(?:    .*\n)*?    autoscaling: \{{min: \d+, max: )\d+")
+    assert pattern.search(text), "environments/prod.yaml no longer has the flow-style autoscaling line"
+    path.write_text(pattern.sub(rf"\g<1>{new_max}", text, count=1))
+
+
+def test_unchanged_tree_is_no_changes(clone):
+    result = ops(clone, "diff", "prod", "--base", "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert "no changes" in result.stdout
+    assert git(clone, "worktree", "list").count("\n") == 0  # the temporary worktree is gone
+
+
+def test_raising_one_hpa_max_is_exactly_one_update(clone, restore):
+    _raise_hpa_max(clone, "orders", 17)
+    result = ops(clone, "diff", "prod", "--base", "HEAD")
+    assert result.returncode == 0, result.stderr
+    changes = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)]
+    assert changes == [["~", "update", "HorizontalPodAutoscaler", changes[0][3]]]
+    assert "orders" in changes[0][3]
+    fields = [line.strip() for line in result.stdout.splitlines() if line.startswith("        ")]
+    assert fields == ["spec.maxReplicas: 10 → 17"]
+    assert result.stdout.rstrip().endswith("unchanged") and "1 to update" in result.stdout
+
+
+def test_markdown_is_a_summary_table_then_details(clone, restore):
+    _raise_hpa_max(clone, "users", 12)
+    result = ops(clone, "diff", "prod", "--base", "HEAD", "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "<!-- ops-diff -->"
+    header = lines.index("| Environment | Changes |")
+    assert lines[header + 1] == "|---|---|" and lines[header + 2].startswith("| `prod` | 1 to update, ")
+    row = next(line for line in lines if line.startswith("| ~ update | HorizontalPodAutoscaler |"))
+    assert row.endswith("| `spec.maxReplicas` |")
+    assert "| `spec.maxReplicas` | `10` | `12` |  |" in lines
+    assert result.stdout.index("| Action | Kind | Resource |") < result.stdout.index("<details>")
+
+
+def test_changing_a_deployment_selector_is_a_replace(clone, restore):
+    # Selector labels come from the platform code, so the change is made there: the base side runs the
+    # base ref's code from its worktree, the working tree side runs the edited code.
+    path = clone / "platform" / "src" / "commerce_platform" / "components" / "service.py"
+    text = path.read_text()
+    deployment_selector = r"selector=k8s\.meta\.v1\.LabelSelectorArgs\(match_labels=(\w+)\)"
+    edited, count = re.subn(
+        deployment_selector,
+        r'selector=k8s.meta.v1.LabelSelectorArgs(match_labels={**\1, "epoch": "2"})',
+        text,
+        count=1,
+    )
+    assert count == 1, "components/service.py no longer builds the Deployment selector as expected"
+    path.write_text(edited)
+    result = ops(clone, "diff", "prod", "--base", "HEAD")
+    assert result.returncode == 0, result.stderr
+    changes = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)]
+    assert len(changes) == 4  # one Deployment per service
+    assert all(c[:3] == ["+-", "replace", "Deployment"] for c in changes), changes
+    assert all(c[-1] == "spec.selector.matchLabels.epoch)" for c in changes), changes
+
+
+def test_unknown_base_ref_is_one_line(clone):
+    result = ops(clone, "diff", "prod", "--base", "no-such-ref")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "ops diff: unknown git ref 'no-such-ref'"

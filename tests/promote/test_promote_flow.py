@@ -1,0 +1,240 @@
+"""`ops promote` end to end in a temporary clone: branch, commit, exact YAML diff, preview, refusals, push."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from repo_sandbox import clone_repo, git, ops
+
+SERVICES = ("users", "inventory", "orders", "payments")
+REPOSITORY = "ghcr.io/commerce-platform"
+
+
+def _digest(seed: str) -> str:
+    return (seed * 64)[:64]
+
+
+def _outputs(tmp_path, images: dict[str, str], name: str = "outputs.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"namespace": "commerce-dev", "public_url": "https://x", "images": images}))
+    return path
+
+
+def _new_images() -> dict[str, str]:
+    return {s: f"{REPOSITORY}/{s}@sha256:{_digest(str(i + 1))}" for i, s in enumerate(SERVICES)}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    return clone_repo(tmp_path_factory.mktemp("promote") / "repo")
+
+
+@pytest.fixture
+def pristine(clone):
+    """Every test starts on main with a clean tree and leaves it that way."""
+    start = git(clone, "rev-parse", "HEAD")
+    yield start
+    git(clone, "checkout", "--quiet", "--force", "main")
+    git(clone, "reset", "--quiet", "--hard", start)
+    for branch in git(clone, "branch", "--list", "promote/*", "--format=%(refname:short)").split():
+        git(clone, "branch", "--quiet", "-D", branch)
+
+
+def _unchanged(clone, start: str) -> None:
+    assert git(clone, "rev-parse", "HEAD") == start
+    assert git(clone, "status", "--porcelain") == ""
+    assert git(clone, "branch", "--list", "promote/*") == ""
+
+
+def test_promotes_every_digest_on_a_branch_with_one_commit(clone, pristine, tmp_path):
+    before = (clone / "environments" / "prod.yaml").read_text()
+    old = {
+        s: re.search(rf"release: ({REPOSITORY}/{s}@sha256:[0-9a-f]{{64}})", before).group(1) for s in SERVICES
+    }
+    new = _new_images()
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, new)))
+    assert result.returncode == 0, result.stderr
+
+    branch = f"promote/dev-to-prod-{pristine[:7]}"
+    assert git(clone, "rev-parse", "--abbrev-ref", "HEAD") == branch
+    assert git(clone, "rev-list", "--count", f"{pristine}..HEAD") == "1"
+    assert git(clone, "diff", "--name-only", f"{pristine}..HEAD") == "environments/prod.yaml"
+    message = git(clone, "log", "-1", "--format=%B")
+    assert message.splitlines()[0] == "Promote dev → prod: users, inventory, orders, payments"
+    for s in SERVICES:
+        assert f"- {s}: {old[s]} → {new[s]}" in message
+
+    # The exact YAML diff: the four release lines and nothing else; every comment is still there.
+    diff = git(clone, "diff", "--unified=0", f"{pristine}..HEAD", "--", "environments/prod.yaml")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert sorted(changed) == sorted(
+        [f"-    release: {old[s]}" for s in SERVICES] + [f"+    release: {new[s]}" for s in SERVICES]
+    )
+    after = (clone / "environments" / "prod.yaml").read_text()
+    assert [line for line in after.splitlines() if line.lstrip().startswith("#")] == [
+        line for line in before.splitlines() if line.lstrip().startswith("#")
+    ]
+
+    # The printed preview is the markdown of `ops diff prod`, and that diff is the image change only: the image
+    # fields and the version label derived from the digest. Jobs are replaced (a Job's pod template is
+    # immutable, so the migration re-runs with the new image); everything else is updated in place.
+    assert "<!-- ops-diff -->" in result.stdout and "| Environment | Changes |" in result.stdout
+    preview = ops(clone, "diff", "prod", "--base", pristine)
+    assert preview.returncode == 0, preview.stderr
+    swaps = {f'"{old[s]}" → "{new[s]}"' for s in SERVICES}
+    swaps |= {f'"{_version(old[s])}" → "{_version(new[s])}"' for s in SERVICES}
+    lines = preview.stdout.splitlines()
+    fields = [line.strip().partition(": ") for line in lines if line.startswith("        ")]
+    assert fields, preview.stdout
+    for path, _, values in fields:
+        assert path.endswith((".image", "labels.app.kubernetes.io/version")), path
+        assert values in swaps, (path, values)
+    assert {path for path, _, _ in fields if path.endswith(".image")} == {
+        "spec.template.spec.containers[name=migrate].image",
+        *(f"spec.template.spec.containers[name={s}].image" for s in SERVICES),
+    }
+    actions = {tuple(line.split()[1:3]) for line in lines if re.match(r"^\s+(\+-|\+|-|~) ", line)}
+    assert ("replace", "Job") in actions and ("update", "Deployment") in actions
+    assert {a for a, kind in actions if kind != "Job"} == {"update"}
+
+
+def _version(ref: str) -> str:
+    return "sha256-" + ref.rsplit(":", 1)[1][:12]
+
+
+def test_only_the_named_services(clone, pristine, tmp_path):
+    result = ops(
+        clone,
+        "promote",
+        "dev",
+        "prod",
+        "--outputs",
+        str(_outputs(tmp_path, _new_images())),
+        "--service",
+        "orders",
+    )
+    assert result.returncode == 0, result.stderr
+    diff = git(clone, "diff", "--unified=0", f"{pristine}..HEAD")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert [line.split("@")[0] for line in changed] == [
+        f"-    release: {REPOSITORY}/orders",
+        f"+    release: {REPOSITORY}/orders",
+    ]
+    assert git(clone, "log", "-1", "--format=%s") == "Promote dev → prod: orders"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"orders": None}, "no image digest for orders in "),
+        ({"orders": f"{REPOSITORY}/orders:latest"}, "orders: 'ghcr.io/commerce-platform/orders:latest' in "),
+        ({"orders": f"{REPOSITORY}/orders@sha256:abc123"}, "orders: malformed sha256 digest 'abc123' in "),
+        ({"orders": f"{REPOSITORY}/orders@sha256:{'A' * 64}"}, "orders: malformed sha256 digest 'AAAA"),
+    ],
+    ids=["missing", "latest", "short-sha256", "uppercase-sha256"],
+)
+def test_refuses_bad_digests_and_changes_nothing(clone, pristine, tmp_path, edit, message):
+    images = {k: v for k, v in {**_new_images(), **edit}.items() if v is not None}
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ops promote: refused: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    _unchanged(clone, pristine)
+
+
+def test_refuses_a_dirty_tree(clone, pristine, tmp_path):
+    readme = clone / "environments" / "dev.yaml"
+    readme.write_text(readme.read_text() + "\n# local edit\n")
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "ops promote: refused: the working tree has uncommitted changes (environments/dev.yaml); "
+        "commit or stash them first"
+    )
+    git(clone, "checkout", "--quiet", "--", "environments/dev.yaml")
+    _unchanged(clone, pristine)
+
+
+def test_refuses_when_nothing_would_change(clone, pristine, tmp_path):
+    current = (clone / "environments" / "prod.yaml").read_text()
+    images = {s: re.search(rf"release: ({REPOSITORY}/{s}@\S+)", current).group(1) for s in SERVICES}
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
+    assert result.returncode == 3
+    assert result.stderr.strip().startswith("ops promote: refused: nothing to promote: prod already runs")
+    _unchanged(clone, pristine)
+
+
+def test_refuses_when_the_target_would_fail_policy(clone, pristine, tmp_path):
+    # dev's sizing (HPA min 1) is not allowed in prod: the policy gate stops it and the file is restored.
+    result = ops(
+        clone,
+        "promote",
+        "dev",
+        "prod",
+        "--outputs",
+        str(_outputs(tmp_path, _new_images())),
+        "--include-sizing",
+    )
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith("ops promote: refused: prod would not pass ops policy prod: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    _unchanged(clone, pristine)
+
+
+def test_refuses_a_source_that_builds_from_source(clone, pristine):
+    if shutil.which("pulumi"):
+        pytest.skip("with the pulumi CLI installed the digests come from the stack, not the file")
+    result = ops(clone, "promote", "dev", "prod")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "ops promote: refused: users is built from source in environments/dev.yaml, not pinned; "
+        "pass --outputs with the stack outputs"
+    )
+    _unchanged(clone, pristine)
+
+
+def test_refuses_unknown_names(clone, pristine, tmp_path):
+    outputs = str(_outputs(tmp_path, _new_images()))
+    assert ops(
+        clone, "promote", "dev", "prod", "--outputs", outputs, "--service", "carts"
+    ).stderr.strip() == (
+        "ops promote: refused: unknown service 'carts'; known: users, inventory, orders, payments"
+    )
+    assert ops(clone, "promote", "dev", "staging", "--outputs", outputs).stderr.strip() == (
+        "ops promote: refused: unknown environment 'staging' (no environments/staging.yaml)"
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert (
+        ops(clone, "promote", "dev", "prod", "--outputs", str(bad))
+        .stderr.strip()
+        .startswith(f"ops promote: refused: {bad} is not JSON: ")
+    )
+    _unchanged(clone, pristine)
+
+
+def test_push_publishes_the_branch_and_prints_the_pr_command(clone, pristine, tmp_path):
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
+    original_remote = git(clone, "remote", "get-url", "origin")
+    git(clone, "remote", "set-url", "origin", str(remote))
+    try:
+        outputs = str(_outputs(tmp_path, _new_images()))
+        result = ops(clone, "promote", "dev", "prod", "--outputs", outputs, "--service", "users", "--push")
+    finally:
+        git(clone, "remote", "set-url", "origin", original_remote)
+    assert result.returncode == 0, result.stderr
+    branch = f"promote/dev-to-prod-{pristine[:7]}"
+    pushed = subprocess.run(
+        ["git", "--git-dir", str(remote), "rev-parse", branch], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert pushed == git(clone, "rev-parse", "HEAD")
+    if shutil.which("gh") is None:
+        command = result.stdout.strip().splitlines()[-1].strip()
+        assert command.startswith(f"gh pr create --base main --head {branch} --title ")
+        body_file = command.rsplit(" ", 1)[-1]
+        assert "<!-- ops-diff -->" in open(body_file).read()

@@ -1,0 +1,154 @@
+"""The rendered Deployments' probes answer 200 on the real services.
+
+Each service runs as a real uvicorn process started from the rendered container command (only --host/--port
+swapped for a free local port: the port itself is proven equal to the probe and container ports elsewhere),
+with the rendered env (cluster addresses mapped to local ones), against the machine's real Postgres and Redis,
+in its own database `platform_probe_<service>` migrated by the rendered migration Job's command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from commerce_platform import catalogue
+from commerce_platform.service_env import cluster_addresses
+from conftest import by_name, rendered
+
+BIN = Path(sys.executable).parent
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_DB = {"users": 9, "inventory": 10, "orders": 11, "payments": 12}  # clear of other suites' indexes
+START_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database(service: str) -> str:
+    name = f"platform_probe_{service}"
+    assert re.fullmatch(r"platform_probe_[a-z]+", name)
+    return name
+
+
+def _recreate_databases(names: list[str], drop_only: bool = False) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(database="postgres", timeout=10, **PG)
+        try:
+            for name in names:  # identifiers can't be parameters; checked by _database
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                if not drop_only:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+def _private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+@pytest.fixture(scope="module")
+def running() -> dict[str, tuple[int, dict]]:
+    """service → (local port, rendered container); stopped with SIGTERM at the end."""
+    graph = rendered("dev")
+    deployments = by_name(graph, "Deployment")
+    config_maps = by_name(graph, "ConfigMap")
+    jobs = by_name(graph, "Job")
+    ports = {s.name: _free_port() for s in catalogue.SERVICES}
+    to_local = {
+        url: f"http://127.0.0.1:{ports[name]}"
+        for name, url in cluster_addresses(graph["outputs"]["namespace"], catalogue.SERVICES).items()
+    }
+    secrets = {"JWT_PRIVATE_KEY": _private_key(), "ADMIN_PASSWORD": "probe-admin-password"}
+    _recreate_databases([_database(s.name) for s in catalogue.SERVICES])
+    processes: list[subprocess.Popen] = []
+    started: dict[str, tuple[int, dict]] = {}
+    logs = Path(os.environ.get("TMPDIR", "/tmp"))
+    try:
+        for spec in catalogue.SERVICES:  # users first: the others fetch its JWKS
+            container = deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]
+            env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+            for item in container["env"]:
+                source = item["valueFrom"]
+                if "configMapKeyRef" in source:
+                    value = config_maps[source["configMapKeyRef"]["name"]]["data"][source["configMapKeyRef"]["key"]]
+                    for cluster, local in to_local.items():
+                        value = value.replace(cluster, local)
+                    env[item["name"]] = value
+                elif item["name"] == "DATABASE_URL":
+                    env[item["name"]] = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{_database(spec.name)}"
+                elif item["name"] == "REDIS_URL":
+                    env[item["name"]] = f"redis://127.0.0.1:6379/{REDIS_DB[spec.name]}"
+                else:
+                    env[item["name"]] = secrets[item["name"]]
+            migrate = jobs[f"{spec.name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+            result = subprocess.run(
+                [str(BIN / migrate[0]), *migrate[1:]],
+                env={"PATH": env["PATH"], "DATABASE_URL": env["DATABASE_URL"]},
+                capture_output=True, text=True, timeout=120,
+            )
+            assert result.returncode == 0, result.stderr
+            command = list(container["command"])
+            command[0] = str(BIN / command[0])
+            command[command.index("--host") + 1] = "127.0.0.1"
+            command[command.index("--port") + 1] = str(ports[spec.name])
+            log = open(logs / f"platform-probe-{spec.name}.log", "w")  # noqa: SIM115 - lives as long as the process
+            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+            started[spec.name] = (ports[spec.name], container)
+            _wait_started(spec.name, ports[spec.name], container, processes[-1])
+        yield started
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        _recreate_databases([_database(s.name) for s in catalogue.SERVICES], drop_only=True)
+
+
+def _wait_started(name: str, port: int, container: dict, process: subprocess.Popen) -> None:
+    """Poll the startup probe the way the kubelet would, until it answers 200."""
+    path = container["startupProbe"]["httpGet"]["path"]
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{name} exited with {process.returncode} (see /tmp/platform-probe-{name}.log)"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{name} did not pass its startup probe {path} within {START_SECONDS}s")
+
+
+@pytest.mark.parametrize("spec", catalogue.SERVICES, ids=lambda s: s.name)
+def test_rendered_probes_answer_200_on_the_running_service(running, spec):
+    port, container = running[spec.name]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        http_get = container[probe]["httpGet"]
+        assert http_get["port"] == spec.port == container["ports"][0]["containerPort"]
+        response = httpx.get(f"http://127.0.0.1:{port}{http_get['path']}", timeout=container[probe]["timeoutSeconds"])
+        assert response.status_code == 200, (probe, response.text)

@@ -51,6 +51,12 @@ def pod_spec_set(key, value, kind="Deployment", name=None):
 
 # (rule id, what the edit does, edit, environment)
 VIOLATIONS = [
+    (
+        "service-account-exists",
+        "pod names an undeclared ServiceAccount",
+        pod_spec_set("serviceAccountName", "ghost"),
+        "dev",
+    ),
     ("no-privileged", "privileged container", set_security("privileged", True), "dev"),
     (
         "no-privileged",
@@ -314,6 +320,12 @@ VIOLATIONS = [
 
 # (rule id, what is allowed, edit, environment): edge cases that must NOT be reported
 PASSES = [
+    (
+        "service-account-exists",
+        "the default ServiceAccount always exists (another rule reports it)",
+        pod_spec_set("serviceAccountName", "default"),
+        "dev",
+    ),
     ("no-privileged", "privileged: false", set_security("privileged", False), "dev"),
     ("no-privilege-escalation", "compliant stack", lambda s: None, "dev"),
     (

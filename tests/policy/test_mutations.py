@@ -108,6 +108,11 @@ MUTATIONS = [
         {"service-account-not-default"},
     ),
     (
+        "delete the ServiceAccount",
+        lambda r: remove(r, "ServiceAccount", SVC),
+        {"service-account-exists"},
+    ),
+    (
         "automount the token",
         lambda r: pod(r).__setitem__("automountServiceAccountToken", True),
         {"service-account-token-not-automounted"},

@@ -72,13 +72,32 @@ def service_account_token_not_automounted(resources: Sequence[Resource]) -> Find
         if automount is False:
             continue
         if automount is None:
-            name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            name = service_account_name(spec)
             account = next(
                 (a for a in accounts if object_name(a) == name and same_namespace(a, workload)), None
             )
             if account is not None and account.props.get("automountServiceAccountToken") is False:
                 continue
         yield workload, "pod automounts its ServiceAccount token"
+
+
+def service_account_name(spec) -> str:
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
+@stack_rule(
+    id="service-account-exists",
+    severity=Severity.HIGH,
+    description="A pod's own ServiceAccount is declared in the stack (else the API server refuses the pods).",
+)
+def service_account_exists(resources: Sequence[Resource]) -> Findings:
+    accounts = of_kind(resources, "ServiceAccount")
+    for workload in workloads(resources):
+        name = service_account_name(pod_spec(workload))
+        if name == "default":  # exists in every namespace; service-account-not-default reports it
+            continue
+        if not any(object_name(a) == name and same_namespace(a, workload) for a in accounts):
+            yield workload, f"ServiceAccount {name!r} is not declared in its namespace"
 
 
 @stack_rule(

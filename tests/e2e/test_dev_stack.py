@@ -178,5 +178,6 @@ def test_flow_on_the_machines_postgres_and_redis(tmp_path):
         assert asyncio.run(_databases(prefix)) == sorted(f"{prefix}{s.name}" for s in catalogue.SERVICES)
         _down_and_check_nothing_left(env, state)
     finally:
-        ops(["dev", "down"], env)
+        if (tmp_path / "local" / "run" / "state.json").exists():  # failed half-way: stop what is left
+            ops(["dev", "down"], env)
         asyncio.run(_drop(prefix))

@@ -45,9 +45,12 @@ class SecretValues:
         return found
 
 
-def service_env(service: str, addresses: dict[str, str], secrets: SecretValues) -> dict[str, str]:
-    """Exactly the variables the platform sets for `service` in dev, with local addresses and secret values."""
-    env = dict(platform_env.plain_env(ENVIRONMENT, service, addresses))
+def service_env(
+    service: str, addresses: dict[str, str], secrets: SecretValues, environment: str = ENVIRONMENT
+) -> dict[str, str]:
+    """Exactly the variables the platform sets for `service` in `environment` (dev for `ops dev`), with local
+    addresses and secret values."""
+    env = dict(platform_env.plain_env(environment, service, addresses))
     for name in sorted(platform_env.secret_env_names(service)):
         env[name] = secrets.value(service, name)
     return env

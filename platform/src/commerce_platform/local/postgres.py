@@ -16,6 +16,8 @@ import time
 import warnings
 from pathlib import Path
 
+import psutil
+
 with warnings.catch_warnings():
     # Importing pgserver touches platformdirs' runtime dir, which warns when XDG_RUNTIME_DIR is unset.
     warnings.simplefilter("ignore")
@@ -63,11 +65,12 @@ class EmbeddedPostgres:
         except (FileNotFoundError, IndexError, ValueError):
             return None
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            # A stale postmaster.pid (after a crash or reboot) may name a pid now used by something else.
+            proc = psutil.Process(pid)
+            if proc.name() != "postgres" or proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.NoSuchProcess:
             return None
-        except PermissionError:
-            pass
         return pid
 
     def start(self, timeout: float = 30) -> None:

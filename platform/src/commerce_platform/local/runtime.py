@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -60,6 +60,10 @@ class LocalConfig:
     ready_timeout: float = 60.0
     stop_timeout: float = 10.0  # SIGTERM → this long to drain → SIGKILL
     gateway_timeout: float = 30.0
+    # Whose values the services get (`ops dev`: dev; benchmarks may run prod's), then per-service overrides
+    # ({"*": {...}} applies to all), e.g. {"inventory": {"PRODUCT_CACHE_ENABLED": "false"}}.
+    environment: str = ENVIRONMENT
+    env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class LocalPlatform:
@@ -132,11 +136,13 @@ class LocalPlatform:
     @property
     def admin_username(self) -> str:
         """The platform's dev admin name (from the stack config, via service_env), with the local password."""
-        users = service_env_module.plain_env(ENVIRONMENT, "users", self.addresses())
+        users = service_env_module.plain_env(self.config.environment, "users", self.addresses())
         return users.get("ADMIN_USERNAME", self.secrets.admin_username)
 
     def service_env(self, service: str) -> dict[str, str]:
-        return service_env(service, self.addresses(), self.secret_values())
+        env = service_env(service, self.addresses(), self.secret_values(), self.config.environment)
+        overrides = self.config.env_overrides
+        return env | overrides.get("*", {}) | overrides.get(service, {})
 
     # -- start ----------------------------------------------------------------------------------------------------
     def running(self) -> list[str]:
@@ -225,7 +231,13 @@ class LocalPlatform:
                 }
             )
         except database.DatabaseSetupError as exc:
-            raise LocalPlatformError(str(exc)) from None
+            hint = ""
+            if self.config.database_url is None and "InvalidPassword" in str(exc):
+                hint = (
+                    f" (the embedded Postgres data in {self.layout.postgres_dir} was made with other secrets; "
+                    f"restore {self.layout.secrets_file} or remove both to start afresh)"
+                )
+            raise LocalPlatformError(f"{exc}{hint}") from None
 
     def _uvicorn(self, app: str, port: int, factory: bool = False) -> list[str]:
         argv = [

@@ -17,7 +17,9 @@ OPS = Path(sys.executable).with_name("ops")
 def clone_repo(dest: Path) -> Path:
     """Clone the committed HEAD of this repo into `dest` with a local identity for commits."""
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], check=True)
-    subprocess.run(["git", "-C", str(dest), "switch", "--quiet", "-C", "main"], check=True)  # even if detached
+    subprocess.run(
+        ["git", "-C", str(dest), "switch", "--quiet", "-C", "main"], check=True
+    )  # even if detached
     for key, value in (("user.name", "ops test"), ("user.email", "ops-test@example.invalid")):
         subprocess.run(["git", "-C", str(dest), "config", key, value], check=True)
     return dest

@@ -86,3 +86,18 @@ def test_unknown_base_ref_is_one_line(clone):
     result = ops(clone, "diff", "prod", "--base", "no-such-ref")
     assert result.returncode == 1
     assert result.stderr.strip() == "ops diff: unknown git ref 'no-such-ref'"
+
+
+def test_an_environment_new_in_the_working_tree_is_all_creates(clone, restore):
+    for name in ("environments/{}.yaml", "Pulumi.{}.yaml"):
+        (clone / name.format("staging")).write_text((clone / name.format("prod")).read_text())
+    try:
+        result = ops(clone, "diff", "staging", "--base", "HEAD")
+    finally:
+        for name in ("environments/{}.yaml", "Pulumi.{}.yaml"):
+            (clone / name.format("staging")).unlink()
+    assert result.returncode == 0, result.stderr
+    assert "note: `staging` does not exist at the base ref: every resource is new." in result.stdout
+    actions = {line.split()[1] for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)}
+    assert actions == {"create"}
+    assert re.search(r"^\d+ to create, 0 unchanged$", result.stdout, re.MULTILINE)

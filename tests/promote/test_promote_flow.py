@@ -106,27 +106,6 @@ def _version(ref: str) -> str:
     return "sha256-" + ref.rsplit(":", 1)[1][:12]
 
 
-def test_only_the_named_services(clone, pristine, tmp_path):
-    result = ops(
-        clone,
-        "promote",
-        "dev",
-        "prod",
-        "--outputs",
-        str(_outputs(tmp_path, _new_images())),
-        "--service",
-        "orders",
-    )
-    assert result.returncode == 0, result.stderr
-    diff = git(clone, "diff", "--unified=0", f"{pristine}..HEAD")
-    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert [line.split("@")[0] for line in changed] == [
-        f"-    release: {REPOSITORY}/orders",
-        f"+    release: {REPOSITORY}/orders",
-    ]
-    assert git(clone, "log", "-1", "--format=%s") == "Promote dev → prod: orders"
-
-
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -217,7 +196,7 @@ def test_refuses_unknown_names(clone, pristine, tmp_path):
     _unchanged(clone, pristine)
 
 
-def test_push_publishes_the_branch_and_prints_the_pr_command(clone, pristine, tmp_path):
+def test_push_of_one_named_service_publishes_the_branch_and_prints_the_pr_command(clone, pristine, tmp_path):
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
     original_remote = git(clone, "remote", "get-url", "origin")
@@ -228,6 +207,13 @@ def test_push_publishes_the_branch_and_prints_the_pr_command(clone, pristine, tm
     finally:
         git(clone, "remote", "set-url", "origin", original_remote)
     assert result.returncode == 0, result.stderr
+    diff = git(clone, "diff", "--unified=0", f"{pristine}..HEAD")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert [line.split("@")[0] for line in changed] == [
+        f"-    release: {REPOSITORY}/users",
+        f"+    release: {REPOSITORY}/users",
+    ]
+    assert git(clone, "log", "-1", "--format=%s") == "Promote dev → prod: users"
     branch = f"promote/dev-to-prod-{pristine[:7]}"
     pushed = subprocess.run(
         ["git", "--git-dir", str(remote), "rev-parse", branch], capture_output=True, text=True, check=True

@@ -56,6 +56,16 @@ def test_ops_policy_graph_file_fails_on_a_mandatory_violation(prod_graph, tmp_pa
             '{"environment": "dev", "resources": [{"urn": 1}]}',
             "needs string",
         ),
+        (
+            ["policy", "--graph", "{path}"],
+            '{"environment": "dev", "resources": [{"urn": "u", "type": "t", "name": "n", "props": [1]}]}',
+            "props that are not an object",
+        ),
+        (
+            ["policy", "--graph", "{path}", "--checkov"],
+            '{"environment": "dev", "resources": []}',
+            "no manifests in",
+        ),
         (["policy", "prod", "--graph", "{path}"], '{"environment": "dev", "resources": []}', "not 'prod'"),
         (["policy", "--graph", "/nonexistent/graph.json"], None, "cannot read"),
         (["policy"], None, "name an environment"),

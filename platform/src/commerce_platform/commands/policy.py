@@ -121,6 +121,8 @@ def register(app: typer.Typer) -> None:
                 fail(console, str(exc))
             if environment is not None and environment != rendered["environment"]:
                 fail(console, f"{graph} is the {rendered['environment']!r} graph, not {environment!r}")
+            if checkov and not any((graph.parent / "manifests").glob("*.yaml")):
+                fail(console, f"no manifests beside {graph} (write them with `ops render`)")
         elif environment is not None:
             try:
                 rendered = rendered_graph(environment)

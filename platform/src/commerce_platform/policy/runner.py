@@ -72,4 +72,6 @@ def load_graph(path: Path) -> dict[str, Any]:
             isinstance(entry.get(k), str) for k in ("urn", "type", "name")
         ):
             raise ValueError(f"{path}: every resource needs string 'urn', 'type' and 'name'")
+        if not isinstance(entry.get("props", {}), dict):
+            raise ValueError(f"{path}: resource {entry['urn']} has props that are not an object")
     return graph

@@ -64,7 +64,7 @@ def test_ops_policy_graph_file_fails_on_a_mandatory_violation(prod_graph, tmp_pa
         (
             ["policy", "--graph", "{path}", "--checkov"],
             '{"environment": "dev", "resources": []}',
-            "no manifests in",
+            "no manifests beside",
         ),
         (["policy", "prod", "--graph", "{path}"], '{"environment": "dev", "resources": []}', "not 'prod'"),
         (["policy", "--graph", "/nonexistent/graph.json"], None, "cannot read"),

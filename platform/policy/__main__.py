@@ -1,9 +1,8 @@
 """The CrossGuard pack: `pulumi preview --policy-pack platform/policy`.
 
 Adapts the rule functions of `commerce_platform.policy` (the same ones `ops policy` runs offline on the rendered
-graph) to pulumi_policy. The pack itself is only built when the Pulumi CLI runs this file as `__main__`:
-constructing `PolicyPack` starts a gRPC server and blocks, so tests load this file under another name and call
-`policies()`.
+graph) to pulumi_policy. The pack itself is only built when this file runs as `__main__` (as the Pulumi CLI runs
+it): constructing `PolicyPack` starts the Analyzer gRPC server and blocks, so importers call `policies()` instead.
 """
 
 from __future__ import annotations

@@ -26,11 +26,17 @@ from orders_service.domain.errors import (
     OrderNotFound,
     ProductNotFound,
 )
-from orders_service.domain.models import OrderRecord, OrderRequest, PaymentResult
+from orders_service.domain.models import OrderRecord, OrderRequest, OrderStatus, PaymentResult
 from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
 from orders_service.infrastructure.repository import OrdersRepository
 
 logger = logging.getLogger("orders.placement")
+
+INTERNAL_FAILURE = "internal error while placing the order"
+# Background compensation after an unforeseen failure: about a minute in all, enough to outlast a database
+# restart; after that an unfinished order is resumed when its client retries with the same Idempotency-Key.
+COMPENSATION_RETRY_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15, 30)
+_background: set[asyncio.Task] = set()
 
 
 @dataclass
@@ -104,16 +110,23 @@ class OrderPlacement:
         return existing
 
     async def _run(self, order: OrderRecord, token: str) -> OrderRecord:
-        processing = await self.repository.start_processing(order.id)
-        if processing is None:  # finished meanwhile
-            return await self.repository.get(order.id)
         progress = _Progress()
         try:
+            processing = await self.repository.start_processing(order.id)
+            if processing is None:  # finished meanwhile
+                return await self.repository.get(order.id)
             return await self._steps(processing, token, progress)
-        except BaseException:
-            # Unforeseen (a bug, a lost database connection, cancellation): undo what may have happened, so
-            # the order is not left in processing. Shielded so a cancelled request still finishes the undo.
-            await asyncio.shield(self._compensate_quietly(processing, token, progress))
+        except Exception:
+            # Unforeseen (a bug, the orders database failing mid-flow): undo what may have happened and answer
+            # with the failed order; if even that fails, keep retrying in the background and let the error out.
+            logger.exception("order flow failed; compensating", extra={"order_id": str(order.id)})
+            try:
+                return await self._compensate(order, token, progress, INTERNAL_FAILURE)
+            except Exception:
+                self._compensate_later(order, token, progress)
+                raise
+        except BaseException:  # cancelled (e.g. shutdown): finish the undo regardless
+            self._compensate_later(order, token, progress)
             raise
 
     async def _steps(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
@@ -156,6 +169,10 @@ class OrderPlacement:
 
     async def _compensate(self, order: OrderRecord, token: str, progress: _Progress, reason: str) -> OrderRecord:
         """Refund an authorized payment, give the stock back, then mark the order failed."""
+        current = await self.repository.get(order.id)
+        if current is not None and current.status is OrderStatus.COMPLETED:
+            # E.g. "completed" was committed but the reply from the database was lost: nothing to undo.
+            return current
         if progress.payment is not None and progress.payment.authorized:
             try:
                 await self.payments.refund(token, progress.payment.id)
@@ -174,8 +191,22 @@ class OrderPlacement:
                 )
         return await self._fail(order, reason, progress)
 
-    async def _compensate_quietly(self, order: OrderRecord, token: str, progress: _Progress) -> None:
-        try:
-            await self._compensate(order, token, progress, "internal error while placing the order")
-        except Exception:
-            logger.exception("compensation failed; order left unfinished", extra={"order_id": str(order.id)})
+    def _compensate_later(self, order: OrderRecord, token: str, progress: _Progress) -> None:
+        task = asyncio.create_task(self._compensate_with_retries(order, token, progress))
+        _background.add(task)  # held until done: the event loop keeps only weak references to tasks
+        task.add_done_callback(_background.discard)
+
+    async def _compensate_with_retries(self, order: OrderRecord, token: str, progress: _Progress) -> None:
+        # Every compensation step is idempotent (refund, release, conditional status update): repeating is safe.
+        for delay in COMPENSATION_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                await self._compensate(order, token, progress, INTERNAL_FAILURE)
+            except Exception as exc:
+                logger.warning(
+                    "compensation retry failed", extra={"order_id": str(order.id), "error": type(exc).__name__}
+                )
+            else:
+                logger.info("order compensated after retries", extra={"order_id": str(order.id)})
+                return
+        logger.error("compensation gave up; order left unfinished", extra={"order_id": str(order.id)})

@@ -1,0 +1,36 @@
+"""The resilience scenarios `ops chaos` runs, as tests: same functions, invariants asserted with their details."""
+
+from __future__ import annotations
+
+import pytest
+from commerce_platform.chaos import scenarios
+from commerce_platform.chaos.lab import ChaosLab
+from commerce_platform.chaos.scenarios import ScenarioResult
+from commerce_platform.chaos.schema import schemathesis_all
+
+pytestmark = pytest.mark.chaos
+
+
+def assert_held(result: ScenarioResult) -> None:
+    assert result.checks, f"{result.name}: no invariant was checked"
+    assert result.passed, f"{result.name}: {result.failures()} (client saw: {result.load})"
+
+
+async def test_redis_outage_reads_fall_back_to_postgres_and_caching_resumes(chaos_lab: ChaosLab) -> None:
+    assert_held(await scenarios.redis_outage(chaos_lab))
+
+
+async def test_postgres_restart_loses_and_duplicates_no_order(chaos_lab: ChaosLab) -> None:
+    assert_held(await scenarios.postgres_restart(chaos_lab))
+
+
+async def test_sigterm_completes_in_flight_requests_and_drain_loses_none(chaos_lab: ChaosLab) -> None:
+    assert_held(await scenarios.sigterm_under_load(chaos_lab))
+
+
+async def test_payments_killed_mid_saga_fails_orders_and_releases_stock(chaos_lab: ChaosLab) -> None:
+    assert_held(await scenarios.payments_killed(chaos_lab))
+
+
+async def test_schemathesis_finds_no_5xx_and_no_schema_violation(chaos_lab: ChaosLab) -> None:
+    assert_held(await schemathesis_all(chaos_lab))

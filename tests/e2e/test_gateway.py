@@ -59,7 +59,10 @@ def _free_port() -> int:
 class _Server:
     def __init__(self, app) -> None:
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="auto")
+        # As `ops dev up` runs the gateway: it is the edge, so no trusting of a caller's X-Forwarded-For.
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -107,6 +110,11 @@ def test_routes_by_prefix_and_passes_method_path_query_body_and_request_id(gatew
         "forwarded_for": "127.0.0.1",
     }
     assert response.headers["x-request-id"] == "trace-123"
+
+
+def test_appends_the_client_to_an_existing_forwarded_chain(gateway_url):
+    response = httpx.get(f"{gateway_url}/echo", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert response.json()["forwarded_for"] == "203.0.113.7, 127.0.0.1"
 
 
 def test_makes_a_request_id_when_the_caller_has_none(gateway_url):

@@ -134,8 +134,21 @@ def register(app: typer.Typer) -> None:
         follower = LogFollower(
             {name: platform.layout.log_file(name) for name in platform.state.processes}, console
         )
+        exited: set[str] = set()
+
+        def keep_going() -> bool:
+            if not platform.layout.state_file.exists():  # `ops dev down` from another terminal
+                return False
+            alive = platform.running()
+            for name in sorted(platform.state.processes.keys() - set(alive) - exited):
+                exited.add(name)
+                console.print(
+                    f"[bold red]{name} exited[/] (its last lines are above); the rest keeps running"
+                )
+            return bool(alive)
+
         try:
-            follower.follow(lambda: platform.layout.state_file.exists() and bool(platform.running()))
+            follower.follow(keep_going)
         except KeyboardInterrupt:
             pass
         finally:

@@ -32,7 +32,7 @@ async def ensure_database(admin_url: str, role: str, password: str) -> None:
     """Idempotent: login role (password reset to ours), then its database owned by it."""
     try:
         conn = await asyncpg.connect(admin_url, timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseSetupError(
             f"cannot connect to Postgres as admin: {type(exc).__name__}: {exc}"
         ) from None

@@ -115,18 +115,27 @@ class Gateway:
         url = route.upstream + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
-        forward = [
-            (k, v)
-            for k, v in scope["headers"]
-            if k.lower() not in _HOP_BY_HOP and k.lower() != b"x-request-id"
-        ]
-        client_host = (scope.get("client") or ("", 0))[0]
+        replaced = _HOP_BY_HOP | {
+            b"x-request-id",
+            b"x-forwarded-for",
+            b"x-forwarded-proto",
+            b"x-forwarded-host",
+        }
+        forward = [(k, v) for k, v in scope["headers"] if k.lower() not in replaced]
+        incoming = dict((k.lower(), v) for k, v in scope["headers"])
+        client_host = (scope.get("client") or ("", 0))[0].encode()
+        # Append to a chain of proxies rather than hiding it, as an Ingress controller does.
+        chain = (
+            incoming[b"x-forwarded-for"] + b", " + client_host
+            if b"x-forwarded-for" in incoming
+            else client_host
+        )
         forward += [
             (b"x-request-id", request_id.encode()),
-            (b"x-forwarded-for", client_host.encode()),
+            (b"x-forwarded-for", chain),
             (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
         ]
-        host = dict(scope["headers"]).get(b"host")
+        host = incoming.get(b"host")
         if host:
             forward.append((b"x-forwarded-host", host))
         has_body = any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])

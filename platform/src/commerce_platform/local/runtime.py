@@ -174,6 +174,7 @@ class LocalPlatform:
         except ports.PortInUseError as exc:
             raise LocalPlatformError(f"{exc}; stop it, or pick other ports with --port-offset") from None
         self.layout.ensure()
+        self._rotate_logs()
         try:
             self._start_data_stores(say)
             self._prepare_databases(say)
@@ -211,6 +212,7 @@ class LocalPlatform:
             self.start_redis()
         else:
             say("using Redis from REDIS_URL")
+            _check_redis(self.config.redis_url)
 
     def _prepare_databases(self, say: Progress) -> None:
         say("creating databases and logins")
@@ -239,7 +241,12 @@ class LocalPlatform:
                 )
             raise LocalPlatformError(f"{exc}{hint}") from None
 
-    def _uvicorn(self, app: str, port: int, factory: bool = False) -> list[str]:
+    def _rotate_logs(self) -> None:
+        """Each `up` starts fresh logs; the previous run's stay beside them as `<name>.log.1`."""
+        for log in self.layout.logs_dir.glob("*.log"):
+            log.replace(log.with_suffix(".log.1"))
+
+    def _uvicorn(self, app: str, port: int, gateway: bool = False) -> list[str]:
         argv = [
             sys.executable,
             "-m",
@@ -252,8 +259,9 @@ class LocalPlatform:
             "--timeout-graceful-shutdown",
             str(max(1, int(self.config.stop_timeout) - 2)),
         ]
-        if factory:
-            argv.append("--factory")
+        if gateway:
+            # Built by a factory from env; it is the edge, so it must not believe a caller's X-Forwarded-For.
+            argv += ["--factory", "--no-proxy-headers"]
         if self.config.production_like:
             argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
         return argv
@@ -276,7 +284,7 @@ class LocalPlatform:
         }
         self._spawn(
             GATEWAY,
-            self._uvicorn("commerce_platform.local.gateway:app_from_env", self.port(GATEWAY), factory=True),
+            self._uvicorn("commerce_platform.local.gateway:app_from_env", self.port(GATEWAY), gateway=True),
             env,
         )
 
@@ -434,6 +442,22 @@ class LocalPlatform:
 
     def _save_state(self) -> None:
         self.state.save(self.layout.state_file)
+
+
+def _check_redis(url: str) -> None:
+    """Fail fast with one line when the given Redis is unreachable (rather than services never getting ready)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    except ValueError as exc:
+        raise LocalPlatformError(f"REDIS_URL is not a valid Redis URL: {exc}") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise LocalPlatformError(f"cannot reach Redis at REDIS_URL: {exc}") from None
+    finally:
+        client.close()
 
 
 def _create_time(pid: int) -> float:

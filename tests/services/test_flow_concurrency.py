@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -27,7 +28,9 @@ def stack(services):
 
 @pytest.fixture(scope="module")
 def buyers(stack, register_and_login):
-    return [register_and_login("crowd") for _ in range(USERS)]
+    # In parallel: registration and login each cost an argon2 hash in the users service.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda _: register_and_login("crowd"), range(USERS)))
 
 
 async def place_all(stack, requests):

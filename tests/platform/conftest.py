@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from commerce_platform.render import render_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

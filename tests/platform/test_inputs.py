@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from commerce_platform.render import RenderError, render_environment
 
 OPS = Path(sys.executable).parent / "ops"
@@ -44,30 +43,66 @@ def test_external_database_url_is_required_per_service(repo_copy):
 @pytest.mark.parametrize(
     ("file", "change", "expected"),
     [
-        ("environments/dev.yaml", lambda d: d.update(replicas=3),
-         "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, postgres, quota, redis, services, settings"),
-        ("environments/dev.yaml", lambda d: d["postgres"].update(mode="cloud"),
-         "environments/dev.yaml: postgres.mode: Input should be 'in-cluster' or 'external'"),
-        ("environments/dev.yaml", lambda d: d["services"]["users"]["autoscaling"].update(min=5),
-         "environments/dev.yaml: services.users.autoscaling: min (5) must be <= max (3)"),
-        ("environments/dev.yaml", lambda d: d["services"]["users"].update(sizing=1),
-         "environments/dev.yaml: unknown key 'services.users.sizing'; allowed keys: autoscaling, release, resources, settings"),
-        ("environments/dev.yaml", lambda d: d["services"]["users"]["resources"].update(cpu="lots"),
-         "environments/dev.yaml: services.users.resources.cpu: 'lots' does not match"),
-        ("environments/dev.yaml", lambda d: d["services"].update(search={}),
-         "environments/dev.yaml: services.search: unknown service; allowed: users, inventory, orders, payments"),
-        ("environments/dev.yaml", lambda d: d["services"].pop("payments"),
-         "environments/dev.yaml: services: missing required key 'payments'"),
-        ("environments/dev.yaml", lambda d: d["settings"].update(DATABASE_URL="postgresql://x"),
-         "environments/dev.yaml: settings.DATABASE_URL: not a non-secret setting the service reads; allowed:"),
-        ("environments/prod.yaml", lambda d: d["services"]["orders"].update(release="ghcr.io/commerce-platform/orders:1.4"),
-         "environments/prod.yaml: services.orders.release: must be 'build' or a pinned digest 'repo@sha256:<64 hex>', got 'ghcr.io/commerce-platform/orders:1.4'"),
-        ("environments/prod.yaml", lambda d: d["services"]["orders"].update(release="build"),
-         "environments/prod.yaml: services.orders.release: prod accepts pinned digests only"),
-        ("Pulumi.prod.yaml", lambda d: d["config"].update({"commerce-platform:k8sVersion": "1.12"}),
-         "Pulumi.prod.yaml: commerce-platform:k8sVersion: unsupported version '1.12'; allowed: "),
-        ("Pulumi.dev.yaml", lambda d: d["config"].update({"commerce-platform:nameSpace": "x"}),
-         "Pulumi.dev.yaml: unknown key 'commerce-platform:nameSpace'; allowed keys: adminUsername, domain,"),
+        (
+            "environments/dev.yaml",
+            lambda d: d.update(replicas=3),
+            "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, postgres, quota, redis, services, settings",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["postgres"].update(mode="cloud"),
+            "environments/dev.yaml: postgres.mode: Input should be 'in-cluster' or 'external'",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"]["users"]["autoscaling"].update(min=5),
+            "environments/dev.yaml: services.users.autoscaling: min (5) must be <= max (3)",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"]["users"].update(sizing=1),
+            "environments/dev.yaml: unknown key 'services.users.sizing'; allowed keys: autoscaling, release, resources, settings",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"]["users"]["resources"].update(cpu="lots"),
+            "environments/dev.yaml: services.users.resources.cpu: 'lots' does not match",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"].update(search={}),
+            "environments/dev.yaml: services.search: unknown service; allowed: users, inventory, orders, payments",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"].pop("payments"),
+            "environments/dev.yaml: services: missing required key 'payments'",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["settings"].update(DATABASE_URL="postgresql://x"),
+            "environments/dev.yaml: settings.DATABASE_URL: not a non-secret setting the service reads; allowed:",
+        ),
+        (
+            "environments/prod.yaml",
+            lambda d: d["services"]["orders"].update(release="ghcr.io/commerce-platform/orders:1.4"),
+            "environments/prod.yaml: services.orders.release: must be 'build' or a pinned digest 'repo@sha256:<64 hex>', got 'ghcr.io/commerce-platform/orders:1.4'",
+        ),
+        (
+            "environments/prod.yaml",
+            lambda d: d["services"]["orders"].update(release="build"),
+            "environments/prod.yaml: services.orders.release: prod accepts pinned digests only",
+        ),
+        (
+            "Pulumi.prod.yaml",
+            lambda d: d["config"].update({"commerce-platform:k8sVersion": "1.12"}),
+            "Pulumi.prod.yaml: commerce-platform:k8sVersion: unsupported version '1.12'; allowed: ",
+        ),
+        (
+            "Pulumi.dev.yaml",
+            lambda d: d["config"].update({"commerce-platform:nameSpace": "x"}),
+            "Pulumi.dev.yaml: unknown key 'commerce-platform:nameSpace'; allowed keys: adminUsername, domain,",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_file_key_and_allowed_values(repo_copy, file, change, expected):

@@ -20,12 +20,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from commerce_platform import catalogue
 from commerce_platform.service_env import cluster_addresses
 from conftest import by_name, rendered
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 BIN = Path(sys.executable).parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -65,7 +64,9 @@ def _recreate_databases(names: list[str], drop_only: bool = False) -> None:
 
 def _private_key() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,16 @@ def running() -> dict[str, tuple[int, dict]]:
             for item in container["env"]:
                 source = item["valueFrom"]
                 if "configMapKeyRef" in source:
-                    value = config_maps[source["configMapKeyRef"]["name"]]["data"][source["configMapKeyRef"]["key"]]
+                    value = config_maps[source["configMapKeyRef"]["name"]]["data"][
+                        source["configMapKeyRef"]["key"]
+                    ]
                     for cluster, local in to_local.items():
                         value = value.replace(cluster, local)
                     env[item["name"]] = value
                 elif item["name"] == "DATABASE_URL":
-                    env[item["name"]] = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{_database(spec.name)}"
+                    env[item["name"]] = (
+                        f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{_database(spec.name)}"
+                    )
                 elif item["name"] == "REDIS_URL":
                     env[item["name"]] = f"redis://127.0.0.1:6379/{REDIS_DB[spec.name]}"
                 else:
@@ -106,7 +111,9 @@ def running() -> dict[str, tuple[int, dict]]:
             result = subprocess.run(
                 [str(BIN / migrate[0]), *migrate[1:]],
                 env={"PATH": env["PATH"], "DATABASE_URL": env["DATABASE_URL"]},
-                capture_output=True, text=True, timeout=120,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             assert result.returncode == 0, result.stderr
             command = list(container["command"])
@@ -134,7 +141,9 @@ def _wait_started(name: str, port: int, container: dict, process: subprocess.Pop
     path = container["startupProbe"]["httpGet"]["path"]
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"{name} exited with {process.returncode} (see /tmp/platform-probe-{name}.log)"
+        assert process.poll() is None, (
+            f"{name} exited with {process.returncode} (see /tmp/platform-probe-{name}.log)"
+        )
         try:
             if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
                 return
@@ -150,5 +159,7 @@ def test_rendered_probes_answer_200_on_the_running_service(running, spec):
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         http_get = container[probe]["httpGet"]
         assert http_get["port"] == spec.port == container["ports"][0]["containerPort"]
-        response = httpx.get(f"http://127.0.0.1:{port}{http_get['path']}", timeout=container[probe]["timeoutSeconds"])
+        response = httpx.get(
+            f"http://127.0.0.1:{port}{http_get['path']}", timeout=container[probe]["timeoutSeconds"]
+        )
         assert response.status_code == 200, (probe, response.text)

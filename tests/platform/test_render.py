@@ -10,21 +10,22 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
+from commerce_platform import catalogue
+from commerce_platform.environments import load_environment
 from commerce_platform.render import placeholder_secret, render_environment, write_render
 from commerce_platform.render.manifests import REDACTED
 from commerce_platform.secrets import required_secrets
-from commerce_platform.environments import load_environment
-from commerce_platform import catalogue
 from conftest import ENVIRONMENTS, REPO_ROOT, objects, rendered
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 OPS = Path(sys.executable).parent / "ops"
 
 
 def _files(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -35,7 +36,9 @@ def test_rerender_is_byte_identical(env, tmp_path):
     assert a == b
     assert "graph.json" in a and len(a) > 40
     names = [n for n in a if n.startswith("manifests/")]
-    assert names == sorted(names) and names[0].endswith("-namespace-" + rendered(env)["outputs"]["namespace"] + ".yaml")
+    assert names == sorted(names) and names[0].endswith(
+        "-namespace-" + rendered(env)["outputs"]["namespace"] + ".yaml"
+    )
     for name in names:  # one object per file, keys sorted
         (doc,) = list(yaml.safe_load_all(a[name]))
         assert doc["kind"].lower() in name
@@ -43,7 +46,9 @@ def test_rerender_is_byte_identical(env, tmp_path):
 
 
 def test_ops_render_in_another_process_writes_the_same_bytes(tmp_path):
-    result = subprocess.run([OPS, "render", "dev", "--out", tmp_path / "cli"], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [OPS, "render", "dev", "--out", tmp_path / "cli"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "valid (kubernetes-validate strict, k8s 1.31)" in result.stdout
     assert _files(tmp_path / "cli") == _files(write_render(rendered("dev"), tmp_path / "in-process"))
@@ -52,8 +57,18 @@ def test_ops_render_in_another_process_writes_the_same_bytes(tmp_path):
 def test_module_entry_point_renders_another_checkout(tmp_path):
     """What the diff tooling runs against a base-ref worktree: `python -m commerce_platform.render`."""
     result = subprocess.run(
-        [sys.executable, "-m", "commerce_platform.render", "pr-7", "--out", tmp_path, "--repo-root", REPO_ROOT],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "commerce_platform.render",
+            "pr-7",
+            "--out",
+            tmp_path,
+            "--repo-root",
+            REPO_ROOT,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     graph = json.loads((tmp_path / "graph.json").read_text())
@@ -77,7 +92,9 @@ def test_strict_validation_rejects_an_unknown_field():
 
 def _real_secrets() -> dict[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return {
         "jwtPrivateKey": pem.decode(),
         "adminPassword": "Adm1n-pass-0f-the-test",
@@ -115,7 +132,9 @@ def test_placeholder_secrets_never_appear_and_secrets_are_secret_outputs(env, tm
             data = resource["props"]["stringData"]
             assert data and set(data.values()) == {REDACTED}
             # every value arrived at the engine as a secret Output, not a plain string
-            assert all(any(p == f"/stringData/{k}" or p == "/stringData" for p in resource["secrets"]) for k in data)
+            assert all(
+                any(p == f"/stringData/{k}" or p == "/stringData" for p in resource["secrets"]) for k in data
+            )
     for obj in objects(graph, "Secret"):
         assert set(obj["stringData"].values()) == {REDACTED}
     assert by_urn  # the graph is not empty

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from commerce_platform import catalogue
 from commerce_platform.service_env import cluster_addresses, plain_env, secret_env_names
 from conftest import ENVIRONMENTS, REPO_ROOT, by_name, rendered
@@ -35,7 +34,9 @@ def test_rendered_env_names_are_read_by_the_settings_and_cover_its_required_fiel
     required = {n.upper() for n, f in spec.settings.model_fields.items() if f.is_required()}
     assert required <= names, required - names
     assert secret == secret_env_names(spec.name) and not (secret & set(plain))
-    assert plain == plain_env(env, spec.name, cluster_addresses(graph["outputs"]["namespace"], catalogue.SERVICES), REPO_ROOT)
+    assert plain == plain_env(
+        env, spec.name, cluster_addresses(graph["outputs"]["namespace"], catalogue.SERVICES), REPO_ROOT
+    )
     secret_keys = set(by_name(graph, "Secret")[f"{spec.name}-secrets"]["stringData"])
     assert secret_keys == secret
     # the values parse: the settings class accepts exactly this environment

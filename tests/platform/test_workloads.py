@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
 from commerce_platform import catalogue
 from commerce_platform.components.service import PRESTOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS
 from conftest import by_name, objects, pod_specs, rendered
 
 SERVICE_NAMES = [s.name for s in catalogue.SERVICES]
 RECOMMENDED_LABELS = {
-    "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
-    "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by", "app.kubernetes.io/version",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/version",
 }
 
 
@@ -34,12 +37,20 @@ def test_services_select_exactly_one_workloads_pods(graph):
     workloads = [o for o in objects(graph) if o["kind"] in ("Deployment", "StatefulSet")]
     for service in objects(graph, "Service"):
         selector = service["spec"]["selector"].items()
-        matches = [w["metadata"]["name"] for w in workloads if selector <= w["spec"]["template"]["metadata"]["labels"].items()]
+        matches = [
+            w["metadata"]["name"]
+            for w in workloads
+            if selector <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert len(matches) == 1, (service["metadata"]["name"], matches)
         workload = next(w for w in workloads if w["metadata"]["name"] == matches[0])
-        assert service["spec"]["selector"].items() <= workload["spec"]["selector"]["matchLabels"].items() or \
-            workload["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
-        ports = {p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        assert (
+            service["spec"]["selector"].items() <= workload["spec"]["selector"]["matchLabels"].items()
+            or workload["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+        )
+        ports = {
+            p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+        }
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
 
 
@@ -49,7 +60,9 @@ def test_probes_hit_the_container_port_on_the_catalogue_paths(graph):
         container = deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]
         ports = {p["containerPort"] for p in container["ports"]}
         assert ports == {spec.port}
-        probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+        probes = {
+            kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+        }
         assert {p["port"] for p in probes.values()} == ports
         assert probes["livenessProbe"]["path"] == catalogue.LIVENESS_PATH == "/health"
         assert probes["readinessProbe"]["path"] == catalogue.READINESS_PATH == "/ready"
@@ -88,7 +101,11 @@ def test_service_pods_shut_down_gracefully_and_roll_without_losing_capacity(grap
         container = pod["containers"][0]
         graceful = int(container["command"][container["command"].index("--timeout-graceful-shutdown") + 1])
         assert container["lifecycle"]["preStop"]["sleep"]["seconds"] == PRESTOP_SLEEP_SECONDS
-        assert pod["terminationGracePeriodSeconds"] == TERMINATION_GRACE_SECONDS > PRESTOP_SLEEP_SECONDS + graceful
+        assert (
+            pod["terminationGracePeriodSeconds"]
+            == TERMINATION_GRACE_SECONDS
+            > PRESTOP_SLEEP_SECONDS + graceful
+        )
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} >= {"kubernetes.io/hostname"}
         assert pod["serviceAccountName"] == spec.name
@@ -105,10 +122,15 @@ def test_each_service_has_a_pdb_and_a_migration_job_running_migrate(graph):
         job = jobs[f"{spec.name}-migrate"]["spec"]["template"]
         container = job["spec"]["containers"][0]
         assert container["command"] == ["migrate", spec.package]
-        assert container["image"] == deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert (
+            container["image"] == deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]["image"]
+        )
         assert [e["name"] for e in container["env"]] == ["DATABASE_URL"]
         # a migration pod must not be mistaken for a serving pod
-        assert not deployments[spec.name]["spec"]["selector"]["matchLabels"].items() <= job["metadata"]["labels"].items()
+        assert (
+            not deployments[spec.name]["spec"]["selector"]["matchLabels"].items()
+            <= job["metadata"]["labels"].items()
+        )
 
 
 def test_every_object_is_named_and_carries_the_recommended_labels(graph):
@@ -145,14 +167,19 @@ def test_network_policy_denies_by_default_and_allows_only_the_catalogue_edges(gr
     allowed |= {f"{s.name}-from-ingress" for s in catalogue.SERVICES}
     allowed |= {f"users-from-{s.name}" for s in catalogue.SERVICES if s.name != "users"}  # JWKS
     allowed |= {"postgres-from-clients", "redis-from-clients"}
-    ingress_policies = {n for n, p in policies.items() if "Ingress" in p["spec"]["policyTypes"] and n != "default-deny"}
+    ingress_policies = {
+        n for n, p in policies.items() if "Ingress" in p["spec"]["policyTypes"] and n != "default-deny"
+    }
     assert ingress_policies <= allowed
 
 
 def test_ingress_routes_every_public_prefix_to_its_service(graph):
     (ingress,) = objects(graph, "Ingress")
     (rule,) = ingress["spec"]["rules"]
-    routes = {p["path"]: (p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"]) for p in rule["http"]["paths"]}
+    routes = {
+        p["path"]: (p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"])
+        for p in rule["http"]["paths"]
+    }
     expected = {prefix: (s.name, s.port) for s in catalogue.SERVICES for prefix in s.public_prefixes}
     assert routes == expected
     scheme = "https" if ingress["spec"].get("tls") else "http"
@@ -191,7 +218,10 @@ def test_dev_runs_postgres_and_redis_in_cluster_with_a_retained_volume():
     (statefulset,) = objects(graph, "StatefulSet")
     assert statefulset["spec"]["serviceName"] == "postgres"
     assert by_name(graph, "Service")["postgres"]["spec"]["clusterIP"] == "None"
-    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
     init = by_name(graph, "Job")["postgres-init"]["spec"]["template"]["spec"]["containers"][0]
     env_names = {e["name"] for e in init["env"]}
     assert {f"{s.upper()}_PASSWORD" for s in SERVICE_NAMES} <= env_names
@@ -210,7 +240,10 @@ def test_review_stack_is_namespaced_minimal_and_leaves_no_volume_behind():
     assert graph["outputs"]["namespace"] == f"{dev['outputs']['namespace']}-pr-42"
     assert graph["outputs"]["public_url"] == "http://pr-42.dev.commerce.example.com"
     (statefulset,) = objects(graph, "StatefulSet")
-    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Delete"}
+    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Delete",
+    }
     for hpa in objects(graph, "HorizontalPodAutoscaler"):
         assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 1)
     urns = {r["urn"] for r in graph["resources"]}
@@ -229,7 +262,11 @@ def test_graph_records_parents_and_dependencies(env):
         assert set(r["dependencies"]) <= set(resources), r["urn"]
         if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers"):
             assert r["provider"] == "kubernetes", r["urn"]  # the explicit provider, never the default
-    deployments = [r for r in graph["resources"] if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "orders-deployment"]
+    deployments = [
+        r
+        for r in graph["resources"]
+        if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "orders-deployment"
+    ]
     (orders,) = deployments
     assert resources[orders["parent"]]["type"] == "commerce-platform:app:ServiceDeployment"
     assert any(resources[d]["type"] == "kubernetes:batch/v1:Job" for d in orders["dependencies"])

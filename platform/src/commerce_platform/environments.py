@@ -300,7 +300,9 @@ def parse_environment(
     known = [s.name for s in services]
     for name in data.get("services") or {} if isinstance(data.get("services"), dict) else {}:
         if name not in known:  # before the schema, so a typo'd name is reported as such
-            raise EnvironmentConfigError(f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}")
+            raise EnvironmentConfigError(
+                f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}"
+            )
     try:
         spec = EnvironmentSpec.model_validate(data)
     except ValidationError as exc:

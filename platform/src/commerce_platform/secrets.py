@@ -36,7 +36,9 @@ def required_secrets(env: Environment, services: tuple[catalogue.ServiceSpec, ..
         keys.append(SecretKey("postgresPassword", "superuser password of the in-cluster Postgres"))
         keys += [SecretKey(f"{_camel(s.name)}DbPassword", f"Postgres login of {s.name}") for s in db_users]
     else:
-        keys += [SecretKey(f"{_camel(s.name)}DatabaseUrl", f"external Postgres URL of {s.name}") for s in db_users]
+        keys += [
+            SecretKey(f"{_camel(s.name)}DatabaseUrl", f"external Postgres URL of {s.name}") for s in db_users
+        ]
     if env.spec.redis.mode == "in-cluster":
         keys.append(SecretKey("redisPassword", "password of the in-cluster Redis"))
     else:

@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
     @app.command("render")
     def render(
         env: Annotated[str, typer.Argument(help="dev, prod or pr-<N>")],
-        out: Annotated[Path | None, typer.Option(help="output directory (default build/render/<env>)")] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="output directory (default build/render/<env>)")
+        ] = None,
     ) -> None:
         """Render an environment offline: manifests (validated, secrets redacted) and the resource graph."""
         from commerce_platform.environments import repo_root_default
@@ -33,7 +35,9 @@ def register(app: typer.Typer) -> None:
         elapsed = time.perf_counter() - started
 
         kinds = Counter(m["object"]["kind"] for m in graph["manifests"])
-        table = Table(title=f"{env}: {len(graph['manifests'])} manifests, {len(graph['resources'])} resources")
+        table = Table(
+            title=f"{env}: {len(graph['manifests'])} manifests, {len(graph['resources'])} resources"
+        )
         table.add_column("kind")
         table.add_column("count", justify="right")
         for kind, count in sorted(kinds.items()):

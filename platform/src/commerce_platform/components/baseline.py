@@ -105,7 +105,12 @@ class ClusterBaseline(pulumi.ComponentResource):
 
     def _network_policies(self, services: tuple[catalogue.ServiceSpec, ...]) -> None:
         env = self._env
-        self._policy("default-deny", npv1.NetworkPolicySpecArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]))
+        self._policy(
+            "default-deny",
+            npv1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]
+            ),
+        )
         self._policy(
             "allow-dns-egress",
             npv1.NetworkPolicySpecArgs(
@@ -115,8 +120,12 @@ class ClusterBaseline(pulumi.ComponentResource):
                     npv1.NetworkPolicyEgressRuleArgs(
                         to=[
                             npv1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                                ),
+                                pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"k8s-app": "kube-dns"}
+                                ),
                             )
                         ],
                         ports=[npv1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
@@ -137,7 +146,9 @@ class ClusterBaseline(pulumi.ComponentResource):
                                 from_=[
                                     npv1.NetworkPolicyPeerArgs(
                                         namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                            match_labels={"kubernetes.io/metadata.name": env.stack.ingress_namespace}
+                                            match_labels={
+                                                "kubernetes.io/metadata.name": env.stack.ingress_namespace
+                                            }
                                         )
                                     )
                                 ],
@@ -155,7 +166,13 @@ class ClusterBaseline(pulumi.ComponentResource):
                     policy_types=["Ingress"],
                     ingress=[
                         npv1.NetworkPolicyIngressRuleArgs(
-                            from_=[npv1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(caller)))],
+                            from_=[
+                                npv1.NetworkPolicyPeerArgs(
+                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                                        match_labels=service_pods(caller)
+                                    )
+                                )
+                            ],
                             ports=port,
                         )
                     ],
@@ -168,15 +185,25 @@ class ClusterBaseline(pulumi.ComponentResource):
                     policy_types=["Egress"],
                     egress=[
                         npv1.NetworkPolicyEgressRuleArgs(
-                            to=[npv1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(callee)))],
+                            to=[
+                                npv1.NetworkPolicyPeerArgs(
+                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(
+                                        match_labels=service_pods(callee)
+                                    )
+                                )
+                            ],
                             ports=port,
                         )
                     ],
                 ),
             )
         self._data_store_policies("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres.mode)
-        self._data_store_policies("redis", REDIS_CLIENT, REDIS_PORTS[:1] if env.spec.redis.mode == "in-cluster"
-                                  else REDIS_PORTS, env.spec.redis.mode)
+        self._data_store_policies(
+            "redis",
+            REDIS_CLIENT,
+            REDIS_PORTS[:1] if env.spec.redis.mode == "in-cluster" else REDIS_PORTS,
+            env.spec.redis.mode,
+        )
 
     def _data_store_policies(self, store: str, client_label: str, ports: tuple[int, ...], mode: str) -> None:
         clients = k8s.meta.v1.LabelSelectorArgs(match_labels={client_label: "true"})
@@ -188,8 +215,11 @@ class ClusterBaseline(pulumi.ComponentResource):
                 npv1.NetworkPolicySpecArgs(
                     pod_selector=store_pods,
                     policy_types=["Ingress"],
-                    ingress=[npv1.NetworkPolicyIngressRuleArgs(from_=[npv1.NetworkPolicyPeerArgs(pod_selector=clients)],
-                                                               ports=np_ports)],
+                    ingress=[
+                        npv1.NetworkPolicyIngressRuleArgs(
+                            from_=[npv1.NetworkPolicyPeerArgs(pod_selector=clients)], ports=np_ports
+                        )
+                    ],
                 ),
             )
             peer = npv1.NetworkPolicyPeerArgs(pod_selector=store_pods)

@@ -62,7 +62,9 @@ class Postgres(pulumi.ComponentResource):
             host = pulumi.Output.concat("postgres.", namespace, ".svc.cluster.local")
             self.database_urls = {
                 svc: pulumi.Output.all(host, secrets.db_password(svc)).apply(
-                    lambda args, svc=svc: f"postgresql://{svc}:{quote(args[1], safe='')}@{args[0]}:{POSTGRES_PORT}/{svc}"
+                    lambda args, svc=svc: (
+                        f"postgresql://{svc}:{quote(args[1], safe='')}@{args[0]}:{POSTGRES_PORT}/{svc}"
+                    )
                 )
                 for svc in clients
             }
@@ -124,11 +126,15 @@ class Postgres(pulumi.ComponentResource):
                                     core.EnvVarArgs(name="PGDATA", value="/var/lib/postgresql/data/pgdata"),
                                 ],
                                 readiness_probe=core.ProbeArgs(
-                                    exec_=core.ExecActionArgs(command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]),
+                                    exec_=core.ExecActionArgs(
+                                        command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
+                                    ),
                                     period_seconds=5,
                                 ),
                                 liveness_probe=core.ProbeArgs(
-                                    exec_=core.ExecActionArgs(command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]),
+                                    exec_=core.ExecActionArgs(
+                                        command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
+                                    ),
                                     period_seconds=10,
                                     failure_threshold=6,
                                 ),
@@ -160,7 +166,9 @@ class Postgres(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),
         )
         tmp, tmp_mount = tmp_volume()
-        init_labels = labels("postgres-init", f"postgres-{env.name}", "database-init", _image_version(spec.image))
+        init_labels = labels(
+            "postgres-init", f"postgres-{env.name}", "database-init", _image_version(spec.image)
+        )
         script = core.ConfigMap(
             "postgres-init-script",
             metadata=metadata("postgres-init-script", namespace, init_labels),
@@ -189,12 +197,15 @@ class Postgres(pulumi.ComponentResource):
                                     core.EnvVarArgs(name="PGUSER", value="postgres"),
                                     core.EnvVarArgs(name="PGDATABASE", value="postgres"),
                                     core.EnvVarArgs(
-                                        name="PGPASSWORD", value_from=_secret_ref("postgres-credentials", "POSTGRES_PASSWORD")
+                                        name="PGPASSWORD",
+                                        value_from=_secret_ref("postgres-credentials", "POSTGRES_PASSWORD"),
                                     ),
                                     *[
                                         core.EnvVarArgs(
                                             name=f"{db.upper()}_PASSWORD",
-                                            value_from=_secret_ref("postgres-credentials", f"{db.upper()}_PASSWORD"),
+                                            value_from=_secret_ref(
+                                                "postgres-credentials", f"{db.upper()}_PASSWORD"
+                                            ),
                                         )
                                         for db in clients
                                     ],
@@ -202,7 +213,9 @@ class Postgres(pulumi.ComponentResource):
                                 resources=resources("50m", "64Mi", "128Mi"),
                                 security_context=container_security(spec.uid),
                                 volume_mounts=[
-                                    core.VolumeMountArgs(name="script", mount_path="/scripts", read_only=True),
+                                    core.VolumeMountArgs(
+                                        name="script", mount_path="/scripts", read_only=True
+                                    ),
                                     tmp_mount,
                                 ],
                             )
@@ -281,15 +294,21 @@ class Redis(pulumi.ComponentResource):
                                 image=spec.image,
                                 # $(VAR) is expanded by the kubelet: the manifest never holds the password.
                                 args=[
-                                    "--requirepass", "$(REDIS_PASSWORD)",
-                                    "--maxmemory", f"{spec.max_memory_mb}mb",
-                                    "--maxmemory-policy", "allkeys-lru",
-                                    "--save", "",
-                                    "--appendonly", "no",
+                                    "--requirepass",
+                                    "$(REDIS_PASSWORD)",
+                                    "--maxmemory",
+                                    f"{spec.max_memory_mb}mb",
+                                    "--maxmemory-policy",
+                                    "allkeys-lru",
+                                    "--save",
+                                    "",
+                                    "--appendonly",
+                                    "no",
                                 ],
                                 env=[
                                     core.EnvVarArgs(
-                                        name="REDIS_PASSWORD", value_from=_secret_ref("redis-credentials", "REDIS_PASSWORD")
+                                        name="REDIS_PASSWORD",
+                                        value_from=_secret_ref("redis-credentials", "REDIS_PASSWORD"),
                                     )
                                 ],
                                 ports=[core.ContainerPortArgs(name="redis", container_port=REDIS_PORT)],
@@ -303,10 +322,16 @@ class Redis(pulumi.ComponentResource):
                                     spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory
                                 ),
                                 security_context=container_security(spec.uid),
-                                volume_mounts=[core.VolumeMountArgs(name="data", mount_path="/data"), tmp_mount],
+                                volume_mounts=[
+                                    core.VolumeMountArgs(name="data", mount_path="/data"),
+                                    tmp_mount,
+                                ],
                             )
                         ],
-                        volumes=[core.VolumeArgs(name="data", empty_dir=core.EmptyDirVolumeSourceArgs()), tmp],
+                        volumes=[
+                            core.VolumeArgs(name="data", empty_dir=core.EmptyDirVolumeSourceArgs()),
+                            tmp,
+                        ],
                     ),
                 ),
             ),

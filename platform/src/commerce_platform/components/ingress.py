@@ -27,10 +27,16 @@ class PublicIngress(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:app:PublicIngress", name, None, opts)
         stack = env.stack
         paths = sorted((prefix, s) for s in services for prefix in s.public_prefixes)
-        tls = [net.IngressTLSArgs(hosts=[stack.domain], secret_name=stack.tls_secret_name)] if stack.tls_secret_name else None
+        tls = (
+            [net.IngressTLSArgs(hosts=[stack.domain], secret_name=stack.tls_secret_name)]
+            if stack.tls_secret_name
+            else None
+        )
         net.Ingress(
             "public-ingress",
-            metadata=metadata("public", namespace, labels("commerce-platform", f"commerce-{env.name}", "ingress")),
+            metadata=metadata(
+                "public", namespace, labels("commerce-platform", f"commerce-{env.name}", "ingress")
+            ),
             spec=net.IngressSpecArgs(
                 ingress_class_name=stack.ingress_class,
                 tls=tls,

@@ -36,7 +36,9 @@ def labels(name: str, instance: str, component: str, app_version: str | None = N
     }
 
 
-def metadata(name: str, namespace: str | None, obj_labels: dict[str, str], **extra) -> k8s.meta.v1.ObjectMetaArgs:
+def metadata(
+    name: str, namespace: str | None, obj_labels: dict[str, str], **extra
+) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=obj_labels, **extra)
 
 

@@ -32,8 +32,14 @@ TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + GRACEFUL_SHUTDOWN_SECONDS + 
 
 def uvicorn_command(spec: catalogue.ServiceSpec) -> list[str]:
     return [
-        "uvicorn", spec.app, "--host", "0.0.0.0", "--port", str(spec.port),
-        "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_SECONDS),
+        "uvicorn",
+        spec.app,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(spec.port),
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_SHUTDOWN_SECONDS),
     ]
 
 
@@ -80,7 +86,10 @@ class ServiceDeployment(pulumi.ComponentResource):
             opts=child,
         )
         config = core.ConfigMap(
-            f"{svc}-configmap", metadata=metadata(f"{svc}-config", namespace, app_labels), data=plain_env, opts=child
+            f"{svc}-configmap",
+            metadata=metadata(f"{svc}-config", namespace, app_labels),
+            data=plain_env,
+            opts=child,
         )
         secret = core.Secret(
             f"{svc}-secret",
@@ -92,13 +101,17 @@ class ServiceDeployment(pulumi.ComponentResource):
         env = [
             core.EnvVarArgs(
                 name=key,
-                value_from=core.EnvVarSourceArgs(config_map_key_ref=core.ConfigMapKeySelectorArgs(name=f"{svc}-config", key=key)),
+                value_from=core.EnvVarSourceArgs(
+                    config_map_key_ref=core.ConfigMapKeySelectorArgs(name=f"{svc}-config", key=key)
+                ),
             )
             for key in sorted(plain_env)
         ] + [
             core.EnvVarArgs(
                 name=key,
-                value_from=core.EnvVarSourceArgs(secret_key_ref=core.SecretKeySelectorArgs(name=f"{svc}-secrets", key=key)),
+                value_from=core.EnvVarSourceArgs(
+                    secret_key_ref=core.SecretKeySelectorArgs(name=f"{svc}-secrets", key=key)
+                ),
             )
             for key in sorted(secret_env)
         ]
@@ -178,7 +191,11 @@ class ServiceDeployment(pulumi.ComponentResource):
                                 name=svc,
                                 image=image,
                                 command=uvicorn_command(spec),
-                                ports=[core.ContainerPortArgs(name="http", container_port=spec.port, protocol="TCP")],
+                                ports=[
+                                    core.ContainerPortArgs(
+                                        name="http", container_port=spec.port, protocol="TCP"
+                                    )
+                                ],
                                 env=env,
                                 startup_probe=_http_probe(catalogue.LIVENESS_PATH, spec.port, 2, 30),
                                 liveness_probe=_http_probe(catalogue.LIVENESS_PATH, spec.port, 10, 3),
@@ -205,7 +222,9 @@ class ServiceDeployment(pulumi.ComponentResource):
             spec=core.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=pod_selector,
-                ports=[core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port, protocol="TCP")],
+                ports=[
+                    core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port, protocol="TCP")
+                ],
             ),
             opts=child,
         )
@@ -224,7 +243,9 @@ class ServiceDeployment(pulumi.ComponentResource):
                         type="Resource",
                         resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
                             name=metric,
-                            target=k8s.autoscaling.v2.MetricTargetArgs(type="Utilization", average_utilization=target),
+                            target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="Utilization", average_utilization=target
+                            ),
                         ),
                     )
                     for metric, target in (("cpu", scaling.cpu_percent), ("memory", scaling.memory_percent))

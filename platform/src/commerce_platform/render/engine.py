@@ -12,6 +12,7 @@ import contextvars
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,15 +20,40 @@ from typing import Any
 import pulumi
 import pulumi._types as pulumi_types
 from pulumi.runtime import mocks, rpc, set_all_config
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
-
 
 # The SDK re-resolves the type hints of every input/output class on every (de)serialisation; they are fixed
 # per class, and resolving them is most of a render's time. Cache it (same results, read-only dicts).
 if not hasattr(pulumi_types._types_from_py_properties, "cache_info"):
     pulumi_types._types_from_py_properties = functools.cache(pulumi_types._types_from_py_properties)
+
+
+class _TaskSet:
+    """Drop-in for the SDK's deque of outstanding outputs with O(1) remove (a deque makes a render quadratic in
+    the number of outputs: every resolved Output removes itself by linear search)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Any, None] = {}
+
+    def append(self, task: Any) -> None:
+        self._tasks[task] = None
+
+    def remove(self, task: Any) -> None:
+        try:
+            del self._tasks[task]
+        except KeyError:
+            raise ValueError(task) from None
+
+    def popleft(self) -> Any:
+        task = next(iter(self._tasks))
+        del self._tasks[task]
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
 
 
 @dataclass
@@ -95,8 +121,12 @@ class RecordingMonitor(mocks.MockMonitor):
             return resource_pb2.RegisterResourceResponse(urn=urn)
         resource_id, state = self.mocks.new_resource(
             mocks.MockResourceArgs(
-                typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
-                resource_id=request.importId, custom=request.custom or False,
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
             )
         )
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
@@ -126,7 +156,11 @@ def _run_isolated(program, project: str, stack: str, config: dict[str, str], sec
     asyncio.set_event_loop(loop)
     try:
         set_all_config(config, sorted(secret_keys))
-        mocks.set_mocks(EchoMocks(), project=project, stack=stack, preview=False, monitor=RecordingMonitor(run))
+        mocks.set_mocks(
+            EchoMocks(), project=project, stack=stack, preview=False, monitor=RecordingMonitor(run)
+        )
+        pulumi_settings.SETTINGS.outputs = _TaskSet()  # after set_mocks (see _TaskSet)
+        pulumi_settings.SETTINGS.lock = threading.Lock()
         returned: dict[str, pulumi.Output[Any]] = {}
 
         def body() -> None:

@@ -14,9 +14,21 @@ from pulumi.runtime import rpc
 REDACTED = "[secret]"
 # Apply order for readable, stable file numbering (Helm's install order for the kinds used here).
 KIND_ORDER = (
-    "Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "Secret", "ConfigMap",
-    "PersistentVolumeClaim", "Service", "StatefulSet", "Deployment", "Job", "HorizontalPodAutoscaler",
-    "PodDisruptionBudget", "Ingress",
+    "Namespace",
+    "ResourceQuota",
+    "LimitRange",
+    "NetworkPolicy",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "Service",
+    "StatefulSet",
+    "Deployment",
+    "Job",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Ingress",
 )
 
 
@@ -28,7 +40,9 @@ def clean(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
         return _redact(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
         return {
-            k: clean(v, f"{path}/{k}", secrets) for k, v in sorted(value.items()) if not str(k).startswith("__")
+            k: clean(v, f"{path}/{k}", secrets)
+            for k, v in sorted(value.items())
+            if not str(k).startswith("__")
         }
     if isinstance(value, list):
         return [clean(v, f"{path}/{i}", secrets) for i, v in enumerate(value)]

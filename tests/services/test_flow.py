@@ -216,6 +216,6 @@ def test_losing_the_orders_database_is_a_clean_503(services, product, register_a
         response = httpx.post(
             instance.url + "/orders/", json=order_body(product["id"]), headers=auth(register_and_login().token)
         )
-        assert (response.status_code, response.json()) == (503, {"detail": "orders database unavailable"})
+        assert (response.status_code, response.json()) == (503, {"detail": "dependency unavailable"})
     finally:
         services.stop(instance)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -74,9 +75,7 @@ class LocalPlatform:
             port_offset=self.config.port_offset, db_prefix=self.config.db_prefix
         )
         self._secrets: LocalSecrets | None = None
-        self._database_urls: dict[str, str] = {}
-        self._redis_url: str | None = None
-        self._popen: dict[str, object] = {}  # our own children, so we can reap them
+        self._popen: dict[str, subprocess.Popen] = {}  # our own children, so we can reap them
 
     # -- names, ports, addresses ----------------------------------------------------------------------------------
     def port(self, name: str) -> int:

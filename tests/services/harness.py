@@ -310,9 +310,9 @@ class ServiceStack:
         return running
 
     def start_extra(
-        self, name: str, env: dict[str, str] | None = None, wait_ready: bool = False
+        self, name: str, env: dict[str, str | None] | None = None, wait_ready: bool = False
     ) -> RunningService:
-        """Another instance of `name` with env overrides (its storage is the session one unless overridden)."""
+        """Another instance of `name` with env overrides (None removes a variable); session storage by default."""
         base = self.service_env(name)
         self._prepare(name)
         instance = self._spawn(name, base | (env or {}), wait_ready=wait_ready)
@@ -331,11 +331,14 @@ class ServiceStack:
             prepare_storage(name)
             self._prepared.add(name)
 
-    def _spawn(self, name: str, service_env: dict[str, str], wait_ready: bool = False) -> RunningService:
+    def _spawn(
+        self, name: str, service_env: dict[str, str | None], wait_ready: bool = False
+    ) -> RunningService:
         spec = catalogue.get(name)
         port = free_port()
         log_path = self.log_dir / f"{name}-{port}.log"
-        env = self._base_env() | service_env
+        # An override of None removes the variable (to test missing configuration).
+        env = {k: v for k, v in (self._base_env() | service_env).items() if v is not None}
         cmd = [
             str(PYTHON),
             "-m",

@@ -150,3 +150,9 @@ def test_the_sql_check_catches_formatted_statements(snippet):
 )
 def test_the_sql_check_accepts_bind_parameters_and_validated_identifiers(snippet):
     assert unparametrized_sql(snippet) == []
+
+
+def test_the_lock_file_has_no_passlib_or_databases():
+    locked = set(re.findall(r'^name = "([^"]+)"$', (REPO_ROOT / "uv.lock").read_text(), re.MULTILINE))
+    assert len(locked) > 50
+    assert not {"passlib", "databases"} & locked

@@ -176,6 +176,49 @@ def test_refuses_a_source_that_builds_from_source(clone, pristine):
     _unchanged(clone, pristine)
 
 
+def test_reads_the_pinned_digests_of_the_source_file_without_outputs(clone, pristine):
+    if shutil.which("pulumi"):
+        pytest.skip("with the pulumi CLI installed the digests come from the stack, not the file")
+    # A pinned source environment (committed in the clone only): its file is where the digests come from.
+    prod = (clone / "environments" / "prod.yaml").read_text()
+    current = re.search(rf"release: ({REPOSITORY}/payments@\S+)", prod).group(1)
+    pinned = f"{REPOSITORY}/payments@sha256:{_digest('c')}"
+    (clone / "environments" / "staging.yaml").write_text(prod.replace(current, pinned))
+    git(clone, "add", "environments/staging.yaml")
+    git(clone, "commit", "--quiet", "-m", "staging runs a newer payments")
+    result = ops(clone, "promote", "staging", "prod", "--service", "payments")
+    assert result.returncode == 0, result.stderr
+    assert (
+        git(clone, "log", "-1", "--format=%B").splitlines()[2]
+        == "Image digests read from environments/staging.yaml."
+    )
+    diff = git(clone, "diff", "--unified=0", "HEAD~1..HEAD", "--", "environments/prod.yaml")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == [f"-    release: {current}", f"+    release: {pinned}"]
+
+
+def test_a_failed_commit_leaves_nothing_behind(clone, pristine, tmp_path):
+    hook = clone / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'blocked by a pre-commit hook' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    try:
+        result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+    finally:
+        hook.unlink()
+    assert result.returncode == 1
+    assert result.stderr.strip() == "ops promote: refused: git commit: blocked by a pre-commit hook"
+    assert git(clone, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    _unchanged(clone, pristine)
+
+
+def test_refuses_a_detached_head(clone, pristine, tmp_path):
+    git(clone, "switch", "--quiet", "--detach")
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+    assert result.returncode == 1
+    assert "HEAD is detached" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    _unchanged(clone, pristine)
+
+
 def test_refuses_unknown_names(clone, pristine, tmp_path):
     outputs = str(_outputs(tmp_path, _new_images()))
     assert ops(

@@ -140,6 +140,10 @@ def promote(
 
     promotion = Promotion(source, target, changes, read_from, base_sha=_git(root, "rev-parse", "HEAD"))
     promotion.base_branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    if promotion.base_branch == "HEAD":
+        raise PromotionRefused(
+            "HEAD is detached; check out the branch the promotion pull request should target"
+        )
     promotion.branch = f"promote/{source}-to-{target}-{promotion.base_sha[:7]}"
     if _git(root, "branch", "--list", promotion.branch):
         raise PromotionRefused(
@@ -158,10 +162,21 @@ def promote(
     promotion.plan = diff_graphs(
         before, after, base_label=promotion.base_sha[:7], head_label=promotion.branch
     )
-    _git(root, "switch", "--quiet", "-c", promotion.branch)
-    _git(root, "commit", "--quiet", "-m", promotion.commit_message(), "--", label)
+    try:
+        _git(root, "switch", "--quiet", "-c", promotion.branch)
+        _git(root, "commit", "--quiet", "-m", promotion.commit_message(), "--", label)
+    except PromotionRefused:
+        _undo_branch(root, promotion, target_file, original)
+        raise
     promotion.commit = _git(root, "rev-parse", "HEAD")
     return promotion
+
+
+def _undo_branch(root: Path, promotion: Promotion, target_file: Path, original: str) -> None:
+    """Back to where we started after a failed switch/commit: the file, the branch checked out, no new branch."""
+    target_file.write_text(original)
+    subprocess.run(["git", "switch", "--quiet", promotion.base_branch], cwd=root, capture_output=True)
+    subprocess.run(["git", "branch", "--quiet", "-D", promotion.branch], cwd=root, capture_output=True)
 
 
 def preview_markdown(promotion: Promotion) -> str:

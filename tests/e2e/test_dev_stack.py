@@ -123,7 +123,9 @@ def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_sta
         assert re.search(rf"{name}\b.*\bready\b", status.stdout), status.stdout
 
     again = ops(["dev", "up", "--detach"], env)
-    assert again.returncode == 1 and "already running" in again.stdout and "Traceback" not in again.stderr
+    assert again.returncode == 1, again.stdout
+    assert "the local platform is already running" in " ".join(again.stdout.split())
+    assert "Traceback" not in again.stdout + again.stderr
     clash = ops(["dev", "up", "--detach"], {**env, "OPS_LOCAL_DIR": str(tmp_path / "other")})
     gateway_port = catalogue.GATEWAY_PORT + int(env["OPS_PORT_OFFSET"])
     assert clash.returncode == 1, clash.stdout

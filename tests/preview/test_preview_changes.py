@@ -167,3 +167,15 @@ def test_fields_the_render_marks_secret_are_masked_before_diffing():
     plan = diff_graphs(before, after)
     assert plan.empty  # both sides are [secret]: nothing to show, and nothing leaks
     assert "old-value" not in to_text(plan) + to_markdown([plan])
+
+
+def test_markdown_renders_as_html_tables():
+    from markdown_it import MarkdownIt  # GitHub-flavoured tables, as the PR comment is shown
+
+    after = _graph()
+    _find(after, HPA)["props"]["spec"]["maxReplicas"] = 10.0
+    _find(after, DEPLOYMENT)["props"]["spec"]["selector"]["matchLabels"]["tier"] = "a|b"
+    html = MarkdownIt("commonmark").enable("table").render(to_markdown([diff_graphs(_graph(), after)]))
+    assert html.count("<table>") == 5  # overview, counts, resources, and one field table per changed resource
+    assert "<td><code>spec.maxReplicas</code></td>\n<td><code>6</code></td>\n<td><code>10</code></td>" in html
+    assert "<td><code>&quot;a|b&quot;</code></td>" in html  # the escaped pipe stays inside its cell

@@ -82,6 +82,9 @@ def test_every_container_has_requests_and_a_memory_limit(graph):
 def test_every_pod_is_restricted(graph):
     for name, pod in pod_specs(graph):
         assert pod["automountServiceAccountToken"] is False, name
+        account = pod.get("serviceAccountName")
+        assert account not in (None, "default"), name
+        assert by_name(graph, "ServiceAccount")[account]["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for container in pod["containers"]:

@@ -33,6 +33,16 @@ def _secret_ref(secret: str, key: str) -> core.EnvVarSourceArgs:
     return core.EnvVarSourceArgs(secret_key_ref=core.SecretKeySelectorArgs(name=secret, key=key))
 
 
+def _service_account(parent: pulumi.Resource, name: str, namespace, obj_labels: dict) -> core.ServiceAccount:
+    """Its own identity with no API token: data stores never talk to the Kubernetes API."""
+    return core.ServiceAccount(
+        f"{name}-serviceaccount",
+        metadata=metadata(name, namespace, obj_labels),
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def _image_version(image: str) -> str:
     tag = image.split("@")[0].rsplit(":", 1)
     return tag[1] if len(tag) == 2 and "/" not in tag[1] else "latest"
@@ -86,6 +96,7 @@ class Postgres(pulumi.ComponentResource):
             },
             opts=child,
         )
+        account = _service_account(self, "postgres", namespace, app_labels)
         service = core.Service(
             "postgres-service",
             metadata=metadata("postgres", namespace, app_labels),
@@ -111,6 +122,7 @@ class Postgres(pulumi.ComponentResource):
                 template=core.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=app_labels),
                     spec=core.PodSpecArgs(
+                        service_account_name="postgres",
                         automount_service_account_token=False,
                         security_context=pod_security(spec.uid),
                         containers=[
@@ -163,7 +175,7 @@ class Postgres(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service, account]),
         )
         tmp, tmp_mount = tmp_volume()
         init_labels = labels(
@@ -184,6 +196,7 @@ class Postgres(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels={**init_labels, POSTGRES_CLIENT: "true"}),
                     spec=core.PodSpecArgs(
                         restart_policy="OnFailure",
+                        service_account_name="postgres",
                         automount_service_account_token=False,
                         security_context=pod_security(spec.uid),
                         containers=[
@@ -232,7 +245,7 @@ class Postgres(pulumi.ComponentResource):
             ),
             # A Job's pod template is immutable: a changed script replaces the Job (same name → delete first).
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[statefulset, script, credentials], delete_before_replace=True
+                parent=self, depends_on=[statefulset, script, credentials, account], delete_before_replace=True
             ),
         )
         self.ready = [job]
@@ -275,6 +288,7 @@ class Redis(pulumi.ComponentResource):
             string_data={"REDIS_PASSWORD": password},
             opts=child,
         )
+        account = _service_account(self, "redis", namespace, app_labels)
         tmp, tmp_mount = tmp_volume()
         k8s.apps.v1.Deployment(
             "redis-deployment",
@@ -286,6 +300,7 @@ class Redis(pulumi.ComponentResource):
                 template=core.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=app_labels),
                     spec=core.PodSpecArgs(
+                        service_account_name="redis",
                         automount_service_account_token=False,
                         security_context=pod_security(spec.uid),
                         containers=[
@@ -335,7 +350,7 @@ class Redis(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, account]),
         )
         core.Service(
             "redis-service",

@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 from commerce_platform import catalogue
 from commerce_platform.local.ports import listening_ports
+from commerce_platform.local.seed import DEMO_PRODUCTS
 from devstack import admin_password, check_persisted, free_port_offset, local_dir, ops, walk_flow
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +31,8 @@ def _ports(offset: int) -> list[int]:
     return [catalogue.GATEWAY_PORT + offset, *(s.port + offset for s in catalogue.SERVICES)]
 
 
-def _up(env: dict[str, str]) -> tuple[str, str, dict]:
-    """Runs `ops dev up --detach`; returns the gateway URL, the printed admin name, and state.json."""
+def _up(env: dict[str, str]) -> tuple[str, str, dict, str]:
+    """Runs `ops dev up --detach`; returns the gateway URL, the printed admin name, state.json and the output."""
     result = ops(["dev", "up", "--detach"], env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -40,7 +42,7 @@ def _up(env: dict[str, str]) -> tuple[str, str, dict]:
     state = json.loads((Path(env["OPS_LOCAL_DIR"]) / "run" / "state.json").read_text())
     gateway = state["processes"]["gateway"]["url"]
     assert gateway == f"http://127.0.0.1:{catalogue.GATEWAY_PORT + int(env['OPS_PORT_OFFSET'])}"
-    return gateway, admin.group(1), state
+    return gateway, admin.group(1), state, output
 
 
 def _down_and_check_nothing_left(env: dict[str, str], state: dict) -> None:
@@ -95,7 +97,7 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
     )
     assert render.returncode == 0, render.stderr
     rendered = json.loads(render.stdout)
-    _, _, state = embedded_stack
+    _, _, state, _ = embedded_stack
     local_addresses = {s.name: state["processes"][s.name]["url"] for s in catalogue.SERVICES}
     assert sorted(rendered) == sorted(local_addresses)
     for spec in catalogue.SERVICES:
@@ -113,7 +115,9 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
 def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack, tmp_path):
     env = embedded_env
     local_dir = Path(env["OPS_LOCAL_DIR"])
-    gateway, admin_name, state = embedded_stack
+    gateway, admin_name, state, output = embedded_stack
+    assert "seeded 4 demo products" in output
+    assert httpx.get(f"{gateway}/products/1").json()["name"] == DEMO_PRODUCTS[0]["name"]
     assert (local_dir / "secrets.json").stat().st_mode & 0o777 == 0o600
     walked = walk_flow(gateway, admin_name, admin_password(local_dir))
 
@@ -137,7 +141,8 @@ def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_sta
 
     _down_and_check_nothing_left(env, state)
 
-    gateway, admin_name, state = _up(env)
+    gateway, admin_name, state, output = _up(env)
+    assert "demo data already present" in output
     check_persisted(gateway, walked)
     _down_and_check_nothing_left(env, state)
 
@@ -174,7 +179,7 @@ def test_flow_on_the_machines_postgres_and_redis(tmp_path):
         "OPS_DB_PREFIX": prefix,
     }
     try:
-        gateway, admin_name, state = _up(env)
+        gateway, admin_name, state, _ = _up(env)
         assert state["postgres_data_dir"] is None and state["redis"] is None  # nothing embedded was started
         walk_flow(gateway, admin_name, admin_password(Path(env["OPS_LOCAL_DIR"])))
         assert asyncio.run(_databases(prefix)) == sorted(f"{prefix}{s.name}" for s in catalogue.SERVICES)

@@ -6,9 +6,14 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from repo_sandbox import clone_repo, git, ops
+
+# The temporary-clone helpers live with the preview tests (no conftest here: other suites import `conftest`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "preview"))
+from repo_sandbox import clone_repo, git, ops  # noqa: E402
 
 SERVICES = ("users", "inventory", "orders", "payments")
 REPOSITORY = "ghcr.io/commerce-platform"

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from commerce_platform import catalogue
 from commerce_platform.local.layout import LOCAL_DIR_ENV
-from commerce_platform.local.logs import LogFollower
-from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform, LocalPlatformError
+
+if TYPE_CHECKING:
+    from commerce_platform.local.runtime import LocalPlatform
+
+# The runtime (asyncpg, redis, httpx, pgserver) is imported inside the commands, so other `ops` commands
+# don't pay for it at start-up.
 
 LocalDir = Annotated[
     Path | None,
@@ -97,6 +102,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[bool, typer.Option(help="Create demo products when the inventory is empty.")] = True,
     ) -> None:
         """Start Postgres, Redis, the four services and the gateway; follow their logs (Ctrl-C stops all)."""
+        from commerce_platform.local.logs import LogFollower
+        from commerce_platform.local.runtime import LocalConfig, LocalPlatform, LocalPlatformError
+
         console = Console(log_path=False)
         platform = LocalPlatform(
             LocalConfig(
@@ -161,6 +169,8 @@ def register(app: typer.Typer) -> None:
     @dev.command("down")
     def down(local_dir: LocalDir = None) -> None:
         """Stop everything `ops dev up` started (services drain first; data is kept)."""
+        from commerce_platform.local.runtime import LocalConfig, LocalPlatform
+
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
         running = platform.running()
         if not running:
@@ -175,11 +185,24 @@ def register(app: typer.Typer) -> None:
     @dev.command("status")
     def status(local_dir: LocalDir = None) -> None:
         """What is running, on which URL and pid, and whether it is ready. Exit 1 when nothing runs."""
+        from commerce_platform.local.runtime import LocalConfig, LocalPlatform
+
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
         if not platform.running():
             typer.echo("ops dev: nothing running")
             raise typer.Exit(1)
-        Console().print(_status_table(platform))
+        console = Console()
+        console.print(_status_table(platform))
+        supervisor = platform.state.supervisor_pid
+        if supervisor and psutil.pid_exists(supervisor):
+            console.print(
+                f"started by `ops dev up` (pid {supervisor}), which is following the logs; Ctrl-C there "
+                "or `ops dev down` stops everything"
+            )
+        else:
+            console.print(
+                "running detached: `ops dev logs` follows the logs, `ops dev down` stops everything"
+            )
 
     @dev.command("logs")
     def logs(
@@ -187,6 +210,9 @@ def register(app: typer.Typer) -> None:
         from_start: Annotated[bool, typer.Option(help="Print the logs from the beginning.")] = False,
     ) -> None:
         """Follow the logs of a running (e.g. detached) local platform."""
+        from commerce_platform.local.logs import LogFollower
+        from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform
+
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
         names = list(platform.state.processes) or [s.name for s in catalogue.SERVICES] + [GATEWAY]
         follower = LogFollower(

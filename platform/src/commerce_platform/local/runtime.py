@@ -349,8 +349,10 @@ class LocalPlatform:
     def status(self) -> list[dict]:
         """One row per process: name, url, pid, alive, ready."""
         rows = []
+        order = [*(s.name for s in catalogue.SERVICES), GATEWAY]
+        recorded = sorted(self.state.processes.items(), key=lambda item: order.index(item[0]))
         with httpx.Client(timeout=1) as http:
-            for name, rec in self.state.processes.items():
+            for name, rec in recorded:
                 alive = rec.alive
                 rows.append(
                     {

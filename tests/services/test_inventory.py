@@ -87,6 +87,14 @@ def test_reads_are_cached_in_redis_as_json_and_writes_invalidate(client, admin, 
     assert client.get(f"/products/{created['id']}").json()["price"] == "9.99"
 
 
+def test_an_unreadable_cache_entry_is_a_miss(client, product, cache):
+    created = product(name="recovering")
+    for garbage in ("{not json", json.dumps({"id": "x"})):
+        cache.set(cache_key(created["id"]), garbage)
+        assert client.get(f"/products/{created['id']}").json() == created
+        assert json.loads(cache.get(cache_key(created["id"]))) == created
+
+
 def test_missing_product_is_404_and_not_cached(client, cache):
     response = client.get("/products/987654321")
     assert response.status_code == 404 and response.json() == {"detail": "product not found"}

@@ -24,9 +24,14 @@ class Inventory:
 
     async def product(self, product_id: int) -> Product:
         if self.cache is not None:
-            cached = await self.cache.get(product_id)
-            if cached is not None:
-                return Product.model_validate(cached)
+            try:
+                cached = await self.cache.get(product_id)
+                if cached is not None:
+                    return Product.model_validate(cached)
+            except (
+                ValueError
+            ):  # an unreadable entry (bad JSON, old shape) is a miss; it gets overwritten below
+                pass
         product = await self.repository.product(product_id)
         if product is None:
             # Misses are not cached: a product created a moment later must be visible at once.

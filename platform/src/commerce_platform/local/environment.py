@@ -24,7 +24,6 @@ class SecretValues:
     database_urls: dict[str, str]  # service name → its own login's URL
     redis_url: str
     jwt_private_key: str
-    jwt_public_key: str
     admin_username: str
     admin_password: str
 
@@ -33,7 +32,6 @@ class SecretValues:
             "DATABASE_URL": self.database_urls.get(service),
             "REDIS_URL": self.redis_url,
             "JWT_PRIVATE_KEY": self.jwt_private_key,
-            "JWT_PUBLIC_KEY": self.jwt_public_key,
             "ADMIN_USERNAME": self.admin_username,
             "ADMIN_PASSWORD": self.admin_password,
         }

@@ -127,7 +127,6 @@ class LocalPlatform:
             database_urls={spec.name: self.database_url(spec.name) for spec in catalogue.SERVICES},
             redis_url=self.redis_url(),
             jwt_private_key=self.secrets.jwt_private_key,
-            jwt_public_key=self.secrets.jwt_public_key,
             admin_username=self.admin_username,
             admin_password=self.secrets.admin_password,
         )

@@ -39,7 +39,7 @@ def _rsa_key_pair() -> tuple[str, str]:
 @dataclass
 class LocalSecrets:
     jwt_private_key: str
-    jwt_public_key: str
+    jwt_public_key: str  # not given to any service (they fetch the JWKS); kept for checking tokens by hand
     admin_username: str
     admin_password: str
     postgres_password: str

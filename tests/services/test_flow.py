@@ -5,6 +5,7 @@ Orders answer 201 whatever the outcome; a failed order has status "failed" and a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -124,6 +125,21 @@ def test_an_idempotency_key_returns_the_same_order_and_rejects_another_body(stac
     assert stock_of(stack, product["id"]) == before - 2
     # Keys belong to their user: another user's equal key is a new order.
     assert place(orders, register_and_login("idem").token, order_body(product["id"]), key).status_code == 201
+
+
+async def test_concurrent_requests_with_one_key_create_one_order(stack, product, register_and_login):
+    buyer = register_and_login("racer")
+    headers = auth(buyer.token) | {"Idempotency-Key": uuid.uuid4().hex}
+    before = stock_of(stack, product["id"])
+    async with httpx.AsyncClient(base_url=stack.orders.url, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(client.post("/orders/", json=order_body(product["id"]), headers=headers) for _ in range(10))
+        )
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
+    assert len({r.json()["order_id"] for r in responses}) == 1
+    rows = await fetch("orders", "SELECT status FROM orders WHERE user_id = $1", str(buyer.user["id"]))
+    assert [r["status"] for r in rows] == ["completed"]
+    assert stock_of(stack, product["id"]) == before - 1
 
 
 @pytest.mark.parametrize(

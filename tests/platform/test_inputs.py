@@ -100,6 +100,11 @@ def test_external_database_url_is_required_per_service(repo_copy):
         ),
         (
             "Pulumi.dev.yaml",
+            lambda d: d["config"].pop("commerce-platform:kubeContext"),
+            "Pulumi.dev.yaml: missing required key 'commerce-platform:kubeContext'",
+        ),
+        (
+            "Pulumi.dev.yaml",
             lambda d: d["config"].update({"commerce-platform:nameSpace": "x"}),
             "Pulumi.dev.yaml: unknown key 'commerce-platform:nameSpace'; allowed keys: adminUsername, domain,",
         ),

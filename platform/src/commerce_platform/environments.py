@@ -134,7 +134,7 @@ class StackSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
-    kube_context: str | None = None
+    kube_context: str = Field(min_length=1)  # explicit: never whatever context the machine happens to have
     namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     domain: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     k8s_version: str = Field(default=DEFAULT_K8S_VERSION, alias="k8sVersion")

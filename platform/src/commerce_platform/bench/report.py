@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from commerce_platform.bench.runner import BenchRun
+from commerce_platform.bench.runner import SAGA_CUSTOMERS, SAGA_PRODUCTS, SAGA_STOCK, BenchRun
 
 SERVICES_BEGIN = "<!-- services:begin -->"
 SERVICES_END = "<!-- services:end -->"
@@ -56,7 +56,7 @@ def render_section(run: BenchRun) -> str:
         "Redis (127.0.0.1:6379, db 13, flushed each run).",
         f"- Load: wrk, {run.connections} connections, 2 threads, {run.warmup:g} s warm-up then {run.seconds:g} s "
         "measured per row; req/s counts 2xx answers only. Orders are POSTed round-robin by "
-        "{SAGA_CUSTOMERS} customers (own tokens) over 32 fresh products with 1,000,000 stock each.",
+        f"{SAGA_CUSTOMERS} customers (own tokens) over {SAGA_PRODUCTS} fresh products with {SAGA_STOCK:,} stock each.",
         "- Command: `ops bench` (equivalently `./.ci/ops bench`).",
         "",
         "| measurement | req/s | p50 ms | p99 ms | vs ceiling | failed |",

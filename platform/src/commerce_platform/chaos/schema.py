@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from commerce_platform import catalogue
@@ -53,13 +54,18 @@ def st_command(base_url: str, token: str, junit: Path, max_examples: int = MAX_E
 
 
 def _failed_cases(junit: Path) -> list[str]:
+    """`<operation>: <each broken check> (reproduce: <curl>)` per failing operation, from st's JUnit report."""
     if not junit.exists():
         return []
     cases = []
     for case in ET.parse(junit).getroot().iter("testcase"):
         for problem in (*case.findall("failure"), *case.findall("error")):
-            message = (problem.get("message") or problem.text or "").strip().splitlines()
-            cases.append(f"{case.get('name')}: {' / '.join(message[:6])[:600]}")
+            lines = [line.strip() for line in (problem.text or problem.get("message") or "").splitlines()]
+            broken = [line.removeprefix("- ") for line in lines if line.startswith("- ")] or lines[:1]
+            curl = next((line for line in lines if line.startswith("curl ")), "")
+            cases.append(
+                f"{case.get('name')}: {'; '.join(broken)}" + (f" (reproduce: {curl})" if curl else "")
+            )
     return cases
 
 
@@ -67,37 +73,45 @@ def _operations(junit: Path) -> int:
     return sum(1 for _ in ET.parse(junit).getroot().iter("testcase")) if junit.exists() else 0
 
 
+@dataclass(frozen=True)
+class StRun:
+    code: int | str  # st's exit code, or "timeout"
+    operations: int
+    failures: list[str]  # one line per failing case: operation and what broke
+    output: str
+
+    @property
+    def clean(self) -> bool:
+        return self.code == 0 and not self.failures and self.operations > 0
+
+
+def run_st(base_url: str, token: str, max_examples: int = MAX_EXAMPLES) -> StRun:
+    with tempfile.TemporaryDirectory() as tmp:
+        junit = Path(tmp) / "junit.xml"
+        command = st_command(base_url, token, junit, max_examples)
+        try:
+            run = subprocess.run(
+                command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, stdin=subprocess.DEVNULL
+            )
+            output, code = run.stdout + run.stderr, run.returncode
+        except subprocess.TimeoutExpired:
+            output, code = f"timed out after {TIMEOUT_SECONDS}s", "timeout"
+        return StRun(code, _operations(junit), _failed_cases(junit), output)
+
+
 async def schemathesis_all(chaos: ChaosLab, max_examples: int = MAX_EXAMPLES) -> ScenarioResult:
     result = ScenarioResult("schemathesis: every operation of every service")
     started = time.monotonic()
     counts = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in catalogue.SERVICES:
-            junit = Path(tmp) / f"{spec.name}.xml"
-            command = st_command(chaos.url(spec.name), chaos.admin_token, junit, max_examples)
-            try:
-                run = await asyncio.to_thread(
-                    subprocess.run,
-                    command,
-                    capture_output=True,
-                    text=True,
-                    timeout=TIMEOUT_SECONDS,
-                    stdin=subprocess.DEVNULL,
-                )
-                output = run.stdout + run.stderr
-                code: int | str = run.returncode
-            except subprocess.TimeoutExpired:
-                output, code = f"timed out after {TIMEOUT_SECONDS}s", "timeout"
-            failures = _failed_cases(junit)
-            operations = _operations(junit)
-            counts.append(f"{spec.name} {operations} ops")
-            clean = code == 0 and not failures and operations > 0
-            detail = "clean" if clean else ("; ".join(failures) or output.strip()[-800:])
-            result.check(
-                f"{spec.name}: no 5xx, no schema violation",
-                clean,
-                f"exit {code}, {operations} operations; {detail}",
-            )
+    for spec in catalogue.SERVICES:
+        run = await asyncio.to_thread(run_st, chaos.url(spec.name), chaos.admin_token, max_examples)
+        counts.append(f"{spec.name} {run.operations} ops")
+        detail = "clean" if run.clean else ("; ".join(run.failures) or run.output.strip()[-800:])
+        result.check(
+            f"{spec.name}: no 5xx, no schema violation",
+            run.clean,
+            f"exit {run.code}, {run.operations} operations; {detail}",
+        )
     result.load = ", ".join(counts) + f" (max {max_examples} examples each, seed {SEED})"
     result.seconds = time.monotonic() - started
     return result

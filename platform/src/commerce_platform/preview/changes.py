@@ -251,7 +251,14 @@ def _props(resource: Mapping[str, Any]) -> Any:
     return mask_secret_pointers(resource.get("props") or {}, resource.get("secrets") or [])
 
 
-def diff_graphs(before: Mapping[str, Any], after: Mapping[str, Any], **labels: str) -> Plan:
+def diff_graphs(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    base_label: str = "base",
+    head_label: str = "working tree",
+    notes: tuple[str, ...] = (),
+) -> Plan:
     """Compare two rendered graphs resource by resource (matched by URN)."""
     old = {r["urn"]: r for r in before.get("resources", ())}
     new = {r["urn"]: r for r in after.get("resources", ())}
@@ -273,7 +280,7 @@ def diff_graphs(before: Mapping[str, Any], after: Mapping[str, Any], **labels: s
         changes.append(ResourceChange(action, urn, resource["type"], resource["name"], fields))
     changes.sort(key=lambda c: (ACTIONS.index(c.action), c.kind, c.name, c.urn))
     environment = after.get("environment") or before.get("environment") or ""
-    return Plan(environment, tuple(changes), unchanged, **labels)
+    return Plan(environment, tuple(changes), unchanged, base_label, head_label, notes)
 
 
 # --- formatting helpers shared by the reports ------------------------------------------------------------------------

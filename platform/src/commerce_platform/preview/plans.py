@@ -14,18 +14,12 @@ def plan_environments(envs: Sequence[str], base_ref: str, root: Path | None = No
     root = root or repo_root()
     sha, graphs, notes = render_both(root, base_ref, envs)
     base_label = f"{base_ref} ({sha[:7]})" if base_ref != sha else sha[:7]
-    plans = []
-    for env in envs:
-        before, after = graphs[env]
-        plan = diff_graphs(before, after, base_label=base_label, head_label="working tree")
-        plans.append(
-            Plan(
-                env,
-                plan.changes,
-                plan.unchanged,
-                plan.base_label,
-                plan.head_label,
-                tuple(n for n in [notes.get(env)] if n),
-            )
+    return [
+        diff_graphs(
+            *graphs[env],
+            base_label=base_label,
+            head_label="working tree",
+            notes=(notes[env],) if env in notes else (),
         )
-    return plans
+        for env in envs
+    ]

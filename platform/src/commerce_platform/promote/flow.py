@@ -180,11 +180,7 @@ def _undo_branch(root: Path, promotion: Promotion, target_file: Path, original: 
 
 
 def preview_markdown(promotion: Promotion) -> str:
-    assert promotion.plan is not None
-    plan = promotion.plan
-    return to_markdown(
-        [Plan(promotion.target, plan.changes, plan.unchanged, plan.base_label, plan.head_label)]
-    )
+    return to_markdown([promotion.plan]) if promotion.plan else ""
 
 
 def push_and_open_pr(promotion: Promotion, root: Path) -> tuple[list[str], bool]:

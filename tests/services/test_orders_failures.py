@@ -1,4 +1,5 @@
-"""Orders' compensation when its own database fails mid-flow, injected for real with a Postgres trigger.
+"""Orders' compensation when its own database fails mid-flow (injected for real with a Postgres trigger),
+and the start-up recovery pass for orders a previous process left unfinished.
 
 The trigger (installed in the orders test database for this module only) makes the UPDATE that finishes an
 order raise for the products listed in `blocked_finish`, with the statuses listed there. Payment and stock are
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth
+from orders_service.core.recovery import INTERRUPTED
 from orders_service.domain.placement import INTERNAL_FAILURE
 
 INSTALL = [
@@ -102,3 +105,35 @@ async def test_when_even_failing_the_order_is_refused_it_is_finished_once_the_da
             break
         await asyncio.sleep(0.1)
     assert (row["status"], row["failure_reason"]) == ("failed", INTERNAL_FAILURE)
+
+
+async def test_start_up_fails_stale_pending_orders_and_reports_stale_processing_ones(
+    services, stack, register_and_login
+):
+    buyer = register_and_login("restart")
+    stale = datetime.now(UTC) - timedelta(hours=1)
+    pending, processing = uuid.uuid4(), uuid.uuid4()
+    for order_id, status in ((pending, "pending"), (processing, "processing")):
+        await fetch(
+            "orders",
+            """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, request_hash,
+                                   created_at, updated_at)
+               VALUES ($1, $2, 1, 1, 'somewhere', $3, 'n/a', $4, $4)""",
+            order_id, str(buyer.user["id"]), status, stale,
+        )
+    instance = services.start_extra("orders")  # a restarted orders process runs the recovery pass
+    try:
+        for _ in range(100):
+            [row] = await fetch("orders", "SELECT status, failure_reason FROM orders WHERE id = $1", pending)
+            if row["status"] != "pending":
+                break
+            await asyncio.sleep(0.1)
+        assert (row["status"], row["failure_reason"]) == ("failed", INTERRUPTED)
+        # A processing order may hold stock and a payment: it waits for its client's retry, and is reported.
+        [row] = await fetch("orders", "SELECT status FROM orders WHERE id = $1", processing)
+        assert row["status"] == "processing"
+        [report] = [line for line in instance.log_lines() if line["message"] == "unfinished orders found at start-up"]
+        assert report["pending_failed"] >= 1 and report["processing_awaiting_retry"] >= 1
+    finally:
+        services.stop(instance)
+        await fetch("orders", "DELETE FROM orders WHERE id = $1", processing)

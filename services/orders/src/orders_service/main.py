@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from service_kit.app import create_app
 
 from orders_service.api.orders import router as orders_router
+from orders_service.core.recovery import recovery_extension
 from orders_service.domain.errors import OrderError
 from orders_service.settings import OrdersSettings
 
@@ -17,5 +18,5 @@ async def _order_error(request: Request, exc: OrderError) -> JSONResponse:
 
 
 # Losing the orders database mid-request is the kit's 503 "dependency unavailable" (service_kit.errors).
-app = create_app(OrdersSettings, title="orders", routers=[orders_router])
+app = create_app(OrdersSettings, title="orders", routers=[orders_router], extension=recovery_extension)
 app.add_exception_handler(OrderError, _order_error)

@@ -108,3 +108,23 @@ class OrdersRepository:
             payment_id,
         )
         return _record(row)
+
+    async def fail_stale_pending(self, older_than_seconds: float, reason: str) -> int:
+        """Fail orders still pending (never started: nothing reserved or charged) after `older_than_seconds`."""
+        rows = await self.pool.fetch(
+            """
+            UPDATE orders SET status = 'failed', failure_reason = $2, updated_at = now()
+            WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1)
+            RETURNING id
+            """,
+            older_than_seconds,
+            reason,
+        )
+        return len(rows)
+
+    async def count_stale_processing(self, older_than_seconds: float) -> int:
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM orders WHERE status = 'processing' "
+            "AND updated_at < now() - make_interval(secs => $1)",
+            older_than_seconds,
+        )

@@ -224,6 +224,17 @@ def test_refuses_a_detached_head(clone, pristine, tmp_path):
     _unchanged(clone, pristine)
 
 
+def test_refuses_an_existing_promotion_branch(clone, pristine, tmp_path):
+    branch = f"promote/dev-to-prod-{pristine[:7]}"
+    git(clone, "branch", branch)
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"ops promote: refused: branch {branch} already exists; delete it or promote from a newer commit"
+    )
+    assert git(clone, "rev-parse", "HEAD") == pristine and git(clone, "status", "--porcelain") == ""
+
+
 def test_refuses_unknown_names(clone, pristine, tmp_path):
     outputs = str(_outputs(tmp_path, _new_images()))
     assert ops(
@@ -233,6 +244,9 @@ def test_refuses_unknown_names(clone, pristine, tmp_path):
     )
     assert ops(clone, "promote", "dev", "staging", "--outputs", outputs).stderr.strip() == (
         "ops promote: refused: unknown environment 'staging' (no environments/staging.yaml)"
+    )
+    assert ops(clone, "promote", "prod", "prod", "--outputs", outputs).stderr.strip() == (
+        "ops promote: refused: source and target are the same environment"
     )
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -30,14 +30,18 @@ def free_port_offset(start: int = 300, stop: int = 2000, step: int = 17) -> int:
     raise RuntimeError("no free port range for the e2e stack")
 
 
-def ops(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    """`ops <args>` in a subprocess, with the developer's DATABASE_URL/REDIS_URL etc. only if `env` sets them."""
+def ops_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment for an `ops` subprocess: the developer's DATABASE_URL/REDIS_URL etc. only if `env` sets them."""
     base = {
         k: v for k, v in os.environ.items() if k not in SERVICE_SETTING_NAMES and not k.startswith("OPS_")
     }
+    return {**base, "COLUMNS": "200", **env}
+
+
+def ops(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*OPS, *args],
-        env={**base, "COLUMNS": "200", **env},
+        env=ops_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

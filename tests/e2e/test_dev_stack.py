@@ -8,8 +8,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +21,16 @@ import pytest
 from commerce_platform import catalogue
 from commerce_platform.local.ports import listening_ports
 from commerce_platform.local.seed import DEMO_PRODUCTS
-from devstack import admin_password, check_persisted, free_port_offset, local_dir, ops, walk_flow
+from devstack import (
+    OPS,
+    admin_password,
+    check_persisted,
+    free_port_offset,
+    local_dir,
+    ops,
+    ops_env,
+    walk_flow,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +59,10 @@ def _up(env: dict[str, str]) -> tuple[str, str, dict, str]:
 def _down_and_check_nothing_left(env: dict[str, str], state: dict) -> None:
     result = ops(["dev", "down"], env)
     assert result.returncode == 0, result.stdout + result.stderr
+    _check_nothing_left(env, state)
+
+
+def _check_nothing_left(env: dict[str, str], state: dict) -> None:
     records = [*state["processes"].values(), *([state["redis"]] if state["redis"] else [])]
     for record in records:
         try:
@@ -169,7 +184,21 @@ async def _databases(prefix: str) -> list[str]:
         await conn.close()
 
 
-def test_flow_on_the_machines_postgres_and_redis(tmp_path):
+def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout: float = 180) -> str:
+    """Waits until the output file has a line matching `pattern` (while the process still runs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = path.read_text()
+        if re.search(pattern, output, re.M):
+            return output
+        assert proc.poll() is None, f"ops dev up exited with {proc.returncode}:\n{output}"
+        time.sleep(0.2)
+    raise AssertionError(f"no line matching {pattern!r} after {timeout}s:\n{path.read_text()}")
+
+
+def test_foreground_on_the_machines_postgres_and_redis_stops_cleanly_on_ctrl_c(tmp_path):
+    """`ops dev up` in the foreground, on DATABASE_URL/REDIS_URL: the flow works, the services' logs are followed
+    in its output, and Ctrl-C (SIGINT) stops everything."""
     prefix = f"e2e{os.getpid()}_"
     env = {
         "OPS_LOCAL_DIR": str(tmp_path / "local"),
@@ -178,13 +207,35 @@ def test_flow_on_the_machines_postgres_and_redis(tmp_path):
         "REDIS_URL": MACHINE_REDIS,
         "OPS_DB_PREFIX": prefix,
     }
+    output_file = tmp_path / "ops-dev-up.txt"
+    with output_file.open("w") as out:
+        proc = subprocess.Popen(
+            [*OPS, "dev", "up"],
+            env=ops_env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
-        gateway, admin_name, state, _ = _up(env)
+        output = _wait_for(output_file, "^following logs", proc)
+        admin = re.search(r"admin login: (\S+) / ", output)
+        assert admin, output
+        state = json.loads((tmp_path / "local" / "run" / "state.json").read_text())
         assert state["postgres_data_dir"] is None and state["redis"] is None  # nothing embedded was started
-        walk_flow(gateway, admin_name, admin_password(Path(env["OPS_LOCAL_DIR"])))
+        walked = walk_flow(
+            state["processes"]["gateway"]["url"], admin.group(1), admin_password(tmp_path / "local")
+        )
         assert asyncio.run(_databases(prefix)) == sorted(f"{prefix}{s.name}" for s in catalogue.SERVICES)
-        _down_and_check_nothing_left(env, state)
+        # The followed logs show the order's requests, from the gateway and from the orders service.
+        for service in ("gateway", "orders"):
+            _wait_for(output_file, rf"^{service}\s.*path=/orders/{walked.order_id}/status", proc, timeout=10)
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, output_file.read_text()
+        assert "stopped" in output_file.read_text() and "Traceback" not in output_file.read_text()
+        _check_nothing_left(env, state)
     finally:
-        if (tmp_path / "local" / "run" / "state.json").exists():  # failed half-way: stop what is left
+        if proc.poll() is None:
+            proc.kill()
             ops(["dev", "down"], env)
         asyncio.run(_drop(prefix))

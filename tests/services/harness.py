@@ -23,6 +23,7 @@ the database names and Redis indexes, so a session holds a file lock while it ow
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import fcntl
 import json
 import os
@@ -60,6 +61,12 @@ JWT_AUDIENCE = ServiceSettings.model_fields["jwt_audience"].default
 LOCK_PATH = Path("/tmp/commerce-platform-service-tests.lock")
 START_TIMEOUT_SECONDS = 60  # generous: the machine is shared and imports are slow under load
 STOP_GRACE_SECONDS = 25
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _terminate_with_parent() -> None:
+    """Runs in the child: SIGTERM it when the test process dies, so a killed session leaves no servers behind."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -353,7 +360,9 @@ class ServiceStack:
             "10",
         ]
         with open(log_path, "wb") as out, open(log_path.with_suffix(".err"), "wb") as err:
-            process = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT)
+            process = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT, preexec_fn=_terminate_with_parent
+            )
         instance = RunningService(name, f"http://127.0.0.1:{port}", port, process, log_path, service_env)
         try:
             self._wait_until_up(instance, "/ready" if wait_ready else "/health")

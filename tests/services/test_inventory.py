@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+from commerce_platform import catalogue
 from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client
 from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
 
@@ -293,6 +294,11 @@ def test_postgres_unreachable_ready_fails_health_stays_up(services, client, prod
             assert uncached.status_code == 503 and uncached.json() == {"detail": "dependency unavailable"}
     finally:
         services.stop(instance)
+
+
+def test_reservations_are_not_under_a_public_prefix():
+    public = catalogue.get("inventory").public_prefixes
+    assert not any("/internal/reservations".startswith(prefix) for prefix in public)
 
 
 def test_openapi_lists_the_public_and_internal_routes(client):

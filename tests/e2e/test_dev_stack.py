@@ -154,7 +154,20 @@ def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_sta
     ), clash.stdout
     assert "Traceback" not in clash.stdout + clash.stderr
 
+    # `ops dev logs` (for a detached stack) shows the flow's requests and ends by itself once the stack is down.
+    logs = subprocess.Popen(
+        [*OPS, "dev", "logs", "--from-start"],
+        env=ops_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     _down_and_check_nothing_left(env, state)
+    followed, _ = logs.communicate(timeout=60)
+    assert logs.returncode == 0, followed
+    assert re.search(rf"^orders\s.*path=/orders/{walked.order_id}/status\s.*status=200", followed, re.M), (
+        followed
+    )
 
     gateway, admin_name, state, output = _up(env)
     assert "demo data already present" in output

@@ -13,7 +13,7 @@ from commerce_platform import service_env as platform_env
 ENVIRONMENT = "dev"
 
 
-class MissingSecretError(RuntimeError):
+class NoLocalValueError(RuntimeError):
     pass
 
 
@@ -37,7 +37,7 @@ class SecretValues:
         }
         found = by_name.get(env_name)
         if found is None:
-            raise MissingSecretError(
+            raise NoLocalValueError(
                 f"the local runtime has no value for secret {env_name} of service {service}"
             )
         return found

@@ -5,7 +5,6 @@ A process is identified by pid *and* creation time, so a pid the OS has since re
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -124,14 +123,3 @@ def _is_running(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def reap_children() -> None:
-    """Collects exited children of this process so they don't linger as zombies."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return

@@ -200,9 +200,10 @@ class LocalPlatform:
     def _start_data_stores(self, say: Progress) -> None:
         if self.config.database_url is None:
             say("starting embedded Postgres")
-            self.postgres.start()
+            # Recorded first, so a start that fails half-way is still stopped by `stop()` / `ops dev down`.
             self.state.postgres_data_dir = str(self.layout.postgres_dir)
             self._save_state()
+            self.postgres.start()
         else:
             say("using Postgres from DATABASE_URL")
         if self.config.redis_url is None:

@@ -28,17 +28,21 @@ class PasswordHasher:
     timing). `verifications` counts every verification, so tests can see both paths do the work.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_concurrent: int = 2) -> None:
         self._hash = PasswordHash((Argon2Hasher(),))
         self.dummy_hash = self._hash.hash(secrets.token_urlsafe(32))
         self.verifications = 0
+        # Each argon2 run takes 64 MiB: a burst of logins queues here instead of blowing the memory limit.
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hash.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._hash.hash, password)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         self.verifications += 1
-        return await asyncio.to_thread(self._hash.verify, password, password_hash or self.dummy_hash)
+        async with self._slots:
+            return await asyncio.to_thread(self._hash.verify, password, password_hash or self.dummy_hash)
 
 
 class TokenIssuer:

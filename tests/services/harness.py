@@ -3,19 +3,21 @@
 Used through the fixtures in tests/services/conftest.py:
 
 - `services` (session): a `ServiceStack`. `services.start("orders")` (or the `start_service` fixture, same call)
-  returns a `RunningService` with `.url`, `.log_lines()`, `.wait_for_log(predicate)` and `.log_path`; it starts the service once per session
-  after its dependencies (users first: it issues the tokens everyone verifies through its JWKS; then the services
-  in the catalogue's `calls`). On first start of a service its database `t_<service>` is dropped and created
+  returns a `RunningService` with `.url`, `.log_lines()`, `.wait_for_log(predicate)` and `.log_path`; it starts
+  the service once per session after its dependencies (users first: it issues the tokens everyone verifies
+  through its JWKS; then the services in the catalogue's `calls`). On first start of a service its database `t_<service>` is dropped and created
   fresh, migrations are applied with `service_kit.migrations.apply_migrations`, and its own Redis db index
   (`REDIS_DB_INDEX`) is flushed with FLUSHDB.
 - `services.start_extra(name, env={...})`: an additional, uncached instance with env overrides, e.g.
   `REDIS_URL=dead_redis_url()` ("Redis down") or `DATABASE_URL=dead_database_url()` ("Postgres unreachable").
-  Never stop the shared Postgres/Redis. Stop it with `services.stop(instance)` or let the session end.
+  An override of None removes the variable. Never stop the shared Postgres/Redis. Stop the instance with
+  `services.stop(instance)` or let the session end.
 - `services.admin_token()` → bearer token of the bootstrapped admin; `services.register_and_login()` →
   `Account(token, user, password)` for a fresh user; `auth(token)` → headers dict.
 - `services.signing_key`: the session's RSA key (`KeyPair`, PEM strings and kid) for forging tokens in tests.
 
-Every process is stopped with SIGTERM (SIGKILL after a grace period) at session end. Its stdout (the JSON log
+Every process is stopped with SIGTERM (SIGKILL after a grace period) at session end, and gets SIGTERM from the
+kernel if the test process dies first. Its stdout (the JSON log
 lines) goes to a file; stderr to a sibling `.err` file. Sessions of different engineers on the same machine share
 the database names and Redis indexes, so a session holds a file lock while it owns them (a second session waits).
 """

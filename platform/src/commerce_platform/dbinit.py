@@ -54,7 +54,8 @@ def psql_script(databases: list[str]) -> str:
             role_statement(db),
             f"\\getenv password {db.upper()}_PASSWORD",
             password_statement(db),
-            f"SELECT 'CREATE DATABASE {db} OWNER {db}' WHERE NOT EXISTS "
+            # db passed _ident() above: a lowercase identifier, so it is safe inside the quoted literal.
+            f"SELECT 'CREATE DATABASE {db} OWNER {db}' WHERE NOT EXISTS "  # noqa: S608
             f"(SELECT FROM pg_database WHERE datname = '{db}') \\gexec",
         ]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import hashlib
+import importlib
 import json
 import threading
 from collections.abc import Callable
@@ -29,6 +30,40 @@ from pulumi.runtime.sync_await import _sync_await
 # per class, and resolving them is most of a render's time. Cache it (same results, read-only dicts).
 if not hasattr(pulumi_types._types_from_py_properties, "cache_info"):
     pulumi_types._types_from_py_properties = functools.cache(pulumi_types._types_from_py_properties)
+
+
+# pulumi_kubernetes loads its modules lazily on first attribute access, so without this the first render would
+# pay ~1 s of imports. Load, at import time, the ones the components use (args, outputs and resource classes).
+SDK_MODULES = {
+    "core.v1": (
+        "Namespace",
+        "ResourceQuota",
+        "LimitRange",
+        "ServiceAccount",
+        "Secret",
+        "ConfigMap",
+        "Service",
+    ),
+    "apps.v1": ("Deployment", "StatefulSet"),
+    "batch.v1": ("Job",),
+    "networking.v1": ("NetworkPolicy", "Ingress"),
+    "autoscaling.v2": ("HorizontalPodAutoscaler",),
+    "policy.v1": ("PodDisruptionBudget",),
+    "meta.v1": (),
+}
+
+
+def load_sdk_modules() -> None:
+    for module, classes in SDK_MODULES.items():
+        for part in ("_inputs", "outputs"):
+            vars(importlib.import_module(f"pulumi_kubernetes.{module}.{part}"))
+        package = importlib.import_module(f"pulumi_kubernetes.{module}")
+        for name in classes:
+            getattr(package, name)
+    vars(importlib.import_module("pulumi_kubernetes.provider"))
+
+
+load_sdk_modules()
 
 
 class _TaskSet:

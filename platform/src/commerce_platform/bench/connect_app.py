@@ -10,6 +10,7 @@ import os
 
 import asyncpg
 from fastapi import FastAPI, HTTPException
+
 from inventory_service.domain.models import Product
 from inventory_service.infrastructure.repository import InventoryRepository
 

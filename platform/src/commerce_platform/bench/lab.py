@@ -9,6 +9,7 @@ Two additions the bench and the chaos suite need and `ops dev` does not:
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -181,6 +182,10 @@ class Lab:
         raise LabError(f"{extra.name} not answering {path} after {timeout:.0f}s:\n{extra.log_tail()}")
 
     def stop(self) -> None:
-        for name in list(self.extras):
-            self.stop_extra(name)
-        self.platform.stop()
+        """Stops every process, then removes the lab's folder (data, logs, secrets): nothing outlives a run."""
+        try:
+            for name in list(self.extras):
+                self.stop_extra(name)
+        finally:
+            self.platform.stop()
+            shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -39,7 +39,6 @@ def _ms(value: float) -> str:
 
 def render_section(run: BenchRun) -> str:
     m = run.measured
-    ceiling = m["ceiling"].load
     lines = [
         "## Services: throughput, latency, memory (`ops bench`)",
         "",
@@ -59,25 +58,41 @@ def render_section(run: BenchRun) -> str:
         f"{SAGA_CUSTOMERS} customers (own tokens) over {SAGA_PRODUCTS} fresh products with {SAGA_STOCK:,} stock each.",
         "- Command: `ops bench` (equivalently `./.ci/ops bench`).",
         "",
-        "| measurement | req/s | p50 ms | p99 ms | vs ceiling | failed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| measurement | req/s | p50 ms | p99 ms | vs ceiling | failed | server CPU ms/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for key in ("ceiling", "cached", "cached_logged", "db", "connect", "saga"):
+    for key in ("ceiling", "cached", "cached_logged", "db", "connect", "saga", "ceiling_end"):
         load = m[key].load
-        ratio = "1.00×" if key == "ceiling" else f"{load.rps / ceiling.rps:.2f}×"
+        ratio = f"{run.ratio(key):.2f}×"
         lines.append(
             f"| {m[key].label} | {load.rps:,.0f} | {_ms(load.p50_ms)} | {_ms(load.p99_ms)} | {ratio} | "
-            f"{load.failed} |"
+            f"{load.failed} | {m[key].cpu_ms_total:.2f} |"
         )
     logging_cost = 1 - m["cached_logged"].load.rps / m["cached"].load.rps
+    saga_cpu = m["saga"].cpu_ms
+    cores = int(run.machine["cores"])
+    before, after = run.load_average or ((0.0,) * 3, (0.0,) * 3)
     outcomes = ", ".join(f"{n} {status}" for status, n in run.saga_outcomes.items()) or "none recorded"
     lines += [
         "",
+        f"- Ratios are to the ceiling's mean over the run ({run.ceiling_rps:,.0f} req/s): it is measured first "
+        "and last because the machine is shared and its spare capacity drifts.",
         f"- Pool vs connect-per-request: **{run.ratio('db', 'connect'):.2f}×** the throughput "
         f"(p50 {_ms(m['db'].load.p50_ms)} ms vs {_ms(m['connect'].load.p50_ms)} ms).",
         f"- Per-request JSON logging (LOG_LEVEL=INFO vs {run.log_level}) costs {logging_cost:.0%} of the cached "
         "read's throughput.",
         f"- Orders in the database after the run (warm-up included): {outcomes}.",
+        "- Server CPU per request (user+system CPU time the serving processes spent on the measured requests, "
+        "divided by them) depends far less than req/s on how busy the shared machine is: the cached read costs "
+        f"{m['cached'].cpu_ms_total / m['ceiling'].cpu_ms_total:.1f}× the ceiling's CPU, the pooled DB read "
+        f"{m['db'].cpu_ms_total / m['ceiling'].cpu_ms_total:.1f}×.",
+        "- CPU per order, by process: "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in saga_cpu.items())
+        + f" = {sum(saga_cpu.values()):.1f} ms (Postgres not included). On {cores} cores that alone caps the saga "
+        f"at about {cores * 1000 / max(sum(saga_cpu.values()), 0.001):.0f} orders/s, before wrk, Postgres and "
+        "anything else on the machine take their share.",
+        f"- Load average (1/5/15 min) before the run {before[0]:.1f}/{before[1]:.1f}/{before[2]:.1f}, after it "
+        f"{after[0]:.1f}/{after[1]:.1f}/{after[2]:.1f}: other work shared the {cores} cores during the run.",
         "",
         "| service | RSS after load | memory request | RSS / request |",
         "| --- | ---: | ---: | ---: |",

@@ -41,6 +41,11 @@ class Measured:
     key: str
     label: str
     load: LoadResult
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # server process → CPU ms per request
+
+    @property
+    def cpu_ms_total(self) -> float:
+        return sum(self.cpu_ms.values())
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,19 @@ class BenchRun:
     memory: list[MemoryFigure] = field(default_factory=list)
     saga_outcomes: dict[str, int] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
+    load_average: tuple[tuple[float, float, float], ...] = ()  # before and after the run (shared machine)
 
     def rps(self, key: str) -> float:
         return self.measured[key].load.rps
 
+    @property
+    def ceiling_rps(self) -> float:
+        """The ceiling is measured first and last; their mean evens out drift of a shared machine over the run."""
+        runs = [self.rps(k) for k in ("ceiling", "ceiling_end") if k in self.measured]
+        return sum(runs) / len(runs)
+
     def ratio(self, key: str, to: str = "ceiling") -> float:
-        base = self.rps(to)
+        base = self.ceiling_rps if to == "ceiling" else self.rps(to)
         return self.rps(key) / base if base else 0.0
 
     def verdicts(self) -> list[Verdict]:
@@ -191,6 +203,7 @@ def run_bench(
     echo: Echo = print,
 ) -> BenchRun:
     started = time.monotonic()
+    load_before = os.getloadavg()
     wrk = ensure_wrk(echo)
     env = load_environment(environment)
     run = BenchRun(
@@ -235,32 +248,55 @@ def run_bench(
         lab.start_service_copy("inventory-nocache", "inventory", PRODUCT_CACHE_ENABLED="false")
         lab.start_service_copy("inventory-logged", "inventory", LOG_LEVEL=env.spec.log_level)
 
-        def measure(key: str, label: str, url: str, **options) -> None:
+        def measure(key: str, label: str, url: str, servers: dict[str, int | None], **options) -> None:
             echo(f"ops bench: {label}: {warmup:g} s warm-up, {seconds:g} s measured")
             run_wrk(url, seconds=warmup, connections=connections, binary=wrk, **options)
+            before = _wait_idle(servers)
             load = run_wrk(url, seconds=seconds, connections=connections, binary=wrk, **options)
-            run.measured[key] = Measured(key, label, load)
+            after = _wait_idle(servers)
+            # The servers also finish the requests still in flight when wrk stopped (one per connection).
+            served = load.requests + connections
+            cpu = {name: 1000 * (after[name] - before[name]) / served for name in servers}
+            run.measured[key] = Measured(key, label, load, cpu)
             echo(
                 f"  {load.rps:,.0f} req/s  p50 {load.p50_ms:.1f} ms  p99 {load.p99_ms:.1f} ms  failed {load.failed}"
+                f"  server CPU {sum(cpu.values()):.2f} ms/request"
             )
 
-        measure("ceiling", "ceiling: bare FastAPI, constant JSON", lab.url("ceiling") + "/ceiling")
-        measure("cached", "GET /products/{id}, warm cache", lab.platform.url("inventory") + product_path)
+        def process_of(name: str) -> dict[str, int | None]:
+            return {name: lab.extras[name].pid if name in lab.extras else lab.platform.pid(name)}
+
+        ceiling = lab.url("ceiling") + "/ceiling"
+        measure("ceiling", "ceiling: bare FastAPI, constant JSON (first)", ceiling, process_of("ceiling"))
+        measure(
+            "cached",
+            "GET /products/{id}, warm cache",
+            lab.platform.url("inventory") + product_path,
+            process_of("inventory"),
+        )
         measure(
             "cached_logged",
             f"GET /products/{{id}}, warm cache, LOG_LEVEL={env.spec.log_level}",
             lab.url("inventory-logged") + product_path,
+            process_of("inventory-logged"),
         )
-        measure("db", "GET /products/{id}, cache off (pool)", lab.url("inventory-nocache") + product_path)
+        measure(
+            "db",
+            "GET /products/{id}, cache off (pool)",
+            lab.url("inventory-nocache") + product_path,
+            process_of("inventory-nocache"),
+        )
         measure(
             "connect",
             "GET /products/{id}, asyncpg.connect per request (seed)",
             lab.url("connect") + product_path,
+            process_of("connect"),
         )
         measure(
             "saga",
             f"POST /orders/ full saga via gateway, {connections} connections",
             lab.platform.gateway_url + "/orders/",
+            {name: lab.platform.pid(name) for name in ("gateway", *(s.name for s in catalogue.SERVICES))},
             post_rows=("/orders/", data.rows_file),
         )
         run.saga_outcomes = asyncio.run(saga_outcomes(lab.platform.database_url("orders")))
@@ -268,6 +304,7 @@ def run_bench(
             pid = lab.platform.pid(spec.name)
             rss = psutil.Process(pid).memory_info().rss if pid else 0
             run.memory.append(MemoryFigure(spec.name, rss, env.spec.services[spec.name].resources.memory))
+        measure("ceiling_end", "ceiling again (last)", ceiling, process_of("ceiling"))
     finally:
         if previous_level is None:
             os.environ.pop("LOG_LEVEL", None)
@@ -276,7 +313,35 @@ def run_bench(
         echo("ops bench: stopping")
         lab.stop()
     run.elapsed_seconds = time.monotonic() - started
+    run.load_average = (load_before, os.getloadavg())
     return run
+
+
+def _wait_idle(pids: dict[str, int | None], timeout: float = 15) -> dict[str, float]:
+    """Waits until the processes stop using CPU (requests left over from the last wrk run are done), then
+    returns their CPU seconds so far."""
+    deadline = time.monotonic() + timeout
+    used = _cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = _cpu_seconds(pids)
+        busy = sum(now.values()) - sum(used.values()) > 0.01 * len(pids)
+        used = now
+        if not busy:
+            break
+    return used
+
+
+def _cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """User + system CPU seconds each process has used so far (0 for one that is gone)."""
+    used = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times() if pid else None
+        except psutil.NoSuchProcess:
+            times = None
+        used[name] = times.user + times.system if times else 0.0
+    return used
 
 
 def default_output() -> Path:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from flow_support import create_product, fetch, money, order_body, start_all, stock_of
 from harness import auth, dead_database_url, free_port
+
 from orders_service.domain.models import OrderRequest
 from payments_service.settings import PaymentsSettings
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth
+
 from orders_service.core.recovery import INTERRUPTED
 from orders_service.domain.placement import INTERNAL_FAILURE
 

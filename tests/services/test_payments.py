@@ -9,6 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from harness import auth
+
 from payments_service.settings import PaymentsSettings
 
 DECLINE_ABOVE = PaymentsSettings.model_fields["payment_decline_above"].default  # the harness keeps the default

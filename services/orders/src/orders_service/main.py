@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from service_kit.app import create_app
 
 from orders_service.api.orders import router as orders_router
 from orders_service.core.recovery import recovery_extension
 from orders_service.domain.errors import OrderError
 from orders_service.settings import OrdersSettings
+from service_kit.app import create_app
 
 
 async def _order_error(request: Request, exc: OrderError) -> JSONResponse:

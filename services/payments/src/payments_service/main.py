@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from service_kit.app import create_app
 
 from payments_service.api.payments import router as payments_router
 from payments_service.domain.errors import PaymentError
 from payments_service.domain.provider import ProviderError, SimulatedProvider
 from payments_service.settings import PaymentsSettings
+from service_kit.app import create_app
 
 
 @asynccontextmanager

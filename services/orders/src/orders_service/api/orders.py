@@ -5,10 +5,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
-from service_kit.auth import CurrentPrincipal
 
 from orders_service.core.deps import OptionalIdempotencyKey, OrderPlacementDep
 from orders_service.domain.models import Order, OrderRequest, OrderStatusView
+from service_kit.auth import CurrentPrincipal
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 

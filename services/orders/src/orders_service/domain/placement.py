@@ -17,8 +17,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from service_kit.auth import Principal
-
 from orders_service.domain.errors import (
     DownstreamError,
     IdempotencyKeyReused,
@@ -29,6 +27,7 @@ from orders_service.domain.errors import (
 from orders_service.domain.models import OrderRecord, OrderRequest, OrderStatus, PaymentResult
 from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
 from orders_service.infrastructure.repository import OrdersRepository
+from service_kit.auth import Principal
 
 logger = logging.getLogger("orders.placement")
 

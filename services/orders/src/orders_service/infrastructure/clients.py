@@ -12,7 +12,6 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from service_kit.http import RETRYABLE_STATUS, send
 
 from orders_service.domain.errors import (
     DownstreamError,
@@ -23,6 +22,7 @@ from orders_service.domain.errors import (
     ProductNotFound,
 )
 from orders_service.domain.models import PaymentResult, Reservation
+from service_kit.http import RETRYABLE_STATUS, send
 
 
 class ServiceClient:

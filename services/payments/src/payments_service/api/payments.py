@@ -5,10 +5,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
-from service_kit.auth import CurrentPrincipal
 
 from payments_service.core.deps import IdempotencyKey, PaymentServiceDep
 from payments_service.domain.models import Payment, PaymentRequest
+from service_kit.auth import CurrentPrincipal
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 

@@ -2,21 +2,17 @@
 
 Each render runs in its own contextvars context with its own event loop (commerce_platform.render.engine), and
 the autouse fixture below puts back whatever loop the test started with, so Pulumi's loop handling never leaks
-into another test. Renders are expensive enough to share: one per environment per session.
+into another test. Renders are shared: one per environment per session (render_support.rendered).
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import shutil
 from pathlib import Path
 
 import pytest
-from commerce_platform.render import render_environment
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("dev", "prod", "pr-42")
+from render_support import ENVIRONMENTS, REPO_ROOT, rendered
 
 
 def pytest_collection_modifyitems(items):
@@ -36,36 +32,9 @@ def _restore_event_loop():
     asyncio.set_event_loop(loop)
 
 
-_RENDERS: dict[str, dict] = {}
-
-
-def rendered(env: str) -> dict:
-    """The session's render of `env` (a deep copy, so tests cannot disturb each other)."""
-    if env not in _RENDERS:
-        _RENDERS[env] = render_environment(env, REPO_ROOT)
-    return copy.deepcopy(_RENDERS[env])
-
-
 @pytest.fixture(params=ENVIRONMENTS)
 def graph(request) -> dict:
     return rendered(request.param)
-
-
-def objects(graph: dict, kind: str | None = None) -> list[dict]:
-    return [m["object"] for m in graph["manifests"] if kind is None or m["object"]["kind"] == kind]
-
-
-def by_name(graph: dict, kind: str) -> dict[str, dict]:
-    return {o["metadata"]["name"]: o for o in objects(graph, kind)}
-
-
-def pod_specs(graph: dict) -> list[tuple[str, dict]]:
-    """(object name, pod spec) of every workload: Deployments, StatefulSets, Jobs."""
-    return [
-        (f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
-        for o in objects(graph)
-        if o["kind"] in ("Deployment", "StatefulSet", "Job")
-    ]
 
 
 @pytest.fixture

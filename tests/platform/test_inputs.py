@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from commerce_platform.render import RenderError, render_environment
 
 OPS = Path(sys.executable).parent / "ops"

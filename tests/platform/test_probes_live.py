@@ -20,11 +20,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from commerce_platform import catalogue
-from commerce_platform.service_env import cluster_addresses
-from conftest import by_name, rendered
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from render_support import by_name, rendered
+
+from commerce_platform import catalogue
+from commerce_platform.service_env import cluster_addresses
 
 BIN = Path(sys.executable).parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}

@@ -10,14 +10,15 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from render_support import ENVIRONMENTS, REPO_ROOT, objects, rendered
+
 from commerce_platform import catalogue
 from commerce_platform.environments import load_environment
 from commerce_platform.render import placeholder_secret, render_environment, write_render
 from commerce_platform.render.manifests import REDACTED
 from commerce_platform.secrets import required_secrets
-from conftest import ENVIRONMENTS, REPO_ROOT, objects, rendered
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 OPS = Path(sys.executable).parent / "ops"
 

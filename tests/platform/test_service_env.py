@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from render_support import ENVIRONMENTS, REPO_ROOT, by_name, rendered
+
 from commerce_platform import catalogue
 from commerce_platform.service_env import cluster_addresses, plain_env, secret_env_names
-from conftest import ENVIRONMENTS, REPO_ROOT, by_name, rendered
 
 
 def _container_env(graph: dict, service: str) -> tuple[dict[str, str], set[str]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from render_support import by_name, objects, pod_specs, rendered
+
 from commerce_platform import catalogue
 from commerce_platform.components.service import PRESTOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS
-from conftest import by_name, objects, pod_specs, rendered
 
 SERVICE_NAMES = [s.name for s in catalogue.SERVICES]
 RECOMMENDED_LABELS = {

@@ -1,0 +1,40 @@
+"""Shared helpers of the platform tests: one render per environment per session, and manifest lookups.
+
+A module with its own name (not conftest) so `from render_support import ...` is unambiguous when several test
+directories run in one pytest process.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from commerce_platform.render import render_environment
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("dev", "prod", "pr-42")
+_RENDERS: dict[str, dict] = {}
+
+
+def rendered(env: str) -> dict:
+    """The session's render of `env` (a deep copy, so tests cannot disturb each other)."""
+    if env not in _RENDERS:
+        _RENDERS[env] = render_environment(env, REPO_ROOT)
+    return copy.deepcopy(_RENDERS[env])
+
+
+def objects(graph: dict, kind: str | None = None) -> list[dict]:
+    return [m["object"] for m in graph["manifests"] if kind is None or m["object"]["kind"] == kind]
+
+
+def by_name(graph: dict, kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects(graph, kind)}
+
+
+def pod_specs(graph: dict) -> list[tuple[str, dict]]:
+    """(object name, pod spec) of every workload: Deployments, StatefulSets, Jobs."""
+    return [
+        (f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"])
+        for o in objects(graph)
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+    ]

@@ -9,7 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_ID = 2**63 - 1  # bigint
-MAX_STOCK = 2**31 - 1  # integer column
+# Stock plus any quantity released back must fit the integer column (2**31 - 1), so both stay under 1e9.
+MAX_STOCK = 1_000_000_000
 ProductId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]

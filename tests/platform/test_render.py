@@ -17,7 +17,7 @@ from render_support import ENVIRONMENTS, REPO_ROOT, objects, rendered
 from commerce_platform import catalogue
 from commerce_platform.environments import load_environment
 from commerce_platform.render import placeholder_secret, render_environment, write_render
-from commerce_platform.render.manifests import REDACTED
+from commerce_platform.render.manifests import REDACTED, dump_manifest
 from commerce_platform.secrets import required_secrets
 
 OPS = Path(sys.executable).parent / "ops"
@@ -43,7 +43,7 @@ def test_rerender_is_byte_identical(env, tmp_path):
     for name in names:  # one object per file, keys sorted
         (doc,) = list(yaml.safe_load_all(a[name]))
         assert doc["kind"].lower() in name
-        assert a[name].decode() == yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=120)
+        assert a[name].decode() == dump_manifest(doc)
 
 
 def test_ops_render_in_another_process_writes_the_same_bytes(tmp_path):

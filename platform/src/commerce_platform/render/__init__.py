@@ -19,8 +19,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from commerce_platform import catalogue
 from commerce_platform.environments import (
     PROJECT,
@@ -35,6 +33,7 @@ from commerce_platform.render.engine import run_program
 from commerce_platform.render.manifests import (
     ManifestInvalid,
     clean,
+    dump_manifest,
     file_name,
     is_kubernetes_object,
     sort_key,
@@ -150,8 +149,7 @@ def write_render(graph: dict[str, Any], out_dir: Path) -> Path:
         shutil.rmtree(manifest_dir)
     manifest_dir.mkdir(parents=True)
     for entry in graph["manifests"]:
-        text = yaml.safe_dump(entry["object"], sort_keys=True, default_flow_style=False, width=120)
-        (manifest_dir / entry["file"]).write_text(text)
+        (manifest_dir / entry["file"]).write_text(dump_manifest(entry["object"]))
     doc = {k: graph[k] for k in ("environment", "k8s_version", "outputs", "resources")}
     (out_dir / "graph.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return out_dir

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate.utils as kv
 import referencing
+import yaml
 from pulumi.runtime import rpc
 
 REDACTED = "[secret]"
@@ -30,6 +31,14 @@ KIND_ORDER = (
     "PodDisruptionBudget",
     "Ingress",
 )
+
+
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, 5x faster
+
+
+def dump_manifest(manifest: dict[str, Any]) -> str:
+    """One object as YAML, keys sorted: the exact bytes of a manifest file."""
+    return yaml.dump(manifest, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=120)
 
 
 def clean(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:

@@ -8,9 +8,9 @@ from fastapi import FastAPI
 
 app = FastAPI(title="ceiling")
 
-_CONSTANT = {"id": 1, "name": "ceiling", "price": "9.99", "stock": 100}
+CONSTANT = {"id": 1, "name": "ceiling", "price": "9.99", "stock": 100}
 
 
 @app.get("/ceiling")
 async def ceiling() -> dict:
-    return _CONSTANT
+    return CONSTANT

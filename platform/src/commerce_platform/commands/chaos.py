@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         except (ValueError, LocalPlatformError) as exc:
             typer.echo(f"ops chaos: {exc}", err=True)
             raise typer.Exit(1) from None
-        table = Table(title="ops chaos", show_lines=True)
+        table = Table(title="ops chaos")
         for column in ("scenario", "check", "result", "detail"):
             table.add_column(column, overflow="fold")
         for result in results:
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                     verdict,
                     check.detail,
                 )
-            table.add_row("", "client saw", "", result.load)
+            table.add_row("", "client saw", "", result.load, end_section=True)
         Console(width=160).print(table)
         failed = [r.name for r in results if not r.passed]
         typer.echo(f"ops chaos: {len(results) - len(failed)} passed, {len(failed)} failed")

@@ -69,7 +69,7 @@ def ensure_wrk(echo=print) -> str:
 
 def wrk_version(binary: str) -> str:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True)
-    return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip()
+    return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].removeprefix("wrk ").strip()
 
 
 def _script(*names: str) -> str:

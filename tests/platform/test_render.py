@@ -139,3 +139,12 @@ def test_placeholder_secrets_never_appear_and_secrets_are_secret_outputs(env, tm
     for obj in objects(graph, "Secret"):
         assert set(obj["stringData"].values()) == {REDACTED}
     assert by_urn  # the graph is not empty
+
+
+def test_review_stack_validates_against_the_kubernetes_version_it_inherits_from_dev(repo_copy):
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace('k8sVersion: "1.31"', 'k8sVersion: "1.30"'))
+    graph = render_environment("pr-5", repo_copy)
+    assert graph["k8s_version"] == "1.30"
+    (namespace,) = objects(graph, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] == "v1.30"

@@ -16,7 +16,7 @@ from commerce_platform.secrets import PlatformSecrets
 
 
 def _run(env_name: str, program) -> tuple[dict, set[str], dict[str, str]]:
-    config, secret_keys = stack_config_for(env_name, REPO_ROOT, catalogue.SERVICES, None)
+    config, secret_keys, _ = stack_config_for(env_name, REPO_ROOT, catalogue.SERVICES, None)
     run = run_program(program, project=PROJECT, stack=env_name, config=config, secret_keys=secret_keys)
     return run.outputs, run.secret_outputs, {k.partition(":")[2]: v for k, v in config.items()}
 

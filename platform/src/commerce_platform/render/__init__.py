@@ -23,6 +23,8 @@ from commerce_platform import catalogue
 from commerce_platform.environments import (
     PROJECT,
     REVIEW_STACK,
+    SECRET_STACK_KEYS,
+    Environment,
     EnvironmentConfigError,
     declared_secret_keys,
     load_environment,
@@ -58,22 +60,28 @@ def stack_config_for(
     root: Path,
     services: tuple[catalogue.ServiceSpec, ...],
     overrides: dict[str, Any] | None,
-) -> tuple[dict[str, str], set[str]]:
-    """The config map the engine would hand the program, and which keys are secret."""
-    environment = load_environment(env, root, services=services)
+) -> tuple[dict[str, str], set[str], Environment]:
+    """The config map the engine would hand the program, which keys are secret, and the environment it yields."""
+    required = load_environment(env, root, services=services)
     file_stack = None if REVIEW_STACK.match(env) else env
     plain = stack_file_values(file_stack, root) if file_stack else {}
-    secret_keys = {s.key for s in required_secrets(environment, services)}
+    secret_keys = {s.key for s in required_secrets(required, services)} | set(SECRET_STACK_KEYS)
     if file_stack:
         secret_keys |= declared_secret_keys(file_stack, root)
-    values: dict[str, Any] = {**plain, **{k: placeholder_secret(env, k) for k in secret_keys}}
+    values: dict[str, Any] = {
+        **plain,
+        **{k: placeholder_secret(env, k) for k in secret_keys - SECRET_STACK_KEYS},
+    }
     for key, value in (overrides or {}).items():
         if value is None:
             values.pop(key, None)
         else:
             values[key] = value
+    environment = load_environment(
+        env, root, {k: v for k, v in values.items() if k not in secret_keys}, services=services
+    )
     config = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
-    return config, {f"{PROJECT}:{k}" for k in secret_keys if k in values}
+    return config, {f"{PROJECT}:{k}" for k in secret_keys if k in values}, environment
 
 
 def render_environment(
@@ -90,7 +98,7 @@ def render_environment(
 
     root = Path(repo_root) if repo_root else repo_root_default()
     try:
-        config, secret_keys = stack_config_for(env, root, services, stack_config)
+        config, secret_keys, environment = stack_config_for(env, root, services, stack_config)
         run = run_program(
             lambda: build(root, services), project=PROJECT, stack=env, config=config, secret_keys=secret_keys
         )
@@ -117,7 +125,7 @@ def render_environment(
         )
         if is_kubernetes_object(reg.type):
             manifests.append(to_manifest(props))
-    k8s_version = json.loads(json.dumps(_k8s_version(config)))
+    k8s_version = environment.stack.k8s_version
     manifests.sort(key=sort_key)
     if check_schema:
         for manifest in manifests:
@@ -133,12 +141,6 @@ def render_environment(
         "resources": resources,
         "manifests": [{"file": file_name(i, m), "object": m} for i, m in enumerate(manifests, start=1)],
     }
-
-
-def _k8s_version(config: dict[str, str]) -> str:
-    from commerce_platform.environments import DEFAULT_K8S_VERSION
-
-    return config.get(f"{PROJECT}:k8sVersion", DEFAULT_K8S_VERSION)
 
 
 def write_render(graph: dict[str, Any], out_dir: Path) -> Path:

@@ -245,7 +245,9 @@ class Postgres(pulumi.ComponentResource):
             ),
             # A Job's pod template is immutable: a changed script replaces the Job (same name → delete first).
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[statefulset, script, credentials, account], delete_before_replace=True
+                parent=self,
+                depends_on=[statefulset, script, credentials, account],
+                delete_before_replace=True,
             ),
         )
         self.ready = [job]

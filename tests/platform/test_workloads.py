@@ -215,6 +215,11 @@ def test_prod_builds_nothing_and_runs_only_pinned_digests():
     for hpa in objects(graph, "HorizontalPodAutoscaler"):
         assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
     assert objects(graph, "StatefulSet") == []  # managed Postgres and Redis in prod
+    policies = by_name(graph, "NetworkPolicy")
+    assert "postgres-from-clients" not in policies and "redis-from-clients" not in policies
+    egress = policies["postgres-clients-egress"]["spec"]["egress"][0]
+    assert egress["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert egress["ports"] == [{"port": 5432, "protocol": "TCP"}]
 
 
 def test_dev_runs_postgres_and_redis_in_cluster_with_a_retained_volume():

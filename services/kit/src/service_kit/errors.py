@@ -14,6 +14,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 logger = logging.getLogger("service.errors")
 
 
+class DomainError(Exception):
+    """A business-rule failure a service raises from its domain layer; answered as `{"detail"}` with `status_code`.
+
+    Subclasses only set `status_code`, so domain code stays free of HTTP types.
+    """
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
 def unauthorized(detail: str = "not authenticated") -> StarletteHTTPException:
     return StarletteHTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
@@ -55,6 +73,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DomainError, _domain_error)
     for exc_type in _UNAVAILABLE:
         app.add_exception_handler(exc_type, _dependency_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

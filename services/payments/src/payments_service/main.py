@@ -9,7 +9,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from payments_service.api.payments import router as payments_router
-from payments_service.domain.errors import PaymentError
 from payments_service.domain.provider import ProviderError, SimulatedProvider
 from payments_service.settings import PaymentsSettings
 from service_kit.app import create_app
@@ -22,14 +21,9 @@ async def _provider(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-async def _payment_error(request: Request, exc: PaymentError) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-
-
 async def _provider_error(request: Request, exc: ProviderError) -> JSONResponse:
     return JSONResponse({"detail": f"payment provider error: {exc}"}, status_code=502)
 
 
 app = create_app(PaymentsSettings, title="payments", routers=[payments_router], extension=_provider)
-app.add_exception_handler(PaymentError, _payment_error)
 app.add_exception_handler(ProviderError, _provider_error)

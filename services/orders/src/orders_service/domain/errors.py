@@ -1,12 +1,10 @@
 """Domain failures; main.py maps each to its HTTP status with a one-line `detail`."""
 
+from service_kit.errors import DomainError
 
-class OrderError(Exception):
+
+class OrderError(DomainError):
     status_code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class OrderNotFound(OrderError):

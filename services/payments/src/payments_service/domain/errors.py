@@ -1,12 +1,10 @@
 """Domain failures; the API layer maps each to an HTTP status."""
 
+from service_kit.errors import DomainError
 
-class PaymentError(Exception):
+
+class PaymentError(DomainError):
     status_code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class PaymentNotFound(PaymentError):

@@ -131,6 +131,21 @@ class BenchRun:
         return found
 
 
+async def server_versions() -> dict[str, str]:
+    """The machine's Postgres and Redis versions (the bench's data stores)."""
+    conn = await asyncpg.connect(MACHINE_POSTGRES, timeout=10)
+    try:
+        postgres = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    client = redis.from_url(f"{MACHINE_REDIS}/{REDIS_DB}")
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    return {"PostgreSQL": postgres.split()[0], "Redis": str(info.get("redis_version", "unknown"))}
+
+
 async def reset_storage() -> None:
     """Fresh `bench_<service>` databases (the local runtime recreates them) and an empty Redis index."""
     admin = await asyncpg.connect(MACHINE_POSTGRES, timeout=10)
@@ -220,6 +235,7 @@ def run_bench(
         server_command="",
     )
     asyncio.run(reset_storage())
+    run.versions |= asyncio.run(server_versions())
     lab = Lab.create(
         LABEL,
         database_url=MACHINE_POSTGRES,

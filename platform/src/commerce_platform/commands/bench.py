@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
         write: Annotated[bool, typer.Option(help="Write the results into the markdown file.")] = True,
     ) -> None:
         """Runs the benchmark (about 2-3 minutes) and rewrites the services section of BENCHMARKS.md."""
+        from asyncpg import PostgresError
+        from redis.exceptions import RedisError
+
         from commerce_platform.bench.lab import LabError
         from commerce_platform.bench.report import render_section, write_section
         from commerce_platform.bench.runner import default_output, run_bench
@@ -40,7 +43,15 @@ def register(app: typer.Typer) -> None:
                 log_level=log_level.upper(),
                 echo=typer.echo,
             )
-        except (WrkError, LabError, WorkloadError, LocalPlatformError, OSError) as exc:
+        except (
+            WrkError,
+            LabError,
+            WorkloadError,
+            LocalPlatformError,
+            OSError,
+            PostgresError,
+            RedisError,
+        ) as exc:
             typer.echo(f"ops bench: {exc}", err=True)
             raise typer.Exit(1) from None
         section = render_section(run)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import httpx
 import psutil
-from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
 
 from commerce_platform.chaos.lab import ChaosLab
 from commerce_platform.chaos.load import Attempt, Recorder, attempt, poll, run_until
+from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
 
 PG_RECOVERY_SECONDS = 10.0
 
@@ -61,11 +61,20 @@ def _describe(attempts: list[Attempt], limit: int = 3) -> str:
     return f"{len(attempts)}: " + " | ".join(shown) if attempts else "none"
 
 
-def _graceful(code: int | None, log_file) -> bool:
-    """uvicorn drained and shut down: exit 0, or (uvicorn >= 0.29) re-raised SIGTERM after finishing, and its log
-    says the server process finished (a SIGKILL after the grace period would leave no such line)."""
+def _log_size(log_file) -> int:
     try:
-        finished = "Finished server process" in open(log_file, errors="replace").read()
+        return os.path.getsize(log_file)
+    except OSError:
+        return 0
+
+
+def _graceful(code: int | None, log_file, since: int) -> bool:
+    """uvicorn drained and shut down: exit 0, or (uvicorn >= 0.29) re-raised SIGTERM after finishing, and what it
+    logged after `since` (bytes) says the server process finished (a SIGKILL would leave no such line)."""
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(since)
+            finished = b"Finished server process" in log.read()
     except OSError:
         finished = False
     return code in (0, -signal.SIGTERM) and finished
@@ -285,6 +294,7 @@ async def sigterm_under_load(chaos: ChaosLab) -> ScenarioResult:
         load = asyncio.create_task(run_until(stop, 12, place))
         await asyncio.sleep(1.5)
         pid = chaos.platform.pid("orders")
+        log_offset = _log_size(chaos.platform.layout.log_file("orders"))
         term_at = time.monotonic()
         os.kill(pid, signal.SIGTERM)
         stop.set()
@@ -310,7 +320,7 @@ async def sigterm_under_load(chaos: ChaosLab) -> ScenarioResult:
     )
     result.check(
         "the service exited cleanly after draining",
-        _graceful(code, chaos.platform.layout.log_file("orders")),
+        _graceful(code, chaos.platform.layout.log_file("orders"), log_offset),
         f"exit code {code} after {waited:.1f} s",
     )
     await chaos.restart("orders")
@@ -350,6 +360,7 @@ async def sigterm_under_load(chaos: ChaosLab) -> ScenarioResult:
             return in_flight_by[copy.url] == 0
 
         await poll(copy_idle, 10, interval=0.01)
+        copy_log_offset = _log_size(copy.log_file)
         os.kill(copy.popen.pid, signal.SIGTERM)
         code, waited = await _wait_exit(copy.popen.pid, 20)
         await asyncio.sleep(1.0)  # traffic goes on to the remaining instance
@@ -364,7 +375,7 @@ async def sigterm_under_load(chaos: ChaosLab) -> ScenarioResult:
     )
     result.check(
         "the drained instance had served traffic and exited cleanly",
-        served[copy.url] > 0 and _graceful(code, copy.log_file),
+        served[copy.url] > 0 and _graceful(code, copy.log_file, copy_log_offset),
         f"served {served[copy.url]}, exit code {code} after {waited:.1f} s",
     )
     result.seconds = time.monotonic() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from commerce_platform.chaos import scenarios
 from commerce_platform.chaos.lab import ChaosLab
 from commerce_platform.chaos.scenarios import ScenarioResult

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from commerce_platform.bench.lab import free_port
 from commerce_platform.chaos.schema import run_st
 

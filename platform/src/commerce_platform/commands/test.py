@@ -35,9 +35,7 @@ def _counts(junit: Path) -> tuple[int, int, int]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        "test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )
+    @app.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def test(ctx: typer.Context) -> None:
         """Run every test (or pass pytest arguments to run a subset)."""
         root = repo_root()

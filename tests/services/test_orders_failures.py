@@ -1,5 +1,5 @@
 """Orders' compensation when its own database fails mid-flow (injected for real with a Postgres trigger),
-and the start-up recovery pass for orders a previous process left unfinished.
+and the sweeper for orders left pending/processing (core/recovery.py).
 
 The trigger (installed in the orders test database for this module only) makes the UPDATE that finishes an
 order raise for the products listed in `blocked_finish`, with the statuses listed there. Payment and stock are
@@ -108,33 +108,82 @@ async def test_when_even_failing_the_order_is_refused_it_is_finished_once_the_da
     assert (row["status"], row["failure_reason"]) == ("failed", INTERNAL_FAILURE)
 
 
-async def test_start_up_fails_stale_pending_orders_and_reports_stale_processing_ones(
+SWEEPER_ENV = {"ORDER_SWEEP_INTERVAL_SECONDS": "0.3", "ORDER_STUCK_AFTER_SECONDS": "2"}
+
+
+async def insert_order(user_id: str, status: str, updated_at: datetime) -> uuid.UUID:
+    order_id = uuid.uuid4()
+    await fetch(
+        "orders",
+        """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, request_hash,
+                               created_at, updated_at)
+           VALUES ($1, $2, 1, 1, 'somewhere', $3, 'n/a', $4, $4)""",
+        order_id, user_id, status, updated_at,
+    )
+    return order_id
+
+
+async def status_when(order_id: uuid.UUID, done, timeout: float = 10.0) -> dict:
+    for _ in range(int(timeout / 0.1)):
+        [row] = await fetch("orders", "SELECT status, failure_reason FROM orders WHERE id = $1", order_id)
+        if done(row):
+            break
+        await asyncio.sleep(0.1)
+    return dict(row)
+
+
+def sweep_reports(instance) -> list[dict]:
+    return [line for line in instance.log_lines() if line.get("message") == "stuck orders found"]
+
+
+async def test_the_sweeper_fails_stuck_pending_orders_periodically_and_reports_orphaned_processing_ones(
     services, stack, register_and_login
 ):
-    buyer = register_and_login("restart")
+    user_id = str(register_and_login("sweep").user["id"])
     stale = datetime.now(UTC) - timedelta(hours=1)
-    pending, processing = uuid.uuid4(), uuid.uuid4()
-    for order_id, status in ((pending, "pending"), (processing, "processing")):
-        await fetch(
-            "orders",
-            """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, request_hash,
-                                   created_at, updated_at)
-               VALUES ($1, $2, 1, 1, 'somewhere', $3, 'n/a', $4, $4)""",
-            order_id, str(buyer.user["id"]), status, stale,
-        )
-    instance = services.start_extra("orders")  # a restarted orders process runs the recovery pass
+    pending, processing = await insert_order(user_id, "pending", stale), await insert_order(user_id, "processing", stale)
+    instance = services.start_extra("orders", env=SWEEPER_ENV)
     try:
-        for _ in range(100):
-            [row] = await fetch("orders", "SELECT status, failure_reason FROM orders WHERE id = $1", pending)
-            if row["status"] != "pending":
-                break
-            await asyncio.sleep(0.1)
+        row = await status_when(pending, lambda r: r["status"] != "pending")
         assert (row["status"], row["failure_reason"]) == ("failed", INTERRUPTED)
-        # A processing order may hold stock and a payment: it waits for its client's retry, and is reported.
-        [row] = await fetch("orders", "SELECT status FROM orders WHERE id = $1", processing)
-        assert row["status"] == "processing"
-        [report] = [line for line in instance.log_lines() if line["message"] == "unfinished orders found at start-up"]
-        assert report["pending_failed"] >= 1 and report["processing_awaiting_retry"] >= 1
+        # A processing order may hold stock and a payment: without its flow here it waits for its client's
+        # retry, and is reported (once, by id).
+        assert (await status_when(processing, lambda r: True))["status"] == "processing"
+        instance.wait_for_log(
+            lambda line: line.get("message") == "stuck orders found"
+            and str(processing) in line.get("new_processing_order_ids", [])
+        )
+
+        # Not only at start-up: an order that gets stuck while the service runs is failed once it is old enough.
+        later = await insert_order(user_id, "pending", datetime.now(UTC))
+        assert (await status_when(later, lambda r: True))["status"] == "pending"  # younger than 2 s: left alone
+        row = await status_when(later, lambda r: r["status"] != "pending")
+        assert (row["status"], row["failure_reason"]) == ("failed", INTERRUPTED)
+        reported = [r for r in sweep_reports(instance) if str(processing) in r.get("new_processing_order_ids", [])]
+        assert len(reported) == 1, reported  # reported when first found, not on every round
     finally:
         services.stop(instance)
         await fetch("orders", "DELETE FROM orders WHERE id = $1", processing)
+
+
+async def test_the_sweeper_leaves_an_order_to_the_compensation_running_in_its_process(
+    services, stack, admin_token, register_and_login
+):
+    instance = services.start_extra("orders", env=SWEEPER_ENV)
+    try:
+        product = create_product(stack, admin_token, price="12.00", stock=10)
+        await block(product["id"], ["completed", "failed"])
+        response = httpx.post(
+            instance.url + "/orders/", json=order_body(product["id"], 2), headers=auth(register_and_login().token)
+        )
+        assert response.status_code == 500
+        [order] = await fetch("orders", "SELECT id FROM orders WHERE product_id = $1", product["id"])
+        await asyncio.sleep(3)  # older than ORDER_STUCK_AFTER_SECONDS, several sweeps
+        assert (await status_when(order["id"], lambda r: True))["status"] == "processing"
+        assert not [r for r in sweep_reports(instance) if str(order["id"]) in r.get("new_processing_order_ids", [])]
+        await unblock(product["id"])
+        row = await status_when(order["id"], lambda r: r["status"] != "processing")
+        assert (row["status"], row["failure_reason"]) == ("failed", INTERNAL_FAILURE)
+        assert stock_of(stack, product["id"]) == 10
+    finally:
+        services.stop(instance)

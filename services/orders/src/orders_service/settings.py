@@ -14,3 +14,7 @@ class OrdersSettings(ServiceSettings):
     # A retried order (same Idempotency-Key) still pending/processing after this long is assumed interrupted
     # (e.g. the process died mid-flow) and its flow is resumed; every step is idempotent per order id.
     order_resume_after_seconds: float = 60.0
+    # The sweeper (core/recovery.py) runs this often; an order pending or processing for longer than
+    # ORDER_STUCK_AFTER_SECONDS without its flow running in this process counts as stuck.
+    order_sweep_interval_seconds: float = 5.0
+    order_stuck_after_seconds: float = 15.0

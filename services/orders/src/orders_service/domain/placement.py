@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -32,10 +33,28 @@ from service_kit.auth import Principal
 logger = logging.getLogger("orders.placement")
 
 INTERNAL_FAILURE = "internal error while placing the order"
-# Background compensation after an unforeseen failure: every 2 s for about a minute, enough to outlast a
-# database restart; after that an unfinished order is resumed when its client retries with its Idempotency-Key.
+# Background compensation after an unforeseen failure or an undo that could not be finished (a service down):
+# every 2 s for about a minute, enough to outlast a database or service restart; after that an unfinished order
+# is resumed when its client retries with its Idempotency-Key.
 COMPENSATION_RETRY_DELAYS = (0.2, 0.5, 1, *[2] * 30)
-_background: set[asyncio.Task] = set()
+# A charge whose answer was lost may still be running in payments (e.g. our call timed out, theirs did not):
+# only a lookup this long after the charge was sent, finding no payment, proves nothing was taken.
+LATE_CHARGE_GRACE_SECONDS = 10.0
+
+# What this process is driving, so the sweeper (core/recovery.py) can tell its own orders from a dead process's.
+_in_flight: set[UUID] = set()
+_background: dict[UUID, asyncio.Task] = {}  # held until done: the event loop keeps only weak references
+
+
+def driven_here() -> set[UUID]:
+    """Orders whose flow or background compensation runs in this process."""
+    return _in_flight | {order_id for order_id, task in _background.items() if not task.done()}
+
+
+def _forget(task: asyncio.Task) -> None:
+    for order_id, held in list(_background.items()):
+        if held is task:
+            del _background[order_id]
 
 
 @dataclass
@@ -44,7 +63,11 @@ class _Progress:
 
     reservation_requested: bool = False
     amount: Decimal | None = None
-    payment: PaymentResult | None = None
+    charge_sent_at: float | None = None  # time.monotonic() when the charge was sent
+    payment: PaymentResult | None = None  # the answer to the charge, or the payment a lookup found
+
+    def payment_unknown(self) -> bool:
+        return self.charge_sent_at is not None and self.payment is None
 
 
 class OrderPlacement:
@@ -110,6 +133,13 @@ class OrderPlacement:
 
     async def _run(self, order: OrderRecord, token: str) -> OrderRecord:
         progress = _Progress()
+        _in_flight.add(order.id)
+        try:
+            return await self._run_tracked(order, token, progress)
+        finally:
+            _in_flight.discard(order.id)
+
+    async def _run_tracked(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
         try:
             processing = await self.repository.start_processing(order.id)
             if processing is None:  # finished meanwhile
@@ -122,10 +152,10 @@ class OrderPlacement:
             try:
                 return await self._compensate(order, token, progress, INTERNAL_FAILURE)
             except Exception:
-                self._compensate_later(order, token, progress)
+                self._compensate_later(order, token, progress, INTERNAL_FAILURE)
                 raise
         except BaseException:  # cancelled (e.g. shutdown): finish the undo regardless
-            self._compensate_later(order, token, progress)
+            self._compensate_later(order, token, progress, INTERNAL_FAILURE)
             raise
 
     async def _steps(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
@@ -143,9 +173,11 @@ class OrderPlacement:
             return await self._fail(order, f"reservation {reservation.status}", progress)
 
         progress.amount = reservation.unit_price * order.quantity
+        progress.charge_sent_at = time.monotonic()
         try:
             progress.payment = await self.payments.charge(token, order.id, progress.amount, self.currency)
         except DownstreamError as exc:
+            # The outcome may be unknown (reset, timeout, 5xx): compensation looks the payment up.
             return await self._compensate(order, token, progress, f"payment failed: {exc.detail}")
         payment = progress.payment
         if not payment.authorized:
@@ -167,45 +199,94 @@ class OrderPlacement:
         return failed or await self.repository.get(order.id)
 
     async def _compensate(self, order: OrderRecord, token: str, progress: _Progress, reason: str) -> OrderRecord:
-        """Refund an authorized payment, give the stock back, then mark the order failed."""
+        """Refund what was charged, give the stock back, then mark the order failed.
+
+        The order is failed even when part of the undo could not be done yet (a service down, a charge whose
+        outcome is unknown): what remains is retried in the background until it is done.
+        """
         current = await self.repository.get(order.id)
         if current is not None and current.status is OrderStatus.COMPLETED:
             # E.g. "completed" was committed but the reply from the database was lost: nothing to undo.
             return current
-        if progress.payment is not None and progress.payment.authorized:
+        settled = await self._undo(order, token, progress)
+        failed = await self._fail(order, reason, progress)
+        if not settled:
+            self._compensate_later(order, token, progress, reason)
+        return failed
+
+    async def _undo(self, order: OrderRecord, token: str, progress: _Progress) -> bool:
+        """Refund and release, each idempotent; True when nothing is left to undo."""
+        settled = True
+        if progress.payment_unknown():
+            settled = await self._look_up_payment(order, token, progress)
+        payment = progress.payment
+        if payment is not None and payment.authorized:
             try:
-                await self.payments.refund(token, progress.payment.id)
+                await self.payments.refund(token, payment.id)
             except DownstreamError as exc:
+                settled = False
                 logger.error(
                     "refund failed during compensation",
-                    extra={"order_id": str(order.id), "payment_id": str(progress.payment.id), "error": exc.detail},
+                    extra={"order_id": str(order.id), "payment_id": str(payment.id), "error": exc.detail},
                 )
+            else:
+                progress.payment = replace(payment, status="refunded")
+                logger.info("payment refunded", extra={"order_id": str(order.id), "payment_id": str(payment.id)})
         if progress.reservation_requested:
             try:
                 await self.inventory.release(token, order.id)
             except DownstreamError as exc:
+                settled = False
                 logger.error(
                     "reservation release failed during compensation",
                     extra={"order_id": str(order.id), "error": exc.detail},
                 )
-        return await self._fail(order, reason, progress)
+            else:
+                progress.reservation_requested = False  # released (or never made): nothing more to give back
+        return settled
 
-    def _compensate_later(self, order: OrderRecord, token: str, progress: _Progress) -> None:
-        task = asyncio.create_task(self._compensate_with_retries(order, token, progress))
-        _background.add(task)  # held until done: the event loop keeps only weak references to tasks
-        task.add_done_callback(_background.discard)
+    async def _look_up_payment(self, order: OrderRecord, token: str, progress: _Progress) -> bool:
+        """After a charge with an unknown outcome: find the payment, if one was taken. True when known."""
+        try:
+            found = await self.payments.for_order(token, order.id)
+        except DownstreamError as exc:
+            logger.warning(
+                "payment lookup failed during compensation", extra={"order_id": str(order.id), "error": exc.detail}
+            )
+            return False
+        authorized = [p for p in found if p.authorized]
+        if authorized or found:
+            progress.payment = (authorized or found)[0]
+            return True
+        # Nothing recorded yet; conclusive only once a charge still running in payments would have landed.
+        return time.monotonic() - progress.charge_sent_at >= LATE_CHARGE_GRACE_SECONDS
 
-    async def _compensate_with_retries(self, order: OrderRecord, token: str, progress: _Progress) -> None:
-        # Every compensation step is idempotent (refund, release, conditional status update): repeating is safe.
+    def _compensate_later(self, order: OrderRecord, token: str, progress: _Progress, reason: str) -> None:
+        running = _background.get(order.id)
+        if running is not None and not running.done():
+            return  # already being retried (this call came from that job)
+        task = asyncio.create_task(self._compensate_with_retries(order, token, progress, reason))
+        _background[order.id] = task
+        task.add_done_callback(_forget)
+
+    async def _compensate_with_retries(
+        self, order: OrderRecord, token: str, progress: _Progress, reason: str
+    ) -> None:
+        # Every compensation step is idempotent (lookup, refund, release, conditional status update).
         for delay in COMPENSATION_RETRY_DELAYS:
             await asyncio.sleep(delay)
             try:
-                await self._compensate(order, token, progress, INTERNAL_FAILURE)
+                current = await self.repository.get(order.id)
+                if current is not None and current.status is OrderStatus.COMPLETED:
+                    return
+                settled = await self._undo(order, token, progress)
+                await self._fail(order, reason, progress)
             except Exception as exc:
                 logger.warning(
                     "compensation retry failed", extra={"order_id": str(order.id), "error": type(exc).__name__}
                 )
-            else:
+                continue
+            if settled:
                 logger.info("order compensated after retries", extra={"order_id": str(order.id)})
                 return
-        logger.error("compensation gave up; order left unfinished", extra={"order_id": str(order.id)})
+        logger.error("compensation gave up; order left unsettled", extra={"order_id": str(order.id)})

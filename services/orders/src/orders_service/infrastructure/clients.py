@@ -122,6 +122,21 @@ class PaymentsClient(ServiceClient):
             raise self.unexpected(response)
         return self._payment(self.body(response))
 
+    async def for_order(self, token: str, order_id: UUID) -> list[PaymentResult]:
+        """The payments recorded for the order (read-only): after a charge whose answer was lost."""
+        response = await self.call(
+            "GET", "/payments/", token, idempotent=True, params={"order_id": str(order_id)}
+        )
+        if response.status_code != 200:
+            raise self.unexpected(response)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise DownstreamError("payments service sent an unreadable payment list")
+        return [self._payment(item) for item in data]
+
     async def refund(self, token: str, payment_id: UUID) -> None:
         response = await self.call("POST", f"/payments/{payment_id}/refund", token, idempotent=True)
         if response.status_code != 200:

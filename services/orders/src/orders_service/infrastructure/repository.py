@@ -109,22 +109,28 @@ class OrdersRepository:
         )
         return _record(row)
 
-    async def fail_stale_pending(self, older_than_seconds: float, reason: str) -> int:
-        """Fail orders still pending (never started: nothing reserved or charged) after `older_than_seconds`."""
+    async def fail_stale_pending(self, older_than_seconds: float, reason: str, exclude: list[UUID]) -> int:
+        """Fail orders still pending (never started: nothing reserved or charged) after `older_than_seconds`,
+        except `exclude` (orders whose flow is running here)."""
         rows = await self.pool.fetch(
             """
             UPDATE orders SET status = 'failed', failure_reason = $2, updated_at = now()
             WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1)
+              AND NOT (id = ANY($3::uuid[]))
             RETURNING id
             """,
             older_than_seconds,
             reason,
+            exclude,
         )
         return len(rows)
 
-    async def count_stale_processing(self, older_than_seconds: float) -> int:
-        return await self.pool.fetchval(
-            "SELECT count(*) FROM orders WHERE status = 'processing' "
-            "AND updated_at < now() - make_interval(secs => $1)",
+    async def stale_processing(self, older_than_seconds: float, limit: int = 1000) -> list[UUID]:
+        """Orders processing for longer than `older_than_seconds`, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id FROM orders WHERE status = 'processing' "
+            "AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2",
             older_than_seconds,
+            limit,
         )
+        return [row["id"] for row in rows]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from payments_service.core.deps import IdempotencyKey, PaymentServiceDep
 from payments_service.domain.models import Payment, PaymentRequest
@@ -36,6 +37,23 @@ async def create_payment(
     if not created:
         response.status_code = status.HTTP_200_OK
     return Payment.of(record)
+
+
+@router.get(
+    "/",
+    response_model=list[Payment],
+    description=(
+        "The caller's payments for one order (an admin sees everyone's), oldest first; an empty list when there "
+        "are none. Read-only: lets a client whose charge answer was lost find out whether it was taken."
+    ),
+)
+async def payments_for_order(
+    order_id: Annotated[UUID, Query(description="The order whose payments to list")],
+    principal: CurrentPrincipal,
+    service: PaymentServiceDep,
+) -> list[Payment]:
+    records = await service.for_order(order_id, principal.user_id, principal.is_admin)
+    return [Payment.of(record) for record in records]
 
 
 @router.get("/{payment_id}", response_model=Payment, responses=_ERRORS)

@@ -32,7 +32,8 @@ class PaymentService:
         if existing is not None:
             return self._replay(existing, fingerprint), False
         if await self.repository.has_authorized(request.order_id):
-            raise OrderAlreadyPaid(f"order {request.order_id} already has an authorized payment")
+            # Possibly by a concurrent request with this same key that committed a moment ago.
+            return await self._same_key_or_already_paid(owner_id, idempotency_key, request, fingerprint), False
 
         # The provider sees a key scoped to the caller, so two callers' equal keys never share a charge.
         provider_key = f"{owner_id}:{idempotency_key}"
@@ -54,6 +55,11 @@ class PaymentService:
         try:
             inserted = await self.repository.insert(record)
         except AuthorizedPaymentExists:
+            # The same key may have won the race (its row can trip the per-order index before the key's): that
+            # payment is this request's and its authorization is ours too (same provider key): keep it.
+            winner = await self.repository.by_key(owner_id, idempotency_key)
+            if winner is not None:
+                return self._replay(winner, fingerprint), False
             # Another key won the race for this order: void our authorization so the customer is charged once.
             await self.provider.refund(
                 reference=authorization.reference, amount=request.amount, currency=request.currency
@@ -69,6 +75,14 @@ class PaymentService:
         )
         return inserted, True
 
+    async def _same_key_or_already_paid(
+        self, owner_id: str, idempotency_key: str, request: PaymentRequest, fingerprint: str
+    ) -> PaymentRecord:
+        existing = await self.repository.by_key(owner_id, idempotency_key)
+        if existing is not None:
+            return self._replay(existing, fingerprint)
+        raise OrderAlreadyPaid(f"order {request.order_id} already has an authorized payment")
+
     @staticmethod
     def _replay(existing: PaymentRecord, fingerprint: str) -> PaymentRecord:
         if existing.request_hash != fingerprint:
@@ -81,6 +95,10 @@ class PaymentService:
         if record is None or not (is_admin or record.owner_id == owner_id):
             raise PaymentNotFound("payment not found")
         return record
+
+    async def for_order(self, order_id: UUID, owner_id: str, is_admin: bool) -> list[PaymentRecord]:
+        """A read-only lookup, so a caller that lost a charge's answer can learn whether it was taken."""
+        return await self.repository.for_order(order_id, None if is_admin else owner_id)
 
     async def refund(self, payment_id: UUID, owner_id: str, is_admin: bool) -> PaymentRecord:
         record = await self.get(payment_id, owner_id, is_admin)

@@ -39,6 +39,16 @@ class PaymentRepository:
         )
         return _record(row)
 
+    async def for_order(self, order_id: UUID, owner_id: str | None) -> list[PaymentRecord]:
+        """The payments recorded for an order, oldest first; only `owner_id`'s unless it is None (an admin)."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM payments WHERE order_id = $1 AND ($2::text IS NULL OR owner_id = $2) "
+            "ORDER BY created_at, id",
+            order_id,
+            owner_id,
+        )
+        return [_record(row) for row in rows]
+
     async def has_authorized(self, order_id: UUID) -> bool:
         return bool(
             await self.pool.fetchval(

@@ -66,7 +66,6 @@ def render_section(run: BenchRun) -> str:
         "kit_ceiling",
         "cached",
         "cached_logged",
-        "cached_async_dep",
         "db",
         "connect",
         "saga",
@@ -91,9 +90,6 @@ def render_section(run: BenchRun) -> str:
         f"(p50 {_ms(m['db'].load.p50_ms)} ms vs {_ms(m['connect'].load.p50_ms)} ms).",
         f"- Per-request JSON logging (LOG_LEVEL=INFO vs {run.log_level}) costs {logging_cost:.0%} of the cached "
         "read's throughput.",
-        f"- The proposed fix (the per-request dependency as `async def`, see below) changes the cached read by "
-        f"{m['cached_async_dep'].load.rps / m['cached'].load.rps - 1:+.0%} req/s and "
-        f"{m['cached_async_dep'].cpu_ms_total / m['cached'].cpu_ms_total - 1:+.0%} CPU per request.",
         f"- Of the cached read's CPU per request, the kit's scaffolding and a response model take "
         f"{m['kit_ceiling'].cpu_ms_total - m['ceiling'].cpu_ms_total:.2f} ms over the bare ceiling and the read "
         f"itself (dependency, Redis GET, model) {m['cached'].cpu_ms_total - m['kit_ceiling'].cpu_ms_total:.2f} ms.",

@@ -29,7 +29,6 @@ LABEL = "bench"
 REDIS_DB = 13
 CEILING_APP = "commerce_platform.bench.ceiling_app:app"
 CONNECT_APP = "commerce_platform.bench.connect_app:app"
-ASYNC_DEPENDENCY_APP = "commerce_platform.bench.async_dependency_app:app"
 KIT_CEILING_APP = "commerce_platform.bench.kit_ceiling_app:app"
 SAGA_CUSTOMERS = 32
 SAGA_PRODUCTS = 32
@@ -259,7 +258,7 @@ def run_bench(
         inventory_db = lab.platform.database_url("inventory")
         product_path = f"/products/{data.product_id}"
         echo(
-            "ops bench: starting the ceiling, the seed's connect-per-request app and three more inventory instances"
+            "ops bench: starting the ceiling, the seed's connect-per-request app and two more inventory instances"
         )
         lab.start_extra("ceiling", CEILING_APP, {}, health_path="/ceiling")
         lab.start_extra("connect", CONNECT_APP, {"DATABASE_URL": inventory_db}, health_path=product_path)
@@ -267,12 +266,6 @@ def run_bench(
         lab.start_service_copy("inventory-logged", "inventory", LOG_LEVEL=env.spec.log_level)
         lab.start_extra(
             "kit-ceiling", KIT_CEILING_APP, lab.platform.service_env("inventory"), health_path="/ceiling"
-        )
-        lab.start_extra(
-            "inventory-async-dep",
-            ASYNC_DEPENDENCY_APP,
-            lab.platform.service_env("inventory"),
-            health_path="/ready",
         )
 
         def measure(key: str, label: str, url: str, servers: dict[str, int | None], **options) -> None:
@@ -312,12 +305,6 @@ def run_bench(
             f"GET /products/{{id}}, warm cache, LOG_LEVEL={env.spec.log_level}",
             lab.url("inventory-logged") + product_path,
             process_of("inventory-logged"),
-        )
-        measure(
-            "cached_async_dep",
-            "GET /products/{id}, warm cache, dependency as `async def` (proposed fix)",
-            lab.url("inventory-async-dep") + product_path,
-            process_of("inventory-async-dep"),
         )
         measure(
             "db",

@@ -26,7 +26,7 @@ async def inventory_extension(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def get_inventory(request: Request) -> Inventory:
+async def get_inventory(request: Request) -> Inventory:
     return request.app.state.inventory
 
 

@@ -12,7 +12,7 @@ from orders_service.infrastructure.repository import OrdersRepository
 from orders_service.settings import OrdersSettings
 
 
-def order_placement(request: Request) -> OrderPlacement:
+async def order_placement(request: Request) -> OrderPlacement:
     state = request.app.state
     settings: OrdersSettings = state.settings
 

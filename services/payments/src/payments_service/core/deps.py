@@ -10,7 +10,7 @@ from payments_service.domain.service import PaymentService
 from payments_service.infrastructure.repository import PaymentRepository
 
 
-def payment_service(request: Request) -> PaymentService:
+async def payment_service(request: Request) -> PaymentService:
     state = request.app.state
     return PaymentService(PaymentRepository(state.db), state.provider)
 

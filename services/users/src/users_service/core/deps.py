@@ -10,11 +10,11 @@ from users_service.core.security import TokenIssuer
 from users_service.domain.accounts import Accounts
 
 
-def get_accounts(request: Request) -> Accounts:
+async def get_accounts(request: Request) -> Accounts:
     return request.app.state.accounts
 
 
-def get_issuer(request: Request) -> TokenIssuer:
+async def get_issuer(request: Request) -> TokenIssuer:
     return request.app.state.accounts.issuer
 
 

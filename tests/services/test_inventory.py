@@ -88,9 +88,36 @@ def test_reads_are_cached_in_redis_as_json_and_writes_invalidate(client, admin, 
     assert client.get(f"/products/{created['id']}").json()["price"] == "9.99"
 
 
+def test_a_cache_hit_answers_exactly_the_bytes_of_a_miss(client, admin, product, cache):
+    # Quotes, a backslash, non-ASCII and a control character: any serialiser difference would show here.
+    created = product(name='Crème "brûlée" \\ ☃\x01 </script>', price="0.10")
+    path = f"/products/{created['id']}"
+    assert not cache.exists(cache_key(created["id"]))
+    miss = client.get(path)
+    assert cache.exists(cache_key(created["id"]))
+    hit = client.get(path)
+    for response in (miss, hit):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+    # The hit, the miss and FastAPI's own serialisation of the same Product (the PATCH answer): one byte string.
+    assert hit.content == miss.content == client.get(path).content
+    assert hit.content.decode() == cache.get(cache_key(created["id"]))
+    assert json.loads(hit.content) == created
+    fastapi_serialised = client.patch(path, json={"stock": created["stock"]}, headers=admin).content
+    assert hit.content == fastapi_serialised
+
+
+def test_the_raw_json_read_keeps_the_product_schema_in_openapi(client):
+    operation = client.get("/openapi.json").json()["paths"]["/products/{product_id}"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Product"}
+    assert "404" in operation["responses"]
+
+
 def test_an_unreadable_cache_entry_is_a_miss(client, product, cache):
     created = product(name="recovering")
-    for garbage in ("{not json", json.dumps({"id": "x"})):
+    extra_field = json.dumps(created | {"secret": "not ours"}, separators=(",", ":"))
+    for garbage in ("{not json", json.dumps({"id": "x"}), extra_field, json.dumps(created)):
         cache.set(cache_key(created["id"]), garbage)
         assert client.get(f"/products/{created['id']}").json() == created
         assert json.loads(cache.get(cache_key(created["id"]))) == created

@@ -1,12 +1,11 @@
-"""Redis: the client, and a JSON cache that fails open (a Redis outage slows reads, never fails them)."""
+"""Redis: the client, and a cache of JSON documents that fails open (a Redis outage slows reads, never fails
+them)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -33,13 +32,16 @@ async def ping(client: redis.Redis, timeout: float) -> None:
 
 
 class JsonCache:
-    """JSON values under `<prefix>:<key>` with a TTL.
+    """JSON documents under `<prefix>:<key>` with a TTL, kept as text: the caller serialises and checks them with
+    its own models, and a hot path can answer with the text as it is.
 
     After a Redis error the cache stays out of the way for `backoff_seconds`, so an outage costs one timeout
     per backoff window instead of one per request.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int, backoff_seconds: float = 1.0) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, ttl_seconds: int, backoff_seconds: float = 1.0
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
@@ -56,21 +58,22 @@ class JsonCache:
         self._skip_until = time.monotonic() + self.backoff_seconds
         logger.warning("cache unavailable, failing open", extra={"op": op, "error": type(exc).__name__})
 
-    async def get(self, key: str | int) -> Any | None:
+    async def get_text(self, key: str | int) -> str | None:
+        """The stored JSON document as text, unparsed (a hot path can answer with it as it is)."""
         if not self._available():
             return None
         try:
-            raw = await self.client.get(self._key(key))
+            return await self.client.get(self._key(key))
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("get", exc)
             return None
-        return None if raw is None else json.loads(raw)
 
-    async def set(self, key: str | int, value: Any) -> None:
+    async def set_text(self, key: str | int, document: str) -> None:
+        """Store an already-serialised JSON document."""
         if not self._available():
             return
         try:
-            await self.client.set(self._key(key), json.dumps(value, default=str), ex=self.ttl_seconds)
+            await self.client.set(self._key(key), document, ex=self.ttl_seconds)
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("set", exc)
 

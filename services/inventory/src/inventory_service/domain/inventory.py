@@ -22,23 +22,21 @@ class Inventory:
         self.repository = repository
         self.cache = cache  # None when the product cache is disabled
 
-    async def product(self, product_id: int) -> Product:
+    async def product_json(self, product_id: int) -> str:
+        """The product as the JSON document the API answers with: on a cache hit, the cached text as it is
+        (no parse, no model, no re-serialisation); on a miss, the model's JSON, which is also what gets cached."""
         if self.cache is not None:
-            try:
-                cached = await self.cache.get(product_id)
-                if cached is not None:
-                    return Product.model_validate(cached)
-            except (
-                ValueError
-            ):  # an unreadable entry (bad JSON, old shape) is a miss; it gets overwritten below
-                pass
+            cached = await self.cache.get_text(product_id)
+            if cached is not None and _is_canonical_product(cached):
+                return cached
         product = await self.repository.product(product_id)
         if product is None:
             # Misses are not cached: a product created a moment later must be visible at once.
             raise ProductNotFound
+        document = product.model_dump_json()
         if self.cache is not None:
-            await self.cache.set(product_id, product.model_dump(mode="json"))
-        return product
+            await self.cache.set_text(product_id, document)
+        return document
 
     async def create(self, data: ProductCreate) -> Product:
         product = await self.repository.create_product(data.name, data.price, data.stock)
@@ -71,3 +69,12 @@ class Inventory:
     async def _invalidate(self, product_id: int) -> None:
         if self.cache is not None:
             await self.cache.delete(product_id)
+
+
+def _is_canonical_product(document: str) -> bool:
+    """Whether a cached entry is exactly what a miss would produce now. Anything else (bad JSON, an old shape,
+    extra fields) is a miss and gets overwritten; both pydantic-core steps cost microseconds."""
+    try:
+        return Product.model_validate_json(document).model_dump_json() == document
+    except ValueError:
+        return False

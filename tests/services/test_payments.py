@@ -92,7 +92,8 @@ async def test_concurrent_requests_with_one_key_record_one_payment(payments, ali
     headers = auth(alice.token) | {"Idempotency-Key": key}
     async with httpx.AsyncClient(base_url=payments.url, timeout=30) as client:
         responses = await asyncio.gather(*(client.post("/payments/", json=body, headers=headers) for _ in range(10)))
-    assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
+    outcome = sorted((r.status_code, r.text) for r in responses)
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201], outcome
     assert len({r.json()["id"] for r in responses}) == 1
 
 

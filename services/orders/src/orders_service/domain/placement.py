@@ -2,9 +2,9 @@
 
 Steps: check the caller is active (users) → record the order (pending → processing) → reserve stock
 (inventory) → take payment (payments, Idempotency-Key = order id) → completed. On a decline or any error after
-the reservation, the reservation is released (and an authorized payment refunded) and the order is marked
-failed with a reason. Every remote step is idempotent per order id, so a retried or resumed order repeats
-nothing: the same reservation and the same payment come back.
+the reservation, the reservation is released (and an authorized payment refunded: looked up read-only when the
+charge's answer was lost) and the order is marked failed with a reason. Every remote step is idempotent per
+order id, so a retried or resumed order repeats nothing: the same reservation and the same payment come back.
 """
 
 from __future__ import annotations

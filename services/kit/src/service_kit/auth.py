@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from jose import jwt
+from jose import jwk, jwt
+from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
 from service_kit.errors import unauthorized
@@ -51,6 +52,11 @@ class TokenVerifier:
         self._jwks: dict[str, Any] | None = None
         self._jwks_fetched_at = 0.0
         self._lock = asyncio.Lock()
+        # Keys built once, not per request: given a PEM or a JWK set, python-jose parses and constructs the key on
+        # every decode (a JSON parse attempt, base64 and big-int work: about half its verification cost).
+        self._public_key_object: Key | None = None
+        self._jwk_objects: dict[str, Key] = {}
+        self._jwk_objects_from: dict[str, Any] | None = None
         if not self.public_key and not self.jwks_url:
             raise ValueError("set JWT_PUBLIC_KEY or JWT_JWKS_URL so tokens can be verified")
 
@@ -58,8 +64,10 @@ class TokenVerifier:
         async with self._lock:
             stale = time.monotonic() - self._jwks_fetched_at > self.cache_seconds
             # An unknown kid may mean the issuer rotated keys: refetch, but at most every 10 s.
-            unknown_kid = kid is not None and self._jwks is not None and not any(
-                k.get("kid") == kid for k in self._jwks.get("keys", [])
+            unknown_kid = (
+                kid is not None
+                and self._jwks is not None
+                and not any(k.get("kid") == kid for k in self._jwks.get("keys", []))
             )
             recently = time.monotonic() - self._jwks_fetched_at < 10
             if self._jwks is None or stale or (unknown_kid and not recently) or (refresh and not recently):
@@ -77,9 +85,21 @@ class TokenVerifier:
 
     async def _key_for(self, token: str) -> Any:
         if self.public_key:
-            return self.public_key
-        header = jwt.get_unverified_header(token)
-        return await self._jwks_keys(header.get("kid"))
+            if self._public_key_object is None:
+                self._public_key_object = jwk.construct(self.public_key, ALGORITHMS[0])
+            return self._public_key_object
+        kid = jwt.get_unverified_header(token).get("kid")
+        jwks = await self._jwks_keys(kid)
+        if jwks is not self._jwk_objects_from:  # fetched anew: forget the keys built from the old set
+            self._jwk_objects, self._jwk_objects_from = {}, jwks
+        if not isinstance(kid, str) or not kid:
+            return jwks  # no usable key id in the token: let python-jose try the whole set, as before
+        if kid not in self._jwk_objects:
+            matching = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid]
+            if len(matching) != 1:
+                return jwks
+            self._jwk_objects[kid] = jwk.construct(matching[0], ALGORITHMS[0])
+        return self._jwk_objects[kid]
 
     async def verify(self, token: str) -> Principal:
         try:

@@ -1,10 +1,9 @@
 """A throw-away platform for measurements and fault injection, built on the local runtime (`LocalPlatform`).
 
-Two additions the bench and the chaos suite need and `ops dev` does not:
-- the services configured as in another environment (prod by default: its log level and pool sizes), plus
-  per-service overrides (e.g. LOG_LEVEL=WARNING), where `ops dev` always runs dev's values;
-- extra uvicorn processes beside the platform under the same server settings: the ceiling app, the seed's
-  connect-per-request read, and more instances of a service with other settings (inventory with its cache off).
+The services run configured as in another environment (prod by default: its log level and pool sizes) with
+per-service overrides (e.g. LOG_LEVEL=WARNING), through `LocalConfig(environment=..., env_overrides=...)`. What the
+lab adds: extra uvicorn processes beside the platform under the same server settings (the ceiling app, the
+seed's connect-per-request read, more instances of a service with other settings, e.g. inventory's cache off).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from pathlib import Path
 import httpx
 
 from commerce_platform import catalogue
-from commerce_platform import service_env as platform_env
 from commerce_platform.local import processes
 from commerce_platform.local.environment import process_env
 from commerce_platform.local.ports import port_is_free
@@ -50,29 +48,7 @@ def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> 
 
 
 class LabPlatform(LocalPlatform):
-    """`LocalPlatform` with the services configured as in `environment`, plus env overrides per service."""
-
-    def __init__(
-        self,
-        config: LocalConfig,
-        environment: str = "prod",
-        overrides: dict[str, dict[str, str]] | None = None,
-    ) -> None:
-        super().__init__(config)
-        self.environment = environment
-        self.overrides = overrides or {}
-
-    def service_env(self, service: str) -> dict[str, str]:
-        env = dict(platform_env.plain_env(self.environment, service, self.addresses()))
-        secrets = self.secret_values()
-        for name in sorted(platform_env.secret_env_names(service)):
-            env[name] = secrets.value(service, name)
-        return env | self.overrides.get("*", {}) | self.overrides.get(service, {})
-
-    @property
-    def admin_username(self) -> str:
-        users = platform_env.plain_env(self.environment, "users", self.addresses())
-        return users.get("ADMIN_USERNAME", self.secrets.admin_username)
+    """`LocalPlatform` plus what the bench and the chaos suite look up: process ids and the gateway's name."""
 
     def pid(self, name: str) -> int | None:
         record = self.state.processes.get(name)
@@ -140,8 +116,10 @@ class Lab:
             production_like=True,
             seed=False,
             stop_timeout=stop_timeout,
+            environment=environment,
+            env_overrides=overrides or {},
         )
-        return cls(LabPlatform(config, environment, overrides), work_dir)
+        return cls(LabPlatform(config), work_dir)
 
     def url(self, name: str) -> str:
         return self.extras[name].url if name in self.extras else self.platform.url(name)
@@ -151,7 +129,7 @@ class Lab:
     ) -> Extra:
         port = free_port()
         log_file = self.work_dir / "extras" / f"{name}.log"
-        argv = self.platform._uvicorn(app, port)  # exactly the platform's server settings
+        argv = self.platform.uvicorn_argv(app, port)  # exactly the platform's server settings
         popen, record = processes.spawn(name, argv, process_env(env), log_file, port=port)
         extra = Extra(name, port, popen, record, log_file)
         self.extras[name] = extra

@@ -242,7 +242,7 @@ def run_bench(
         environment=environment,
         overrides={"*": {"LOG_LEVEL": log_level}},
     )
-    run.server_command = " ".join(lab.platform._uvicorn("<package>.main:app", 0)[2:]).replace(
+    run.server_command = " ".join(lab.platform.uvicorn_argv("<package>.main:app", 0)[2:]).replace(
         "--port 0", "--port <port>"
     )
     # The gateway reads LOG_LEVEL from the environment it inherits (services get theirs from service_env).

@@ -245,7 +245,9 @@ class LocalPlatform:
         for log in self.layout.logs_dir.glob("*.log"):
             log.replace(log.with_suffix(".log.1"))
 
-    def _uvicorn(self, app: str, port: int, gateway: bool = False) -> list[str]:
+    def uvicorn_argv(self, app: str, port: int, gateway: bool = False) -> list[str]:
+        """The command line this platform serves `app` with (its server settings), e.g. for a benchmark's extra
+        app that must run exactly like the services."""
         argv = [
             sys.executable,
             "-m",
@@ -269,7 +271,7 @@ class LocalPlatform:
         """Start one service process (not waiting for readiness: see `wait_ready`)."""
         spec = catalogue.get(name)
         env = process_env(self.service_env(name))
-        self._spawn(name, self._uvicorn(spec.app, self.port(name)), env)
+        self._spawn(name, self.uvicorn_argv(spec.app, self.port(name)), env)
 
     def _start_gateway(self) -> None:
         routes = {
@@ -283,7 +285,9 @@ class LocalPlatform:
         }
         self._spawn(
             GATEWAY,
-            self._uvicorn("commerce_platform.local.gateway:app_from_env", self.port(GATEWAY), gateway=True),
+            self.uvicorn_argv(
+                "commerce_platform.local.gateway:app_from_env", self.port(GATEWAY), gateway=True
+            ),
             env,
         )
 

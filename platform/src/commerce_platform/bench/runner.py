@@ -43,6 +43,7 @@ class Measured:
     label: str
     load: LoadResult
     cpu_ms: dict[str, float] = field(default_factory=dict)  # server process → CPU ms per request
+    postgres_cpu_ms: float | None = None  # the Postgres backends serving the bench's databases, per request
 
     @property
     def cpu_ms_total(self) -> float:
@@ -268,16 +269,21 @@ def run_bench(
             "kit-ceiling", KIT_CEILING_APP, lab.platform.service_env("inventory"), health_path="/ceiling"
         )
 
-        def measure(key: str, label: str, url: str, servers: dict[str, int | None], **options) -> None:
+        def measure(
+            key: str, label: str, url: str, servers: dict[str, int | None], postgres: bool = False, **options
+        ) -> None:
             echo(f"ops bench: {label}: {warmup:g} s warm-up, {seconds:g} s measured")
             run_wrk(url, seconds=warmup, connections=connections, binary=wrk, **options)
             before = _wait_idle(servers)
+            postgres_before = _postgres_backend_cpu()
             load = run_wrk(url, seconds=seconds, connections=connections, binary=wrk, **options)
             after = _wait_idle(servers)
+            postgres_after = _postgres_backend_cpu()
             # The servers also finish the requests still in flight when wrk stopped (one per connection).
             served = load.requests + connections
             cpu = {name: 1000 * (after[name] - before[name]) / served for name in servers}
-            run.measured[key] = Measured(key, label, load, cpu)
+            postgres_ms = 1000 * (postgres_after - postgres_before) / served if postgres else None
+            run.measured[key] = Measured(key, label, load, cpu, postgres_ms)
             echo(
                 f"  {load.rps:,.0f} req/s  p50 {load.p50_ms:.1f} ms  p99 {load.p99_ms:.1f} ms  failed {load.failed}"
                 f"  server CPU {sum(cpu.values()):.2f} ms/request"
@@ -323,6 +329,7 @@ def run_bench(
             f"POST /orders/ full saga via gateway, {connections} connections",
             lab.platform.gateway_url + "/orders/",
             {name: lab.platform.pid(name) for name in ("gateway", *(s.name for s in catalogue.SERVICES))},
+            postgres=True,
             post_rows=("/orders/", data.rows_file),
         )
         run.saga_outcomes = asyncio.run(saga_outcomes(lab.platform.database_url("orders")))
@@ -355,6 +362,19 @@ def _wait_idle(pids: dict[str, int | None], timeout: float = 15) -> dict[str, fl
         used = now
         if not busy:
             break
+    return used
+
+
+def _postgres_backend_cpu() -> float:
+    """CPU seconds used so far by the Postgres backends serving the bench's databases (a backend's process title
+    names its database, `bench_<service>`). The machine's other Postgres work is left out, and so are the shared
+    WAL writer and checkpointer, so this is a lower bound of what the run costs Postgres."""
+    used = 0.0
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        title = " ".join(proc.info["cmdline"] or ())
+        times = proc.info["cpu_times"]
+        if title.startswith("postgres:") and f" {LABEL}_" in title and times is not None:
+            used += times.user + times.system
     return used
 
 

@@ -53,6 +53,6 @@ def register(app: typer.Typer) -> None:
                 p, f, s = _counts(junit)
                 passed, failed, skipped = passed + p, failed + f, skipped + s
         # One closing line for the whole run, whatever the number of pytest processes.
-        typer.echo(f"ops test: {passed} passed, {failed} failed, {skipped} skipped")
+        typer.echo(f"total: {passed} passed, {failed} failed, {skipped} skipped")
         # pytest's 5 means "no tests collected": a suite that runs nothing is a failure here.
         raise typer.Exit(0 if all(c == 0 for c in codes) and passed > 0 else 1)

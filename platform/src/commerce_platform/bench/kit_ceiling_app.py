@@ -2,7 +2,8 @@
 routes, the lifespan's pool and Redis client) with the same constant endpoint and a response model.
 
 Between the bare ceiling and this one is what the kit and a response model cost; between this one and the cached
-product read is the read itself (the dependency, Redis, the model) — so the bench can say which part bounds it.
+product read is the read itself (the dependency, the Redis GET, the cached JSON's check) — so the bench can say
+which part bounds it.
 """
 
 from fastapi import APIRouter

@@ -10,11 +10,12 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from commerce_platform import catalogue
 from commerce_platform.environments import load_environment
 from commerce_platform.secrets import required_secrets
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 def generated_value(key: str) -> str:

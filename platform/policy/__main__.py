@@ -7,7 +7,6 @@ it): constructing `PolicyPack` starts the Analyzer gRPC server and blocks, so im
 
 from __future__ import annotations
 
-from commerce_platform.policy import RULES, Enforcement, Resource, Rule, environment_from_urn
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -19,6 +18,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+from commerce_platform.policy import RULES, Enforcement, Resource, Rule, environment_from_urn
 
 PACK_NAME = "commerce-platform"
 ENFORCEMENT_LEVELS = {

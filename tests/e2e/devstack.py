@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from commerce_platform import catalogue
 from commerce_platform.local.ports import port_is_free
 

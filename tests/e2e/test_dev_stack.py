@@ -18,9 +18,6 @@ import asyncpg
 import httpx
 import psutil
 import pytest
-from commerce_platform import catalogue
-from commerce_platform.local.ports import listening_ports
-from commerce_platform.local.seed import DEMO_PRODUCTS
 from devstack import (
     OPS,
     admin_password,
@@ -31,6 +28,10 @@ from devstack import (
     ops_env,
     walk_flow,
 )
+
+from commerce_platform import catalogue
+from commerce_platform.local.ports import listening_ports
+from commerce_platform.local.seed import DEMO_PRODUCTS
 
 pytestmark = pytest.mark.e2e
 

@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 import uvicorn
+
 from commerce_platform.local.gateway import HEALTH_PATH, Gateway
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,9 @@ import io
 import json
 
 import pytest
-from commerce_platform.local.logs import LogFollower
 from rich.console import Console
+
+from commerce_platform.local.logs import LogFollower
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,9 @@ import copy
 from pathlib import Path
 
 import pytest
-from commerce_platform.render import render_environment, write_render
 from crossguard_driver import load_pack
+
+from commerce_platform.render import render_environment, write_render
 
 
 @pytest.fixture(scope="session")

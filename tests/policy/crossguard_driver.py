@@ -8,7 +8,6 @@ import copy
 import runpy
 from pathlib import Path
 
-from commerce_platform.policy import evaluate
 from policy_objects import as_resources
 from pulumi_policy import (
     PolicyResource,
@@ -19,6 +18,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import PolicyCustomTimeouts, _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
+
+from commerce_platform.policy import evaluate
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "platform" / "policy"
 

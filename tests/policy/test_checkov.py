@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from commerce_platform.cli import app
 from commerce_platform.policy.checkov import SKIPS_FILE, load_skips, run_checkov
-from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,6 @@ import ast
 
 import pytest
 import yaml
-from commerce_platform.policy import RULES
 from crossguard_driver import PACK_DIR, crossguard_findings, offline_findings, options
 from policy_objects import compliant_stack, first_container, mutated
 from pulumi_policy import (
@@ -19,6 +18,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 from rule_cases import VIOLATIONS, case_id
+
+from commerce_platform.policy import RULES
 
 
 def test_pack_builds_one_policy_per_rule_with_its_metadata(pack):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from commerce_platform.policy import Resource, environment_from_urn
 from commerce_platform.policy.workloads import image_tag, looks_secret
 

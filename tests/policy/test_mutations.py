@@ -4,8 +4,9 @@ exactly the rule(s) meant for it (the unmutated graph has no violation at all, s
 from __future__ import annotations
 
 import pytest
-from commerce_platform.policy import evaluate_graph
 from policy_objects import find, first_container, pod_template_of, remove
+
+from commerce_platform.policy import evaluate_graph
 
 SVC = "users"  # the service most edits hit; its Deployment, HPA, PDB and Service share the name
 

@@ -9,11 +9,12 @@ import sys
 
 import grpc
 import pytest
-from commerce_platform.policy import RULES, Enforcement
 from crossguard_driver import PACK_DIR
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from policy_objects import find, first_container, remove
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from commerce_platform.policy import RULES, Enforcement
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from commerce_platform.cli import app
-from commerce_platform.policy import RULES, evaluate_graph
 from crossguard_driver import crossguard_findings
 from policy_objects import ENVIRONMENTS, first_container
 from typer.testing import CliRunner
+
+from commerce_platform.cli import app
+from commerce_platform.policy import RULES, evaluate_graph
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

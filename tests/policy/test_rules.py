@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from commerce_platform.policy import RULES, Enforcement, evaluate
 from policy_objects import NAMESPACE, as_resources, compliant_stack, first_container, mutated
 from rule_cases import PASSES, VIOLATIONS, case_id, set_security, set_spec
+
+from commerce_platform.policy import RULES, Enforcement, evaluate
 
 
 def rule_ids(stack: list[dict], env: str = "prod") -> set[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import typer.main
 import yaml
+
 from commerce_platform.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,10 +165,11 @@ def test_every_action_is_pinned_to_a_tag_or_sha():
 
 
 def test_review_stack_secrets_are_generated_for_every_required_key():
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     from commerce_platform import catalogue
     from commerce_platform.environments import load_environment
     from commerce_platform.secrets import required_secrets
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     spec = importlib.util.spec_from_file_location("stack_secrets", REPO / ".github/scripts/stack_secrets.py")
     module = importlib.util.module_from_spec(spec)

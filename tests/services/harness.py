@@ -46,9 +46,10 @@ from typing import Any
 import asyncpg
 import httpx
 import redis
-from commerce_platform import catalogue
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from commerce_platform import catalogue
 from service_kit.migrations import apply_migrations
 from service_kit.settings import ServiceSettings
 

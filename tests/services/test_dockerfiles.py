@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from commerce_platform import catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

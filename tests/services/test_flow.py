@@ -45,7 +45,9 @@ def test_the_seed_flow_register_token_me_product_order_completed(stack, orders, 
     name = f"shopper{uuid.uuid4().hex[:8]}"
     password = f"pw-{uuid.uuid4().hex}"
     with httpx.Client(base_url=stack.users.url, timeout=30) as users:
-        registered = users.post("/users/", json={"username": name, "email": f"{name}@example.com", "password": password})
+        registered = users.post(
+            "/users/", json={"username": name, "email": f"{name}@example.com", "password": password}
+        )
         assert registered.status_code == 201
         token = users.post("/token", data={"username": name, "password": password}).json()["access_token"]
         me = users.get("/users/me/", headers=auth(token))
@@ -57,24 +59,39 @@ def test_the_seed_flow_register_token_me_product_order_completed(stack, orders, 
     assert response.status_code == 201, response.text
     order = response.json()
     assert set(order) == {
-        "order_id", "status", "product_id", "quantity", "shipping_address", "amount", "payment_id",
-        "failure_reason", "created_at",
+        "order_id",
+        "status",
+        "product_id",
+        "quantity",
+        "shipping_address",
+        "amount",
+        "payment_id",
+        "failure_reason",
+        "created_at",
     }
     assert (order["status"], order["failure_reason"]) == ("completed", None)
-    assert (order["product_id"], order["quantity"], money(order["amount"])) == (product["id"], 3, money("59.97"))
+    assert (order["product_id"], order["quantity"], money(order["amount"])) == (
+        product["id"],
+        3,
+        money("59.97"),
+    )
 
     status = orders.get(f"/orders/{order['order_id']}/status", headers=auth(token))
     assert status.json() == {"order_id": order["order_id"], "status": "completed", "failure_reason": None}
     assert orders.get(f"/orders/{order['order_id']}", headers=auth(token)).json() == order
     assert stock_of(stack, product["id"]) == 7
 
-    payment = httpx.get(f"{stack.payments.url}/payments/{order['payment_id']}", headers=auth(token), timeout=10)
+    payment = httpx.get(
+        f"{stack.payments.url}/payments/{order['payment_id']}", headers=auth(token), timeout=10
+    )
     assert payment.status_code == 200
     assert payment.json()["order_id"] == order["order_id"]
     assert (payment.json()["status"], money(payment.json()["amount"])) == ("authorized", money("59.97"))
 
 
-def test_a_declined_payment_fails_the_order_and_gives_the_stock_back(stack, orders, admin_token, register_and_login):
+def test_a_declined_payment_fails_the_order_and_gives_the_stock_back(
+    stack, orders, admin_token, register_and_login
+):
     buyer = register_and_login("decline")
     pricey = create_product(stack, admin_token, price=str(DECLINE_ABOVE / 2 + 1), stock=5)
     response = place(orders, buyer.token, order_body(pricey["id"], quantity=2))
@@ -84,15 +101,22 @@ def test_a_declined_payment_fails_the_order_and_gives_the_stock_back(stack, orde
     assert order["failure_reason"] == "payment declined: amount exceeds limit"
     assert stock_of(stack, pricey["id"]) == 5
     payment = httpx.get(f"{stack.payments.url}/payments/{order['payment_id']}", headers=auth(buyer.token))
-    assert (payment.json()["status"], payment.json()["decline_reason"]) == ("declined", "amount exceeds limit")
+    assert (payment.json()["status"], payment.json()["decline_reason"]) == (
+        "declined",
+        "amount exceeds limit",
+    )
 
 
-def test_insufficient_stock_and_unknown_products_fail_the_order(stack, orders, admin_token, register_and_login):
+def test_insufficient_stock_and_unknown_products_fail_the_order(
+    stack, orders, admin_token, register_and_login
+):
     buyer = register_and_login("short")
     scarce = create_product(stack, admin_token, price="5.00", stock=2)
     too_many = place(orders, buyer.token, order_body(scarce["id"], quantity=3)).json()
     assert (too_many["status"], too_many["failure_reason"], too_many["payment_id"]) == (
-        "failed", "insufficient stock", None
+        "failed",
+        "insufficient stock",
+        None,
     )
     assert stock_of(stack, scarce["id"]) == 2
     unknown = place(orders, buyer.token, order_body(2**40)).json()
@@ -112,7 +136,9 @@ def test_only_the_owner_or_an_admin_sees_an_order(orders, product, admin_token, 
     assert (anonymous.status_code, anonymous.headers["www-authenticate"]) == (401, "Bearer")
 
 
-def test_an_idempotency_key_returns_the_same_order_and_rejects_another_body(stack, orders, product, register_and_login):
+def test_an_idempotency_key_returns_the_same_order_and_rejects_another_body(
+    stack, orders, product, register_and_login
+):
     buyer = register_and_login("idem")
     key = uuid.uuid4().hex
     before = stock_of(stack, product["id"])
@@ -172,7 +198,9 @@ async def test_an_inactive_user_gets_400(orders, product, register_and_login):
     assert (response.status_code, response.json()) == (400, {"detail": "user account is inactive"})
 
 
-async def test_an_interrupted_order_is_resumed_when_retried_with_its_key(stack, orders, product, register_and_login):
+async def test_an_interrupted_order_is_resumed_when_retried_with_its_key(
+    stack, orders, product, register_and_login
+):
     """An order left in processing (the process died mid-flow) completes when its client retries."""
     buyer = register_and_login("resume")
     body, key, order_id = order_body(product["id"]), uuid.uuid4().hex, uuid.uuid4()
@@ -183,7 +211,13 @@ async def test_an_interrupted_order_is_resumed_when_retried_with_its_key(stack, 
         """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, idempotency_key,
                                request_hash, created_at, updated_at)
            VALUES ($1, $2, $3, 1, $4, 'processing', $5, $6, $7, $7)""",
-        order_id, str(buyer.user["id"]), product["id"], body["shipping_address"], key, fingerprint, stale,
+        order_id,
+        str(buyer.user["id"]),
+        product["id"],
+        body["shipping_address"],
+        key,
+        fingerprint,
+        stale,
     )
     before = stock_of(stack, product["id"])
     response = place(orders, buyer.token, body, key)
@@ -197,7 +231,9 @@ def test_an_unreachable_users_service_is_a_clean_503(services, orders, product, 
     instance = services.start_extra("orders", env={"USERS_URL": dead})
     try:
         response = httpx.post(
-            instance.url + "/orders/", json=order_body(product["id"]), headers=auth(register_and_login().token)
+            instance.url + "/orders/",
+            json=order_body(product["id"]),
+            headers=auth(register_and_login().token),
         )
         assert (response.status_code, response.json()) == (503, {"detail": "users service unreachable"})
     finally:
@@ -211,12 +247,15 @@ async def test_an_unreachable_payments_service_fails_the_order_and_releases_the_
     try:
         before = stock_of(stack, product["id"])
         response = httpx.post(
-            instance.url + "/orders/", json=order_body(product["id"], 4), headers=auth(register_and_login().token)
+            instance.url + "/orders/",
+            json=order_body(product["id"], 4),
+            headers=auth(register_and_login().token),
         )
         assert response.status_code == 201
         order = response.json()
         assert (order["status"], order["failure_reason"]) == (
-            "failed", "payment failed: payments service unreachable"
+            "failed",
+            "payment failed: payments service unreachable",
         )
         assert stock_of(stack, product["id"]) == before
         [reservation] = await fetch(
@@ -231,7 +270,9 @@ def test_losing_the_orders_database_is_a_clean_503(services, product, register_a
     instance = services.start_extra("orders", env={"DATABASE_URL": dead_database_url()})
     try:
         response = httpx.post(
-            instance.url + "/orders/", json=order_body(product["id"]), headers=auth(register_and_login().token)
+            instance.url + "/orders/",
+            json=order_body(product["id"]),
+            headers=auth(register_and_login().token),
         )
         assert (response.status_code, response.json()) == (503, {"detail": "dependency unavailable"})
     finally:

@@ -46,7 +46,9 @@ async def place_all(stack, requests):
 
 async def counts(order_ids: list[uuid.UUID]) -> dict[str, int]:
     orders = await fetch("orders", "SELECT count(*) AS n FROM orders WHERE id = ANY($1)", order_ids)
-    payments = await fetch("payments", "SELECT count(*) AS n FROM payments WHERE order_id = ANY($1)", order_ids)
+    payments = await fetch(
+        "payments", "SELECT count(*) AS n FROM payments WHERE order_id = ANY($1)", order_ids
+    )
     reservations = await fetch(
         "inventory", "SELECT count(*) AS n FROM reservations WHERE order_id = ANY($1)", order_ids
     )
@@ -66,7 +68,10 @@ async def test_100_concurrent_orders_for_40_units(stack, buyers, admin_token):
     assert Counter(r.status_code for r in responses) == {201: USERS * ORDERS_PER_USER}
     orders = [r.json() for r in responses]
     outcomes = Counter((o["status"], o["failure_reason"]) for o in orders)
-    assert outcomes == {("completed", None): STOCK, ("failed", "insufficient stock"): USERS * ORDERS_PER_USER - STOCK}
+    assert outcomes == {
+        ("completed", None): STOCK,
+        ("failed", "insufficient stock"): USERS * ORDERS_PER_USER - STOCK,
+    }
     assert stock_of(stack, product["id"]) == 0
     [held] = await fetch(
         "inventory",
@@ -77,7 +82,9 @@ async def test_100_concurrent_orders_for_40_units(stack, buyers, admin_token):
     assert (held["units"], held["stock"]) == (STOCK, 0)
 
     order_ids = [uuid.UUID(o["order_id"]) for o in orders]
-    completed = {uuid.UUID(o["order_id"]): uuid.UUID(o["payment_id"]) for o in orders if o["status"] == "completed"}
+    completed = {
+        uuid.UUID(o["order_id"]): uuid.UUID(o["payment_id"]) for o in orders if o["status"] == "completed"
+    }
     authorized = await fetch(
         "payments",
         "SELECT order_id, id FROM payments WHERE status = 'authorized' AND order_id = ANY($1)",
@@ -86,7 +93,9 @@ async def test_100_concurrent_orders_for_40_units(stack, buyers, admin_token):
     # Exactly one authorized payment per completed order, the one the order names; none for failed orders.
     assert sorted((r["order_id"], r["id"]) for r in authorized) == sorted(completed.items())
     some_order, some_payment = next(iter(completed.items()))
-    seen_by_admin = httpx.get(f"{stack.payments.url}/payments/{some_payment}", headers=auth(admin_token)).json()
+    seen_by_admin = httpx.get(
+        f"{stack.payments.url}/payments/{some_payment}", headers=auth(admin_token)
+    ).json()
     assert (seen_by_admin["order_id"], seen_by_admin["status"]) == (str(some_order), "authorized")
 
     before = await counts(order_ids)

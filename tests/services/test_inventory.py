@@ -9,8 +9,9 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from commerce_platform import catalogue
 from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client
+
+from commerce_platform import catalogue
 from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
 
 

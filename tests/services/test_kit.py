@@ -11,6 +11,7 @@ import uuid
 import httpx
 import pytest
 from harness import REPO_ROOT, auth, database_url, dead_database_url
+
 from service_kit.migrations import apply_migrations
 
 MIGRATE = REPO_ROOT / ".venv" / "bin" / "migrate"

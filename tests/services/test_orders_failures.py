@@ -60,12 +60,16 @@ async def unblock(product_id: int) -> None:
 
 
 async def payment_of(order_id: str) -> dict:
-    [payment] = await fetch("payments", "SELECT id, status FROM payments WHERE order_id = $1", uuid.UUID(order_id))
+    [payment] = await fetch(
+        "payments", "SELECT id, status FROM payments WHERE order_id = $1", uuid.UUID(order_id)
+    )
     return dict(payment)
 
 
 async def reservation_of(order_id: str) -> str:
-    [row] = await fetch("inventory", "SELECT status FROM reservations WHERE order_id = $1", uuid.UUID(order_id))
+    [row] = await fetch(
+        "inventory", "SELECT status FROM reservations WHERE order_id = $1", uuid.UUID(order_id)
+    )
     return row["status"]
 
 
@@ -75,7 +79,9 @@ async def test_failing_to_record_completion_refunds_releases_and_fails_the_order
     product = create_product(stack, admin_token, price="12.00", stock=10)
     await block(product["id"], ["completed"])
     response = httpx.post(
-        stack.orders.url + "/orders/", json=order_body(product["id"], 2), headers=auth(register_and_login().token)
+        stack.orders.url + "/orders/",
+        json=order_body(product["id"], 2),
+        headers=auth(register_and_login().token),
     )
     assert response.status_code == 201
     order = response.json()
@@ -91,17 +97,23 @@ async def test_when_even_failing_the_order_is_refused_it_is_finished_once_the_da
     product = create_product(stack, admin_token, price="12.00", stock=10)
     await block(product["id"], ["completed", "failed"])
     response = httpx.post(
-        stack.orders.url + "/orders/", json=order_body(product["id"], 2), headers=auth(register_and_login().token)
+        stack.orders.url + "/orders/",
+        json=order_body(product["id"], 2),
+        headers=auth(register_and_login().token),
     )
     assert (response.status_code, response.json()) == (500, {"detail": "internal server error"})
-    [order] = await fetch("orders", "SELECT id::text, status FROM orders WHERE product_id = $1", product["id"])
+    [order] = await fetch(
+        "orders", "SELECT id::text, status FROM orders WHERE product_id = $1", product["id"]
+    )
     assert order["status"] == "processing"  # money and stock already given back; only the status is pending
     assert (await payment_of(order["id"]))["status"] == "refunded"
     assert stock_of(stack, product["id"]) == 10
 
     await unblock(product["id"])
     for _ in range(100):  # the background compensation retries with backoff (0.2 s, 0.5 s, 1 s, 2 s, ...)
-        [row] = await fetch("orders", "SELECT status, failure_reason FROM orders WHERE id = $1::uuid", order["id"])
+        [row] = await fetch(
+            "orders", "SELECT status, failure_reason FROM orders WHERE id = $1::uuid", order["id"]
+        )
         if row["status"] != "processing":
             break
         await asyncio.sleep(0.1)
@@ -118,7 +130,10 @@ async def insert_order(user_id: str, status: str, updated_at: datetime) -> uuid.
         """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, request_hash,
                                created_at, updated_at)
            VALUES ($1, $2, 1, 1, 'somewhere', $3, 'n/a', $4, $4)""",
-        order_id, user_id, status, updated_at,
+        order_id,
+        user_id,
+        status,
+        updated_at,
     )
     return order_id
 
@@ -141,7 +156,10 @@ async def test_the_sweeper_fails_stuck_pending_orders_periodically_and_reports_o
 ):
     user_id = str(register_and_login("sweep").user["id"])
     stale = datetime.now(UTC) - timedelta(hours=1)
-    pending, processing = await insert_order(user_id, "pending", stale), await insert_order(user_id, "processing", stale)
+    pending, processing = (
+        await insert_order(user_id, "pending", stale),
+        await insert_order(user_id, "processing", stale),
+    )
     instance = services.start_extra("orders", env=SWEEPER_ENV)
     try:
         row = await status_when(pending, lambda r: r["status"] != "pending")
@@ -150,16 +168,22 @@ async def test_the_sweeper_fails_stuck_pending_orders_periodically_and_reports_o
         # retry, and is reported (once, by id).
         assert (await status_when(processing, lambda r: True))["status"] == "processing"
         instance.wait_for_log(
-            lambda line: line.get("message") == "stuck orders found"
-            and str(processing) in line.get("new_processing_order_ids", [])
+            lambda line: (
+                line.get("message") == "stuck orders found"
+                and str(processing) in line.get("new_processing_order_ids", [])
+            )
         )
 
         # Not only at start-up: an order that gets stuck while the service runs is failed once it is old enough.
         later = await insert_order(user_id, "pending", datetime.now(UTC))
-        assert (await status_when(later, lambda r: True))["status"] == "pending"  # younger than 2 s: left alone
+        assert (await status_when(later, lambda r: True))[
+            "status"
+        ] == "pending"  # younger than 2 s: left alone
         row = await status_when(later, lambda r: r["status"] != "pending")
         assert (row["status"], row["failure_reason"]) == ("failed", INTERRUPTED)
-        reported = [r for r in sweep_reports(instance) if str(processing) in r.get("new_processing_order_ids", [])]
+        reported = [
+            r for r in sweep_reports(instance) if str(processing) in r.get("new_processing_order_ids", [])
+        ]
         assert len(reported) == 1, reported  # reported when first found, not on every round
     finally:
         services.stop(instance)
@@ -174,13 +198,17 @@ async def test_the_sweeper_leaves_an_order_to_the_compensation_running_in_its_pr
         product = create_product(stack, admin_token, price="12.00", stock=10)
         await block(product["id"], ["completed", "failed"])
         response = httpx.post(
-            instance.url + "/orders/", json=order_body(product["id"], 2), headers=auth(register_and_login().token)
+            instance.url + "/orders/",
+            json=order_body(product["id"], 2),
+            headers=auth(register_and_login().token),
         )
         assert response.status_code == 500
         [order] = await fetch("orders", "SELECT id FROM orders WHERE product_id = $1", product["id"])
         await asyncio.sleep(3)  # older than ORDER_STUCK_AFTER_SECONDS, several sweeps
         assert (await status_when(order["id"], lambda r: True))["status"] == "processing"
-        assert not [r for r in sweep_reports(instance) if str(order["id"]) in r.get("new_processing_order_ids", [])]
+        assert not [
+            r for r in sweep_reports(instance) if str(order["id"]) in r.get("new_processing_order_ids", [])
+        ]
         await unblock(product["id"])
         row = await status_when(order["id"], lambda r: r["status"] != "processing")
         assert (row["status"], row["failure_reason"]) == ("failed", INTERNAL_FAILURE)

@@ -66,7 +66,9 @@ async def inject(amount: Decimal, *, sleep_seconds: float = 0.0, fail: bool = Fa
 
 def compensated(instance, order_id: str, timeout: float) -> None:
     instance.wait_for_log(
-        lambda line: line.get("message") == "order compensated after retries" and line.get("order_id") == order_id,
+        lambda line: (
+            line.get("message") == "order compensated after retries" and line.get("order_id") == order_id
+        ),
         timeout=timeout,
     )
 
@@ -89,7 +91,10 @@ async def test_a_charge_taken_after_orders_gave_up_on_it_is_refunded_and_the_sto
     )
     assert response.status_code == 201, response.text
     order = response.json()
-    assert (order["status"], order["failure_reason"]) == ("failed", "payment failed: payments service timed out")
+    assert (order["status"], order["failure_reason"]) == (
+        "failed",
+        "payment failed: payments service timed out",
+    )
     assert stock_of(stack, product["id"]) == 10  # released at once, whatever payments did
     assert await payments_of(order["order_id"]) == []  # not committed yet: the lookup could not have seen it
 
@@ -115,7 +120,8 @@ async def test_a_charge_that_was_never_recorded_settles_after_the_grace_period_w
     )
     order = response.json()
     assert (order["status"], order["failure_reason"]) == (
-        "failed", "payment failed: payments service answered 500 unexpectedly"
+        "failed",
+        "payment failed: payments service answered 500 unexpectedly",
     )
     assert stock_of(stack, product["id"]) == 5
     # No payment turned up within the grace period a late charge would need: nothing left to undo.
@@ -123,11 +129,15 @@ async def test_a_charge_that_was_never_recorded_settles_after_the_grace_period_w
     assert await payments_of(order["order_id"]) == []
 
 
-async def test_payments_lookup_by_order_is_read_only_and_scoped_to_the_caller(stack, admin_token, register_and_login):
+async def test_payments_lookup_by_order_is_read_only_and_scoped_to_the_caller(
+    stack, admin_token, register_and_login
+):
     alice, bob = register_and_login("alice"), register_and_login("bob")
     order_id = str(uuid.uuid4())
     with httpx.Client(base_url=stack.payments.url, timeout=20) as payments:
-        assert payments.get("/payments/", params={"order_id": order_id}, headers=auth(alice.token)).json() == []
+        assert (
+            payments.get("/payments/", params={"order_id": order_id}, headers=auth(alice.token)).json() == []
+        )
         charged = payments.post(
             "/payments/",
             json={"order_id": order_id, "amount": "10.00", "currency": "usd"},
@@ -137,9 +147,9 @@ async def test_payments_lookup_by_order_is_read_only_and_scoped_to_the_caller(st
         mine = payments.get("/payments/", params={"order_id": order_id}, headers=auth(alice.token))
         assert (mine.status_code, mine.json()) == (200, [charged.json()])
         assert payments.get("/payments/", params={"order_id": order_id}, headers=auth(bob.token)).json() == []
-        assert payments.get("/payments/", params={"order_id": order_id}, headers=auth(admin_token)).json() == [
-            charged.json()
-        ]
+        assert payments.get(
+            "/payments/", params={"order_id": order_id}, headers=auth(admin_token)
+        ).json() == [charged.json()]
         for params in ({}, {"order_id": "not-a-uuid"}):
             answer = payments.get("/payments/", params=params, headers=auth(alice.token))
             assert answer.status_code == 422 and "order_id" in answer.text

@@ -12,7 +12,9 @@ from harness import auth
 
 from payments_service.settings import PaymentsSettings
 
-DECLINE_ABOVE = PaymentsSettings.model_fields["payment_decline_above"].default  # the harness keeps the default
+DECLINE_ABOVE = PaymentsSettings.model_fields[
+    "payment_decline_above"
+].default  # the harness keeps the default
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,9 @@ async def test_concurrent_requests_with_one_key_record_one_payment(payments, ali
     body, key = new_body("42.00"), uuid.uuid4().hex
     headers = auth(alice.token) | {"Idempotency-Key": key}
     async with httpx.AsyncClient(base_url=payments.url, timeout=30) as client:
-        responses = await asyncio.gather(*(client.post("/payments/", json=body, headers=headers) for _ in range(10)))
+        responses = await asyncio.gather(
+            *(client.post("/payments/", json=body, headers=headers) for _ in range(10))
+        )
     outcome = sorted((r.status_code, r.text) for r in responses)
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201], outcome
     assert len({r.json()["id"] for r in responses}) == 1

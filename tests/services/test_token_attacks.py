@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from commerce_platform import catalogue
 from harness import JWT_AUDIENCE, JWT_ISSUER, KeyPair, ServiceStack
 from jose import jwt
+
+from commerce_platform import catalogue
 
 
 def _path_value(parameter: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from harness import ADMIN_USERNAME, JWT_AUDIENCE, JWT_ISSUER, auth, database_url
 from jose import jwt
+
 from users_service.core.security import PasswordHasher, TokenIssuer
 from users_service.domain.accounts import Accounts
 from users_service.domain.errors import InvalidCredentials

@@ -253,11 +253,14 @@ async def postgres_restart(chaos: ChaosLab) -> ScenarioResult:
         if recovery is not None
         else "no order answered in time",
     )
+
     # Orders the crash interrupted are finished by orders itself: by the flow's background compensation, or
     # (pending ones whose flow never started) by the sweeper after ORDER_STUCK_AFTER_SECONDS.
     async def unfinished() -> list[str]:
         current = await chaos.query(
-            "orders", "SELECT id::text AS id, status FROM orders WHERE id = ANY($1::uuid[])", [r["id"] for r in rows]
+            "orders",
+            "SELECT id::text AS id, status FROM orders WHERE id = ANY($1::uuid[])",
+            [r["id"] for r in rows],
         )
         return [row["id"] for row in current if row["status"] in ("pending", "processing")]
 

@@ -16,10 +16,17 @@ import typer
 
 from commerce_platform.paths import repo_root
 
-SUITES: dict[str, tuple[str, ...]] = {
-    "pulumi": ("tests/platform", "tests/policy", "tests/preview", "tests/promote"),
-    "services": ("tests/services", "tests/e2e", "tests/chaos"),
-}
+PULUMI_SUITES = ("tests/platform", "tests/policy", "tests/preview", "tests/promote")
+
+
+def suites(root: Path) -> dict[str, list[str]]:
+    """The two pytest runs: the Pulumi-based folders, and every other folder under tests/ (so none is forgotten)."""
+    folders = sorted(p.relative_to(root).as_posix() for p in (root / "tests").iterdir() if p.is_dir())
+    folders = [f for f in folders if not f.rsplit("/", 1)[-1].startswith((".", "_"))]
+    return {
+        "pulumi": [f for f in folders if f in PULUMI_SUITES],
+        "services": [f for f in folders if f not in PULUMI_SUITES],
+    }
 
 
 def _counts(junit: Path) -> tuple[int, int, int]:
@@ -45,8 +52,7 @@ def register(app: typer.Typer) -> None:
         passed = failed = skipped = 0
         codes = []
         with tempfile.TemporaryDirectory() as tmp:
-            for name, paths in SUITES.items():
-                present = [p for p in paths if (root / p).is_dir()]
+            for name, present in suites(root).items():
                 junit = Path(tmp) / f"{name}.xml"
                 typer.secho(f"== ops test: {name} suites ({', '.join(present)})", bold=True)
                 codes.append(subprocess.call([*pytest, *present, f"--junitxml={junit}"], cwd=root))

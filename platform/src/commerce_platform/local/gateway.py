@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 from pythonjsonlogger.json import JsonFormatter
+
 from service_kit.logging import incoming_request_id
 
 ROUTES_ENV = "GATEWAY_ROUTES"  # JSON: {"/users": "http://127.0.0.1:8001", ...}

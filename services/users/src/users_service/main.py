@@ -1,5 +1,4 @@
 from service_kit.app import create_app
-
 from users_service.api import tokens, users
 from users_service.core.lifecycle import users_extension, verifier_factory
 from users_service.settings import UsersSettings

@@ -1,4 +1,5 @@
 from pydantic import SecretStr
+
 from service_kit.settings import ServiceSettings
 
 

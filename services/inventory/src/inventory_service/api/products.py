@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from service_kit.auth import AdminPrincipal
 
 from inventory_service.core.deps import InventoryDep
 from inventory_service.domain.errors import ProductNotFound
 from inventory_service.domain.models import MAX_ID, Product, ProductCreate, ProductUpdate
+from service_kit.auth import AdminPrincipal
 
 router = APIRouter(prefix="/products", tags=["products"])
 ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

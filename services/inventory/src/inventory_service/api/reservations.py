@@ -5,7 +5,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Response, status
-from service_kit.auth import CurrentPrincipal
 
 from inventory_service.core.deps import InventoryDep
 from inventory_service.domain.errors import (
@@ -15,6 +14,7 @@ from inventory_service.domain.errors import (
     ReservationNotFound,
 )
 from inventory_service.domain.models import Released, Reservation, ReservationRequest
+from service_kit.auth import CurrentPrincipal
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"])
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from service_kit.cache import JsonCache
 
 from inventory_service.domain.inventory import Inventory
 from inventory_service.infrastructure.repository import InventoryRepository
 from inventory_service.settings import InventorySettings
+from service_kit.cache import JsonCache
 
 PRODUCT_CACHE_PREFIX = "product"
 

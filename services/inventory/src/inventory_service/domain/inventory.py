@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from service_kit.cache import JsonCache
-
 from inventory_service.domain.errors import ProductNotFound, ReservationConflict
 from inventory_service.domain.models import (
     Product,
@@ -15,6 +13,7 @@ from inventory_service.domain.models import (
     ReservationRequest,
 )
 from inventory_service.infrastructure.repository import InventoryRepository
+from service_kit.cache import JsonCache
 
 
 class Inventory:

@@ -25,7 +25,10 @@ _ERRORS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=Order,
-    responses={200: {"model": Order, "description": "Replay of an earlier request with the same key"}, **_ERRORS},
+    responses={
+        200: {"model": Order, "description": "Replay of an earlier request with the same key"},
+        **_ERRORS,
+    },
     description=(
         "Places an order. The outcome is in `status`: `completed`, or `failed` with `failure_reason` "
         "(e.g. insufficient stock, payment declined); both answer 201."

@@ -198,7 +198,9 @@ class OrderPlacement:
         logger.info("order failed", extra={"order_id": str(order.id), "reason": reason})
         return failed or await self.repository.get(order.id)
 
-    async def _compensate(self, order: OrderRecord, token: str, progress: _Progress, reason: str) -> OrderRecord:
+    async def _compensate(
+        self, order: OrderRecord, token: str, progress: _Progress, reason: str
+    ) -> OrderRecord:
         """Refund what was charged, give the stock back, then mark the order failed.
 
         The order is failed even when part of the undo could not be done yet (a service down, a charge whose
@@ -231,7 +233,9 @@ class OrderPlacement:
                 )
             else:
                 progress.payment = replace(payment, status="refunded")
-                logger.info("payment refunded", extra={"order_id": str(order.id), "payment_id": str(payment.id)})
+                logger.info(
+                    "payment refunded", extra={"order_id": str(order.id), "payment_id": str(payment.id)}
+                )
         if progress.reservation_requested:
             try:
                 await self.inventory.release(token, order.id)
@@ -251,7 +255,8 @@ class OrderPlacement:
             found = await self.payments.for_order(token, order.id)
         except DownstreamError as exc:
             logger.warning(
-                "payment lookup failed during compensation", extra={"order_id": str(order.id), "error": exc.detail}
+                "payment lookup failed during compensation",
+                extra={"order_id": str(order.id), "error": exc.detail},
             )
             return False
         authorized = [p for p in found if p.authorized]
@@ -283,7 +288,8 @@ class OrderPlacement:
                 await self._fail(order, reason, progress)
             except Exception as exc:
                 logger.warning(
-                    "compensation retry failed", extra={"order_id": str(order.id), "error": type(exc).__name__}
+                    "compensation retry failed",
+                    extra={"order_id": str(order.id), "error": type(exc).__name__},
                 )
                 continue
             if settled:

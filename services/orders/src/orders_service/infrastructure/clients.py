@@ -26,7 +26,9 @@ from service_kit.http import RETRYABLE_STATUS, send
 
 
 class ServiceClient:
-    def __init__(self, name: str, http: httpx.AsyncClient, base_url: str, timeout: float, retries: int) -> None:
+    def __init__(
+        self, name: str, http: httpx.AsyncClient, base_url: str, timeout: float, retries: int
+    ) -> None:
         self.name = name
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -34,7 +36,14 @@ class ServiceClient:
         self.retries = retries
 
     async def call(
-        self, method: str, path: str, token: str, *, idempotent: bool, headers: dict[str, str] | None = None, **kw
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        idempotent: bool,
+        headers: dict[str, str] | None = None,
+        **kw,
     ) -> httpx.Response:
         try:
             response = await send(
@@ -102,7 +111,9 @@ class InventoryClient(ServiceClient):
             raise DownstreamError("inventory service sent an unreadable reservation") from exc
 
     async def release(self, token: str, order_id: UUID) -> None:
-        response = await self.call("POST", f"/internal/reservations/{order_id}/release", token, idempotent=True)
+        response = await self.call(
+            "POST", f"/internal/reservations/{order_id}/release", token, idempotent=True
+        )
         # 404: nothing was reserved for this order, so there is nothing to give back.
         if response.status_code not in (200, 404):
             raise self.unexpected(response)
@@ -146,7 +157,9 @@ class PaymentsClient(ServiceClient):
     def _payment(data: dict[str, Any]) -> PaymentResult:
         try:
             return PaymentResult(
-                id=UUID(str(data["id"])), status=str(data["status"]), decline_reason=data.get("decline_reason")
+                id=UUID(str(data["id"])),
+                status=str(data["status"]),
+                decline_reason=data.get("decline_reason"),
             )
         except (KeyError, ValueError) as exc:
             raise DownstreamError("payments service sent an unreadable payment") from exc

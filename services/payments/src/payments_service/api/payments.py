@@ -24,7 +24,10 @@ _ERRORS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=Payment,
-    responses={200: {"model": Payment, "description": "Replay of an earlier request with the same key"}, **_ERRORS},
+    responses={
+        200: {"model": Payment, "description": "Replay of an earlier request with the same key"},
+        **_ERRORS,
+    },
 )
 async def create_payment(
     body: PaymentRequest,
@@ -62,5 +65,7 @@ async def get_payment(payment_id: UUID, principal: CurrentPrincipal, service: Pa
 
 
 @router.post("/{payment_id}/refund", response_model=Payment, responses=_ERRORS)
-async def refund_payment(payment_id: UUID, principal: CurrentPrincipal, service: PaymentServiceDep) -> Payment:
+async def refund_payment(
+    payment_id: UUID, principal: CurrentPrincipal, service: PaymentServiceDep
+) -> Payment:
     return Payment.of(await service.refund(payment_id, principal.user_id, principal.is_admin))

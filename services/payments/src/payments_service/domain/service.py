@@ -25,7 +25,9 @@ class PaymentService:
         self.repository = repository
         self.provider = provider
 
-    async def create(self, owner_id: str, idempotency_key: str, request: PaymentRequest) -> tuple[PaymentRecord, bool]:
+    async def create(
+        self, owner_id: str, idempotency_key: str, request: PaymentRequest
+    ) -> tuple[PaymentRecord, bool]:
         """Charge once per (caller, key). Returns the payment and whether it was created by this call."""
         fingerprint = request.fingerprint()
         existing = await self.repository.by_key(owner_id, idempotency_key)
@@ -33,7 +35,9 @@ class PaymentService:
             return self._replay(existing, fingerprint), False
         if await self.repository.has_authorized(request.order_id):
             # Possibly by a concurrent request with this same key that committed a moment ago.
-            return await self._same_key_or_already_paid(owner_id, idempotency_key, request, fingerprint), False
+            return await self._same_key_or_already_paid(
+                owner_id, idempotency_key, request, fingerprint
+            ), False
 
         # The provider sees a key scoped to the caller, so two callers' equal keys never share a charge.
         provider_key = f"{owner_id}:{idempotency_key}"
@@ -71,7 +75,11 @@ class PaymentService:
             return self._replay(winner, fingerprint), False
         logger.info(
             "payment recorded",
-            extra={"payment_id": str(inserted.id), "order_id": str(inserted.order_id), "status": inserted.status},
+            extra={
+                "payment_id": str(inserted.id),
+                "order_id": str(inserted.order_id),
+                "status": inserted.status,
+            },
         )
         return inserted, True
 
@@ -112,5 +120,7 @@ class PaymentService:
         refunded = await self.repository.mark_refunded(payment_id)
         if refunded is None:  # refunded concurrently; the provider refund is idempotent per reference
             refunded = replace(record, status=PaymentStatus.REFUNDED)
-        logger.info("payment refunded", extra={"payment_id": str(payment_id), "order_id": str(record.order_id)})
+        logger.info(
+            "payment refunded", extra={"payment_id": str(payment_id), "order_id": str(record.order_id)}
+        )
         return refunded

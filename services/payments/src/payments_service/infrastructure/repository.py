@@ -52,7 +52,8 @@ class PaymentRepository:
     async def has_authorized(self, order_id: UUID) -> bool:
         return bool(
             await self.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1 AND status = 'authorized')", order_id
+                "SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1 AND status = 'authorized')",
+                order_id,
             )
         )
 

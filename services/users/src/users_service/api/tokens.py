@@ -4,8 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
-from service_kit.errors import unauthorized
 
+from service_kit.errors import unauthorized
 from users_service.core.deps import AccountsDep, IssuerDep
 from users_service.domain.errors import InactiveUser, InvalidCredentials
 from users_service.domain.models import Token

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
+
 from service_kit.auth import CurrentPrincipal
 from service_kit.errors import unauthorized
-
 from users_service.core.deps import AccountsDep
 from users_service.domain.errors import DuplicateUser
 from users_service.domain.models import User, UserCreate, UserWithRoles

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 from fastapi import FastAPI
-from service_kit.auth import TokenVerifier
 
+from service_kit.auth import TokenVerifier
 from users_service.core.security import PasswordHasher, TokenIssuer
 from users_service.domain.accounts import Accounts
 from users_service.infrastructure.repository import UserRepository

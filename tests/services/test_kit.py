@@ -86,7 +86,10 @@ def test_jwks_is_fetched_once_with_the_forwarded_request_id(services, admin_toke
 def test_missing_configuration_stops_start_up_with_a_one_line_message(services):
     with pytest.raises(RuntimeError) as failure:
         services.start_extra("inventory", env={"DATABASE_URL": None})
-    assert "InventorySettings: invalid environment: DATABASE_URL: Field required" in str(failure.value)
+    message = str(failure.value)
+    assert "(code 78)" in message  # EX_CONFIG, not a crash
+    assert "inventory: InventorySettings: invalid environment: DATABASE_URL: Field required" in message
+    assert "Traceback" not in message
 
 
 def test_sigterm_shuts_down_cleanly(services):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -23,6 +25,9 @@ from service_kit.settings import ServiceSettings
 logger = logging.getLogger("service.app")
 
 Extension = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+CONFIGURATION_EXIT_CODE = 78  # EX_CONFIG from sysexits.h
 
 
 class ConfigurationError(RuntimeError):
@@ -55,7 +60,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings = load_settings(settings_cls)
+        try:
+            settings = load_settings(settings_cls)
+        except ConfigurationError as exc:
+            # uvicorn prints a full traceback for any failed start-up; a configuration mistake needs one line.
+            # Nothing has been opened yet, so exiting here leaks nothing.
+            print(f"{title}: {exc}", file=sys.stderr, flush=True)
+            os._exit(CONFIGURATION_EXIT_CODE)
         configure_logging(settings.service_name, settings.log_level)
         app.state.settings = settings
         app.state.http = create_http_client(http_timeout_seconds)

@@ -140,7 +140,7 @@ class StackSettings(BaseModel):
     k8s_version: str = Field(default=DEFAULT_K8S_VERSION, alias="k8sVersion")
     ingress_class: str = "nginx"
     ingress_namespace: str = "ingress-nginx"
-    tls_secret_name: str | None = None
+    tls_certificate: str | None = None  # name of the kubernetes.io/tls Secret the Ingress serves
     admin_username: str = "admin"
 
     @field_validator("k8s_version")
@@ -348,7 +348,7 @@ def load_environment(
             "namespace": f"{values.get('namespace', '')}-pr-{number}",
             "domain": f"pr-{number}.{values.get('domain', '')}",
         }
-        values.pop("tlsSecretName", None)
+        values.pop("tlsCertificate", None)
     values.update(stack_values or {})
     stack = parse_stack(
         f"Pulumi.{name}.yaml" if not review else f"Pulumi.{base}.yaml (derived for {name})", values

@@ -28,8 +28,8 @@ class PublicIngress(pulumi.ComponentResource):
         stack = env.stack
         paths = sorted((prefix, s) for s in services for prefix in s.public_prefixes)
         tls = (
-            [net.IngressTLSArgs(hosts=[stack.domain], secret_name=stack.tls_secret_name)]
-            if stack.tls_secret_name
+            [net.IngressTLSArgs(hosts=[stack.domain], secret_name=stack.tls_certificate)]
+            if stack.tls_certificate
             else None
         )
         net.Ingress(

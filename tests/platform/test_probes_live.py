@@ -20,11 +20,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from render_support import by_name, rendered
 
 from commerce_platform import catalogue
+from commerce_platform.local.secrets import rsa_key_pair
 from commerce_platform.service_env import cluster_addresses
 
 BIN = Path(sys.executable).parent
@@ -64,10 +63,7 @@ def _recreate_databases(names: list[str], drop_only: bool = False) -> None:
 
 
 def _private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return rsa_key_pair()[0]
 
 
 @pytest.fixture(scope="module")

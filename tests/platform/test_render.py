@@ -10,12 +10,11 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from render_support import ENVIRONMENTS, REPO_ROOT, objects, rendered
 
 from commerce_platform import catalogue
 from commerce_platform.environments import load_environment
+from commerce_platform.local.secrets import rsa_key_pair
 from commerce_platform.render import placeholder_secret, render_environment, write_render
 from commerce_platform.render.manifests import REDACTED, dump_manifest
 from commerce_platform.secrets import required_secrets
@@ -92,12 +91,8 @@ def test_strict_validation_rejects_an_unknown_field():
 
 
 def _real_secrets() -> dict[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
     return {
-        "jwtPrivateKey": pem.decode(),
+        "jwtPrivateKey": rsa_key_pair()[0],
         "adminPassword": "Adm1n-pass-0f-the-test",
         "postgresPassword": "pg-super-s3cret-value",
         **{f"{s.name}DbPassword": f"{s.name}-db-s3cret-value" for s in catalogue.SERVICES},

@@ -46,10 +46,9 @@ from typing import Any
 import asyncpg
 import httpx
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from commerce_platform import catalogue
+from commerce_platform.local.secrets import rsa_key_pair
 from service_kit.migrations import apply_migrations
 from service_kit.settings import ServiceSettings
 
@@ -135,15 +134,7 @@ class KeyPair:
 
     @classmethod
     def generate(cls, kid: str = "users-test") -> KeyPair:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        public_pem = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
+        private_pem, public_pem = rsa_key_pair()
         return cls(private_pem, public_pem, kid)
 
 

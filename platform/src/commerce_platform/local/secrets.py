@@ -23,7 +23,8 @@ def _password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _rsa_key_pair() -> tuple[str, str]:
+def rsa_key_pair() -> tuple[str, str]:
+    """A fresh RS256 signing key pair as (private PKCS8 PEM, public SPKI PEM); local runs and tests use it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -47,7 +48,7 @@ class LocalSecrets:
 
     @classmethod
     def generate(cls) -> LocalSecrets:
-        private_pem, public_pem = _rsa_key_pair()
+        private_pem, public_pem = rsa_key_pair()
         return cls(
             jwt_private_key=private_pem,
             jwt_public_key=public_pem,

@@ -1,12 +1,11 @@
 """`ops dev up --detach` / `status` / `down` as real subprocesses, the seed's flow over HTTP through the gateway,
-clean teardown (no process, no listening port), persistence across a restart, and the same flow on the machine's
-own Postgres and Redis."""
+clean teardown (no process, no listening port), persistence across a restart, and the same flow on Postgres and
+Redis servers given by URL (the run's own, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -34,9 +33,6 @@ from commerce_platform.local.ports import listening_ports
 from commerce_platform.local.seed import DEMO_PRODUCTS
 
 pytestmark = pytest.mark.e2e
-
-MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-MACHINE_REDIS = "redis://127.0.0.1:6379/11"
 
 
 def _ports(offset: int) -> list[int]:
@@ -176,19 +172,8 @@ def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_sta
     _down_and_check_nothing_left(env, state)
 
 
-async def _drop(prefix: str) -> None:
-    conn = await asyncpg.connect(MACHINE_POSTGRES)
-    try:
-        for spec in catalogue.SERVICES:
-            name = f"{prefix}{spec.name}"
-            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await conn.execute(f"DROP ROLE IF EXISTS {name}")
-    finally:
-        await conn.close()
-
-
-async def _databases(prefix: str) -> list[str]:
-    conn = await asyncpg.connect(MACHINE_POSTGRES)
+async def _databases(admin_url: str, prefix: str) -> list[str]:
+    conn = await asyncpg.connect(admin_url)
     try:
         rows = await conn.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1", prefix + "%"
@@ -210,15 +195,17 @@ def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout: float =
     raise AssertionError(f"no line matching {pattern!r} after {timeout}s:\n{path.read_text()}")
 
 
-def test_foreground_on_the_machines_postgres_and_redis_stops_cleanly_on_ctrl_c(tmp_path):
+def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
+    tmp_path, data_servers, run_databases, redis_db
+):
     """`ops dev up` in the foreground, on DATABASE_URL/REDIS_URL: the flow works, the services' logs are followed
-    in its output, and Ctrl-C (SIGINT) stops everything."""
-    prefix = f"e2e{os.getpid()}_"
+    in its output, and Ctrl-C (SIGINT) stops everything. Its databases and logins carry this run's prefix."""
+    prefix = f"{run_databases.prefix}_"  # dropped with the run's databases (tests/conftest.py)
     env = {
         "OPS_LOCAL_DIR": str(tmp_path / "local"),
         "OPS_PORT_OFFSET": str(free_port_offset()),
-        "DATABASE_URL": MACHINE_POSTGRES,
-        "REDIS_URL": MACHINE_REDIS,
+        "DATABASE_URL": data_servers.database_url,
+        "REDIS_URL": redis_db.url,
         "OPS_DB_PREFIX": prefix,
     }
     output_file = tmp_path / "ops-dev-up.txt"
@@ -239,7 +226,9 @@ def test_foreground_on_the_machines_postgres_and_redis_stops_cleanly_on_ctrl_c(t
         walked = walk_flow(
             state["processes"]["gateway"]["url"], admin.group(1), admin_password(tmp_path / "local")
         )
-        assert asyncio.run(_databases(prefix)) == sorted(f"{prefix}{s.name}" for s in catalogue.SERVICES)
+        assert asyncio.run(_databases(data_servers.database_url, prefix)) == sorted(
+            f"{prefix}{s.name}" for s in catalogue.SERVICES
+        )
         # The followed logs show the order's requests, from the gateway and from the orders service.
         for service in ("gateway", "orders"):
             _wait_for(output_file, rf"^{service}\s.*path=/orders/{walked.order_id}/status", proc, timeout=10)
@@ -252,4 +241,3 @@ def test_foreground_on_the_machines_postgres_and_redis_stops_cleanly_on_ctrl_c(t
         if proc.poll() is None:
             proc.kill()
             ops(["dev", "down"], env)
-        asyncio.run(_drop(prefix))

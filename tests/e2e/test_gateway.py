@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -12,6 +11,7 @@ import pytest
 import uvicorn
 
 from commerce_platform.local.gateway import HEALTH_PATH, Gateway
+from commerce_platform.local.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -51,15 +51,9 @@ async def backend(scope, receive, send):
     await send({"type": "http.response.body", "body": payload})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class _Server:
     def __init__(self, app) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         # As `ops dev up` runs the gateway: it is the edge, so no trusting of a caller's X-Forwarded-For.
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", proxy_headers=False
@@ -82,7 +76,7 @@ class _Server:
 
 @pytest.fixture(scope="module")
 def gateway_url():
-    closed_port = _free_port()  # nothing listens here: a backend that is down
+    closed_port = free_port()  # nothing listens here: a backend that is down
     with _Server(backend) as backend_url:
         gateway = Gateway(
             {

@@ -2,87 +2,48 @@
 
 Each service runs as a real uvicorn process started from the rendered container command (only --host/--port
 swapped for a free local port: the port itself is proven equal to the probe and container ports elsewhere),
-with the rendered env (cluster addresses mapped to local ones), against the machine's real Postgres and Redis,
-in its own database `platform_probe_<service>` migrated by the rendered migration Job's command.
+with the rendered env (cluster addresses mapped to local ones), against the run's real Postgres and Redis
+(tests/conftest.py), in a database of its own migrated by the rendered migration Job's command.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from render_support import by_name, rendered
 
 from commerce_platform import catalogue
+from commerce_platform.local.ports import free_port
 from commerce_platform.local.secrets import rsa_key_pair
 from commerce_platform.service_env import cluster_addresses
 
 BIN = Path(sys.executable).parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS_DB = {"users": 5, "inventory": 6, "orders": 7, "payments": 8}  # other suites use 1-4, 11, 13
 START_SECONDS = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database(service: str) -> str:
-    name = f"platform_probe_{service}"
-    assert re.fullmatch(r"platform_probe_[a-z]+", name)
-    return name
-
-
-def _recreate_databases(names: list[str], drop_only: bool = False) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(database="postgres", timeout=10, **PG)
-        try:
-            for name in names:  # identifiers can't be parameters; checked by _database
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                if not drop_only:
-                    await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.close()
-
-
-def _private_key() -> str:
-    return rsa_key_pair()[0]
-
-
 @pytest.fixture(scope="module")
-def running() -> dict[str, tuple[int, dict]]:
+def running(run_databases, redis_db, tmp_path_factory) -> dict[str, tuple[int, dict]]:
     """service → (local port, rendered container); stopped with SIGTERM at the end."""
     graph = rendered("dev")
     deployments = by_name(graph, "Deployment")
     config_maps = by_name(graph, "ConfigMap")
     jobs = by_name(graph, "Job")
-    ports = {s.name: _free_port() for s in catalogue.SERVICES}
+    ports = {s.name: free_port() for s in catalogue.SERVICES}
     to_local = {
         url: f"http://127.0.0.1:{ports[name]}"
         for name, url in cluster_addresses(graph["outputs"]["namespace"], catalogue.SERVICES).items()
     }
-    secrets = {"JWT_PRIVATE_KEY": _private_key(), "ADMIN_PASSWORD": "probe-admin-password"}
-    _recreate_databases([_database(s.name) for s in catalogue.SERVICES])
+    secrets = {"JWT_PRIVATE_KEY": rsa_key_pair()[0], "ADMIN_PASSWORD": "probe-admin-password"}
+    databases = {s.name: run_databases.create(f"probe_{s.name}") for s in catalogue.SERVICES}
     processes: list[subprocess.Popen] = []
     started: dict[str, tuple[int, dict]] = {}
-    logs = Path(os.environ.get("TMPDIR", "/tmp"))
+    logs = tmp_path_factory.mktemp("probe-logs")
     try:
         for spec in catalogue.SERVICES:  # users first: the others fetch its JWKS
             container = deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]
@@ -97,11 +58,9 @@ def running() -> dict[str, tuple[int, dict]]:
                         value = value.replace(cluster, local)
                     env[item["name"]] = value
                 elif item["name"] == "DATABASE_URL":
-                    env[item["name"]] = (
-                        f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{_database(spec.name)}"
-                    )
+                    env[item["name"]] = databases[spec.name]
                 elif item["name"] == "REDIS_URL":
-                    env[item["name"]] = f"redis://127.0.0.1:6379/{REDIS_DB[spec.name]}"
+                    env[item["name"]] = redis_db.url
                 else:
                     env[item["name"]] = secrets[item["name"]]
             migrate = jobs[f"{spec.name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["command"]
@@ -130,7 +89,6 @@ def running() -> dict[str, tuple[int, dict]]:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        _recreate_databases([_database(s.name) for s in catalogue.SERVICES], drop_only=True)
 
 
 def _wait_started(name: str, port: int, container: dict, process: subprocess.Popen) -> None:

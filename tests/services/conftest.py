@@ -1,8 +1,8 @@
-"""Fixtures for the service tests: real uvicorn subprocesses on the machine's Postgres and Redis.
+"""Fixtures for the service tests: real uvicorn subprocesses on the run's Postgres and Redis (tests/conftest.py).
 
 - `services` (session): the `harness.ServiceStack`; see tests/services/harness.py for the full description.
 - `start_service` (session): `start_service("inventory")` → `RunningService` (`.url`, `.log_lines()`), started
-  once per session with its dependencies, on a fresh `t_<service>` database and a flushed Redis index.
+  once per session with its dependencies, on a fresh database of this session's own.
 - `admin_token` (session): a bearer token for the bootstrapped admin.
 - `register_and_login` (session): `register_and_login()` → `Account(token, user, password)` for a new user.
 """
@@ -16,8 +16,8 @@ from harness import Account, RunningService, ServiceStack
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceStack]:
-    stack = ServiceStack(tmp_path_factory.mktemp("service-logs"))
+def services(tmp_path_factory: pytest.TempPathFactory, run_databases, redis_db) -> Iterator[ServiceStack]:
+    stack = ServiceStack(tmp_path_factory.mktemp("service-logs"), run_databases, redis_db)
     try:
         yield stack
     finally:

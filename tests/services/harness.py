@@ -1,40 +1,35 @@
-"""Run the services as real uvicorn subprocesses against the machine's Postgres and Redis.
+"""Run the services as real uvicorn subprocesses against the run's Postgres and Redis (tests/conftest.py).
 
 Used through the fixtures in tests/services/conftest.py:
 
 - `services` (session): a `ServiceStack`. `services.start("orders")` (or the `start_service` fixture, same call)
   returns a `RunningService` with `.url`, `.log_lines()`, `.wait_for_log(predicate)` and `.log_path`; it starts
   the service once per session after its dependencies (users first: it issues the tokens everyone verifies
-  through its JWKS; then the services in the catalogue's `calls`). On first start of a service its database `t_<service>` is dropped and created
-  fresh, migrations are applied with `service_kit.migrations.apply_migrations`, and its own Redis db index
-  (`REDIS_DB_INDEX`) is flushed with FLUSHDB.
+  through its JWKS; then the services in the catalogue's `calls`). On first start of a service its database
+  `<run prefix>_<service>` is created fresh and migrations are applied with
+  `service_kit.migrations.apply_migrations`. All services share the session's own Redis db index (only
+  inventory keeps keys there); `services.database_url(name)` and `services.redis_client()` reach them.
 - `services.start_extra(name, env={...})`: an additional, uncached instance with env overrides, e.g.
   `REDIS_URL=dead_redis_url()` ("Redis down") or `DATABASE_URL=dead_database_url()` ("Postgres unreachable").
-  An override of None removes the variable. Never stop the shared Postgres/Redis. Stop the instance with
+  An override of None removes the variable. Never stop the run's Postgres/Redis. Stop the instance with
   `services.stop(instance)` or let the session end.
 - `services.admin_token()` → bearer token of the bootstrapped admin; `services.register_and_login()` →
   `Account(token, user, password)` for a fresh user; `auth(token)` → headers dict.
 - `services.signing_key`: the session's RSA key (`KeyPair`, PEM strings and kid) for forging tokens in tests.
 
 Every process is stopped with SIGTERM (SIGKILL after a grace period) at session end, and gets SIGTERM from the
-kernel if the test process dies first. Its stdout (the JSON log
-lines) goes to a file; stderr to a sibling `.err` file. Sessions of different engineers on the same machine share
-the database names and Redis indexes, so a session holds a file lock while it owns them (a second session waits).
+kernel if the test process dies first. Its stdout (the JSON log lines) goes to a file; stderr to a sibling
+`.err` file. Nothing has a fixed name, so sessions running at the same time on one machine never meet.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import fcntl
 import json
 import os
-import re
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -43,38 +38,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import redis
 
 from commerce_platform import catalogue
+from commerce_platform.local.dataservers import RedisClaim, RunDatabases
+from commerce_platform.local.ports import free_port
+from commerce_platform.local.processes import die_with_parent
 from commerce_platform.local.secrets import rsa_key_pair
 from service_kit.migrations import apply_migrations
 from service_kit.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-REDIS_DB_INDEX = {"users": 1, "inventory": 2, "orders": 3, "payments": 4}
 ADMIN_USERNAME = "admin"
 JWT_ISSUER = ServiceSettings.model_fields["jwt_issuer"].default
 JWT_AUDIENCE = ServiceSettings.model_fields["jwt_audience"].default
-LOCK_PATH = Path("/tmp/commerce-platform-service-tests.lock")
 START_TIMEOUT_SECONDS = 60  # generous: the machine is shared and imports are slow under load
 STOP_GRACE_SECONDS = 25
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _terminate_with_parent() -> None:
-    """Runs in the child: SIGTERM it when the test process dies, so a killed session leaves no servers behind."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port"]  # re-exported for the tests
+_active: ServiceStack | None = None  # this session's stack, for the module-level helpers below
 
 
 def dead_redis_url() -> str:
@@ -84,24 +67,25 @@ def dead_redis_url() -> str:
 
 def dead_database_url() -> str:
     """A Postgres URL where nothing listens."""
-    return f"postgresql://{PG_USER}@127.0.0.1:{free_port()}/nowhere"
-
-
-def database_name(service: str) -> str:
-    return f"t_{service}"
+    return f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
 
 
 def database_url(service: str) -> str:
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database_name(service)}"
+    """The service's database in this session's stack (see `ServiceStack.database_url`)."""
+    return _stack().database_url(service)
 
 
-def redis_url(service: str) -> str:
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB_INDEX[service]}"
+def redis_client() -> redis.Redis:
+    """A sync client on this session's Redis db (to look at cache keys directly)."""
+    return _stack().redis_client()
 
 
-def redis_client(service: str) -> redis.Redis:
-    """A sync client on the service's own Redis db index (to look at cache keys directly)."""
-    return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB_INDEX[service], decode_responses=True)
+def _stack() -> ServiceStack:
+    if _active is None:
+        raise RuntimeError(
+            "no ServiceStack yet: use the `services` fixture (tests/services/conftest.py) first"
+        )
+    return _active
 
 
 def auth(token: str) -> dict[str, str]:
@@ -136,28 +120,6 @@ class KeyPair:
     def generate(cls, kid: str = "users-test") -> KeyPair:
         private_pem, public_pem = rsa_key_pair()
         return cls(private_pem, public_pem, kid)
-
-
-async def _recreate_database(name: str) -> None:
-    # Identifiers can't be bind parameters; the name comes from the catalogue and is checked here.
-    if not re.fullmatch(r"t_[a-z_]+", name):
-        raise ValueError(f"refusing odd database name {name!r}")
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-def prepare_storage(service: str) -> list[str]:
-    """Fresh database with migrations applied, and the service's Redis index flushed. Returns applied versions."""
-    spec = catalogue.get(service)
-    run_async(_recreate_database(database_name(service)))
-    applied = run_async(apply_migrations(database_url(service), spec.package))
-    with redis_client(service) as client:
-        client.flushdb()
-    return applied
 
 
 @dataclass
@@ -218,49 +180,30 @@ class Account:
     password: str
 
 
-class _SessionLock:
-    """Serializes test sessions on this machine: they share t_<service> databases and Redis indexes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh = None
-
-    def acquire(self, timeout: float = 600) -> None:
-        if self._fh is not None:
-            return
-        fh = open(self.path, "a+")  # noqa: SIM115 - held for the whole session
-        deadline = time.monotonic() + timeout
-        announced = False
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not announced:
-                    print(f"\nwaiting for another service test session ({self.path})", file=sys.stderr)
-                    announced = True
-                if time.monotonic() > deadline:
-                    fh.close()
-                    raise TimeoutError(f"another service test session holds {self.path}") from None
-                time.sleep(0.5)
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
-
-
 class ServiceStack:
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, databases: RunDatabases, redis_db: RedisClaim) -> None:
         self.log_dir = log_dir
+        self.databases = databases
+        self.redis_db = redis_db
         self.signing_key = KeyPair.generate()
         self.admin_password = secrets.token_urlsafe(18)
         self._running: dict[str, RunningService] = {}
         self._extras: list[RunningService] = []
         self._prepared: set[str] = set()
-        self._lock = _SessionLock(LOCK_PATH)
+        global _active
+        _active = self
+
+    # --- storage ---------------------------------------------------------------------------------------
+    def database_url(self, service: str) -> str:
+        """The service's database in this session (superuser login on the run's server)."""
+        return self.databases.url(service)
+
+    def redis_url(self) -> str:
+        return self.redis_db.url
+
+    def redis_client(self) -> redis.Redis:
+        """A sync client on the session's Redis db (to look at cache keys directly)."""
+        return redis.Redis.from_url(self.redis_db.url, decode_responses=True)
 
     # --- env -------------------------------------------------------------------------------------------
     def _base_env(self) -> dict[str, str]:
@@ -271,8 +214,8 @@ class ServiceStack:
     def service_env(self, name: str) -> dict[str, str]:
         spec = catalogue.get(name)
         env = {
-            "DATABASE_URL": database_url(name),
-            "REDIS_URL": redis_url(name),
+            "DATABASE_URL": self.database_url(name),
+            "REDIS_URL": self.redis_url(),
             "LOG_LEVEL": "INFO",
             "DB_POOL_MIN_SIZE": "1",
             "DB_POOL_MAX_SIZE": "10",
@@ -328,8 +271,8 @@ class ServiceStack:
 
     def _prepare(self, name: str) -> None:
         if name not in self._prepared:
-            self._lock.acquire()
-            prepare_storage(name)
+            url = self.databases.create(name)
+            run_async(apply_migrations(url, catalogue.get(name).package))
             self._prepared.add(name)
 
     def _spawn(
@@ -355,7 +298,7 @@ class ServiceStack:
         ]
         with open(log_path, "wb") as out, open(log_path.with_suffix(".err"), "wb") as err:
             process = subprocess.Popen(
-                cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT, preexec_fn=_terminate_with_parent
+                cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT, preexec_fn=die_with_parent
             )
         instance = RunningService(name, f"http://127.0.0.1:{port}", port, process, log_path, service_env)
         try:
@@ -383,13 +326,10 @@ class ServiceStack:
         raise TimeoutError(f"{instance.name} did not answer {path} within {START_TIMEOUT_SECONDS}s")
 
     def stop_all(self) -> None:
-        try:
-            for instance in [*self._extras, *reversed(self._running.values())]:
-                instance.stop()
-            self._extras.clear()
-            self._running.clear()
-        finally:
-            self._lock.release()
+        for instance in [*self._extras, *reversed(self._running.values())]:
+            instance.stop()
+        self._extras.clear()
+        self._running.clear()
 
     # --- accounts --------------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> str:

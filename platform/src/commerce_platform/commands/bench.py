@@ -22,6 +22,15 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="Markdown file to update (default: BENCHMARKS.md).")
         ] = None,
         write: Annotated[bool, typer.Option(help="Write the results into the markdown file.")] = True,
+        database_url: Annotated[
+            str | None,
+            typer.Option(
+                help="Postgres admin URL to run on (default: an embedded Postgres of the run's own)."
+            ),
+        ] = None,
+        redis_url: Annotated[
+            str | None, typer.Option(help="Redis URL to run on, flushed (default: an embedded Redis).")
+        ] = None,
     ) -> None:
         """Runs the benchmark (about 2-3 minutes) and rewrites the services section of BENCHMARKS.md."""
         from asyncpg import PostgresError
@@ -41,6 +50,8 @@ def register(app: typer.Typer) -> None:
                 connections=connections,
                 environment=environment,
                 log_level=log_level.upper(),
+                database_url=database_url,
+                redis_url=redis_url,
                 echo=typer.echo,
             )
         except (

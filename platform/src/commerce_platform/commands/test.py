@@ -2,10 +2,16 @@
 
 Pulumi's mock monitor owns its event loop, and the service suites run their own asyncio loops, so the Pulumi-based
 suites (platform, policy, preview, promote) get a process of their own. Extra arguments run one plain pytest instead.
+
+Postgres and Redis: the run starts its own embedded servers once (see `local.dataservers`) and hands them to every
+pytest process as TEST_DATABASE_URL / TEST_REDIS_URL; set those yourself to use servers you already run. The
+servers are stopped when the run ends, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +21,8 @@ from pathlib import Path
 import typer
 
 from commerce_platform.paths import repo_root
+
+SERVER_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
 
 PULUMI_SUITES = ("tests/platform", "tests/policy", "tests/preview", "tests/promote")
 
@@ -41,24 +49,87 @@ def _counts(junit: Path) -> tuple[int, int, int]:
     return total - failed - skipped, failed, skipped
 
 
+_children: list[subprocess.Popen] = []  # the pytest process running now, to pass a SIGTERM/SIGHUP on to
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM/SIGHUP end the run like Ctrl-C does: passed on to pytest as SIGINT (a terminal's Ctrl-C reaches it
+    already), and the servers the run started are stopped on the way out."""
+
+    def interrupt(signum, _frame):
+        for child in _children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
+def _pytest(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """One pytest process; interrupted, it gets up to 30 s to stop its service processes and finish."""
+    child = subprocess.Popen(argv, cwd=cwd, env=env)
+    _children.append(child)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+    finally:
+        _children.remove(child)
+
+
+def _with_servers(run):
+    """Runs `run(env)` with TEST_DATABASE_URL / TEST_REDIS_URL set: given ones as they are, else embedded servers
+    started here once for the whole run, stopped when it ends."""
+    from commerce_platform.local.dataservers import DataServerError, DataServers
+
+    _stop_on_signals()
+    try:
+        servers = DataServers.start(*(os.environ.get(name) or None for name in SERVER_VARIABLES))
+    except DataServerError as exc:
+        typer.secho(f"ops test: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    with servers:
+        if servers.embedded:
+            typer.echo(f"ops test: embedded {' and '.join(servers.embedded)} in {servers.work_dir}")
+        return run(
+            os.environ | {"TEST_DATABASE_URL": servers.database_url, "TEST_REDIS_URL": servers.redis_url}
+        )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def test(ctx: typer.Context) -> None:
-        """Run every test (or pass pytest arguments to run a subset)."""
+        """Run every test (or pass pytest arguments to run a subset).
+
+        The run starts its own Postgres and Redis (embedded, on unix sockets, in a temp folder) unless
+        TEST_DATABASE_URL / TEST_REDIS_URL name servers to use.
+        """
         root = repo_root()
         pytest = [sys.executable, "-m", "pytest"]
         if ctx.args:
-            raise typer.Exit(subprocess.call([*pytest, *ctx.args], cwd=root))
-        passed = failed = skipped = 0
-        codes = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, present in suites(root).items():
-                junit = Path(tmp) / f"{name}.xml"
-                typer.secho(f"== ops test: {name} suites ({', '.join(present)})", bold=True)
-                codes.append(subprocess.call([*pytest, *present, f"--junitxml={junit}"], cwd=root))
-                p, f, s = _counts(junit)
-                passed, failed, skipped = passed + p, failed + f, skipped + s
-        # One closing line for the whole run, whatever the number of pytest processes.
-        typer.echo(f"total: {passed} passed, {failed} failed, {skipped} skipped")
-        # pytest's 5 means "no tests collected": a suite that runs nothing is a failure here.
-        raise typer.Exit(0 if all(c == 0 for c in codes) and passed > 0 else 1)
+            raise typer.Exit(_with_servers(lambda env: _pytest([*pytest, *ctx.args], root, env)))
+
+        def run_all(env: dict[str, str]) -> int:
+            passed = failed = skipped = 0
+            codes = []
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, present in suites(root).items():
+                    junit = Path(tmp) / f"{name}.xml"
+                    typer.secho(f"== ops test: {name} suites ({', '.join(present)})", bold=True)
+                    codes.append(
+                        subprocess.call([*pytest, *present, f"--junitxml={junit}"], cwd=root, env=env)
+                    )
+                    p, f, s = _counts(junit)
+                    passed, failed, skipped = passed + p, failed + f, skipped + s
+            # One closing line for the whole run, whatever the number of pytest processes.
+            typer.echo(f"total: {passed} passed, {failed} failed, {skipped} skipped")
+            # pytest's 5 means "no tests collected": a suite that runs nothing is a failure here.
+            return 0 if all(c == 0 for c in codes) and passed > 0 else 1
+
+        raise typer.Exit(_with_servers(run_all))

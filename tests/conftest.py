@@ -1,0 +1,46 @@
+"""Fixtures every suite may use: the run's Postgres and Redis.
+
+- `data_servers` (session): a `DataServers` with `.database_url` (a superuser URL) and `.redis_url`. `ops test`
+  starts embedded servers once per run and passes them down as TEST_DATABASE_URL / TEST_REDIS_URL; a plain
+  `pytest` without those starts its own, here, the first time a test asks (and stops them at the end).
+- `run_databases` (session): `RunDatabases` on that server: `.create("users")` → URL of a fresh database named
+  `<random run prefix>_users`; every one is dropped at the end.
+- `redis_db` (session): a Redis db index of this pytest process's own (`.url`), claimed on the server and flushed
+  at the end. Nothing has a fixed name, so runs sharing given servers never meet.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from commerce_platform.local.dataservers import DataServers, RedisClaim, RunDatabases, claim_redis_db
+
+
+@pytest.fixture(scope="session")
+def data_servers() -> Iterator[DataServers]:
+    servers = DataServers.start(
+        os.environ.get("TEST_DATABASE_URL") or None, os.environ.get("TEST_REDIS_URL") or None
+    )
+    with servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def run_databases(data_servers: DataServers) -> Iterator[RunDatabases]:
+    databases = RunDatabases(data_servers.database_url)
+    try:
+        yield databases
+    finally:
+        databases.drop_all(roles_too=True)
+
+
+@pytest.fixture(scope="session")
+def redis_db(data_servers: DataServers) -> Iterator[RedisClaim]:
+    claim = claim_redis_db(data_servers.redis_url)
+    try:
+        yield claim
+    finally:
+        claim.release()

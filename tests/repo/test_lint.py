@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RUFF = Path(sys.executable).with_name("ruff")
@@ -26,3 +29,44 @@ def test_platform_folder_is_not_an_importable_package():
     import platform
 
     assert Path(platform.__file__).parent != REPO / "platform"
+
+
+# What the lint rules above must catch (pyproject.toml: S608, TID251 banned-api), so the rules are not decorative.
+BANNED = [
+    ("import passlib.hash", "TID251"),
+    ("from pickle import loads", "TID251"),
+    ("import databases", "TID251"),
+    ("from pythonjsonlogger.jsonlogger import JsonFormatter", "TID251"),
+    ("from fastapi import FastAPI\nFastAPI.on_event", "TID251"),
+    ("async def f(conn, user_id):\n    await conn.fetch(f'SELECT * FROM t WHERE id = {user_id}')", "S608"),
+    ("async def f(conn, user_id):\n    await conn.execute('DELETE FROM t WHERE id = %s' % user_id)", "S608"),
+    ("async def f(pool, name):\n    await pool.fetchrow('SELECT * FROM t WHERE name = ' + name)", "S608"),
+    ("def f(value):\n    return f'UPDATE t SET a = {value}'", "S608"),
+]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "code"), BANNED, ids=[code + ": " + s.splitlines()[-1] for s, code in BANNED]
+)
+def test_the_lint_rules_catch_banned_libraries_and_formatted_sql(snippet, code):
+    result = subprocess.run(
+        [RUFF, "check", "--no-cache", "--output-format", "concise", "--stdin-filename", "snippet.py", "-"],
+        cwd=REPO,
+        input=snippet + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert f" {code} " in result.stdout, result.stdout + result.stderr
+
+
+def test_no_startup_events_anywhere():
+    """`app.on_event(...)` on an instance is beyond ruff's banned-api (it only sees `FastAPI.on_event`)."""
+    sources = [p for root in ("services", "platform/src") for p in (REPO / root).rglob("*.py")]
+    assert len(sources) > 40
+    found = [
+        f"{p.relative_to(REPO)}:{n}"
+        for p in sources
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\.(on_event|add_event_handler)\(", line)
+    ]
+    assert found == []

@@ -1,4 +1,4 @@
-"""`ops dev up/down/status/logs`: the whole platform on this machine (see commerce_platform.local)."""
+"""`ops dev up/down/status/restart/logs/psql`: the whole platform on this machine (see commerce_platform.local)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,39 @@ LocalDir = Annotated[
         "--local-dir", envvar=LOCAL_DIR_ENV, help="State folder (data, keys, logs). Default: <repo>/.local."
     ),
 ]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DATABASE_URL",
+        show_default=False,
+        help="Admin URL of an existing Postgres (default: embedded).",
+    ),
+]
+RedisUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="REDIS_URL", show_default=False, help="URL of an existing Redis (default: embedded)."
+    ),
+]
+NOTHING_RUNNING = "ops dev: nothing running (start it with `ops dev up`)"
 
 
-def _status_table(platform: LocalPlatform) -> Table:
+def _fail(message: str, code: int = 1) -> None:
+    Console(stderr=True).print(f"[bold red]ops dev:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _check_names(names: list[str], allowed: list[str]) -> None:
+    for name in names:
+        if name not in allowed:
+            _fail(f"unknown name {name!r}; one of: {', '.join(allowed)}", 2)
+
+
+def _status_table(platform: LocalPlatform, rows: list[dict] | None = None) -> Table:
     table = Table(title="local platform", title_justify="left")
     for column in ("service", "url", "pid", "ready"):
         table.add_column(column)
-    for row in platform.status():
+    for row in platform.status() if rows is None else rows:
         ready = (
             "[green]ready[/]" if row["ready"] else ("[yellow]starting[/]" if row["alive"] else "[red]down[/]")
         )
@@ -78,20 +104,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 0,
         local_dir: LocalDir = None,
-        database_url: Annotated[
-            str | None,
-            typer.Option(
-                envvar="DATABASE_URL",
-                show_default=False,
-                help="Admin URL of an existing Postgres (default: embedded).",
-            ),
-        ] = None,
-        redis_url: Annotated[
-            str | None,
-            typer.Option(
-                envvar="REDIS_URL", show_default=False, help="URL of an existing Redis (default: embedded)."
-            ),
-        ] = None,
+        database_url: DatabaseUrl = None,
+        redis_url: RedisUrl = None,
         db_prefix: Annotated[
             str,
             typer.Option(envvar="OPS_DB_PREFIX", help="Prefix for each service's database and login name."),
@@ -145,13 +159,26 @@ def register(app: typer.Typer) -> None:
         exited: set[str] = set()
 
         def keep_going() -> bool:
-            if not platform.layout.state_file.exists():  # `ops dev down` from another terminal
+            if not platform.layout.state_file.exists():
+                # `ops dev down` from another terminal, or the state folder was deleted under us: either way
+                # stop (the `finally` below also finds what this run started by its marks, Postgres included).
+                if platform.leftovers():
+                    console.print(
+                        f"[bold red]{platform.layout.state_file} disappeared[/]; stopping everything"
+                    )
                 return False
+            platform.reload_state()  # `ops dev restart` from another terminal records the new process there
             alive = platform.running()
             for name in sorted(platform.state.processes.keys() - set(alive) - exited):
                 exited.add(name)
                 console.print(
-                    f"[bold red]{name} exited[/] (its last lines are above); the rest keeps running"
+                    f"[bold red]{name} exited[/] (its last lines are above); the rest keeps running "
+                    f"(`ops dev restart {name}` starts it again)"
+                )
+            for name in sorted(exited & set(alive)):
+                exited.discard(name)
+                console.print(
+                    f"[bold green]{name} is running again[/] (pid {platform.state.processes[name].pid})"
                 )
             return bool(alive)
 
@@ -168,31 +195,46 @@ def register(app: typer.Typer) -> None:
 
     @dev.command("down")
     def down(local_dir: LocalDir = None) -> None:
-        """Stop everything `ops dev up` started (services drain first; data is kept)."""
-        from commerce_platform.local.runtime import LocalConfig, LocalPlatform
+        """Stop everything `ops dev up` started (services drain first; data is kept), also what an earlier run
+        left running after its state folder was deleted."""
+        from commerce_platform.local.runtime import (
+            LocalConfig,
+            LocalPlatform,
+            describe_leftovers,
+            process_names,
+        )
 
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
         running = platform.running()
-        if not running:
+        leftovers = platform.leftovers()
+        if not running and not leftovers:
             platform.stop()  # clears a stale state file
             typer.echo("ops dev: nothing running")
             return
+        if leftovers:
+            typer.echo(f"ops dev: {describe_leftovers(leftovers)}; stopping them")
         killed = platform.stop()
+        order = process_names()
+        stopped = sorted({*running, *(own.name for own in leftovers)}, key=order.index)
         typer.echo(
-            f"ops dev: stopped {', '.join(running)}" + (f" (killed: {', '.join(killed)})" if killed else "")
+            f"ops dev: stopped {', '.join(stopped)}" + (f" (killed: {', '.join(killed)})" if killed else "")
         )
 
     @dev.command("status")
     def status(local_dir: LocalDir = None) -> None:
-        """What is running, on which URL and pid, and whether it is ready. Exit 1 when nothing runs."""
-        from commerce_platform.local.runtime import LocalConfig, LocalPlatform
+        """What is running, on which URL and pid, and whether it is ready. Exit 1 when anything is down or not
+        ready (named on the last line), or nothing runs."""
+        from commerce_platform.local.runtime import LocalConfig, LocalPlatform, describe_leftovers
 
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
         if not platform.running():
-            typer.echo("ops dev: nothing running")
+            if leftovers := platform.leftovers():
+                _fail(f"{describe_leftovers(leftovers)}, but unrecorded; stop them with `ops dev down`")
+            typer.echo(NOTHING_RUNNING)
             raise typer.Exit(1)
         console = Console()
-        console.print(_status_table(platform))
+        rows = platform.status()
+        console.print(_status_table(platform, rows))
         supervisor = platform.state.supervisor_pid
         if supervisor and psutil.pid_exists(supervisor):
             console.print(
@@ -203,22 +245,163 @@ def register(app: typer.Typer) -> None:
             console.print(
                 "running detached: `ops dev logs` follows the logs, `ops dev down` stops everything"
             )
+        down = [row["name"] for row in rows if not row["alive"]]
+        starting = [row["name"] for row in rows if row["alive"] and not row["ready"]]
+        problems = ([f"down: {', '.join(down)}"] if down else []) + (
+            [f"not ready: {', '.join(starting)}"] if starting else []
+        )
+        if problems:
+            first = (down or starting)[0]
+            _fail(
+                "; ".join(problems)
+                + f" (`ops dev logs {first} --no-follow` shows why, `ops dev restart {first}` starts it again)"
+            )
+
+    @dev.command("restart")
+    def restart(
+        names: Annotated[
+            list[str] | None,
+            typer.Argument(
+                metavar="[NAME]...",
+                help="users, inventory, orders, payments, gateway, redis or postgres (default: the services "
+                "and the gateway).",
+                show_default=False,
+            ),
+        ] = None,
+        local_dir: LocalDir = None,
+        database_url: DatabaseUrl = None,
+        redis_url: RedisUrl = None,
+    ) -> None:
+        """Restart one process of the running platform (or all services and the gateway), e.g. one that
+        crashed; returns once it is ready. Data and the other processes are left alone."""
+        from commerce_platform.local.runtime import (
+            GATEWAY,
+            LocalPlatform,
+            LocalPlatformError,
+            process_names,
+        )
+
+        chosen = names or [*(s.name for s in catalogue.SERVICES), GATEWAY]
+        _check_names(chosen, process_names())
+        try:
+            platform = LocalPlatform.attach(local_dir, database_url or None, redis_url or None)
+            if not platform.running():
+                typer.echo(NOTHING_RUNNING)
+                raise typer.Exit(1)
+            with Console(stderr=True).status("restarting") as spinner:
+                for name in chosen:
+                    spinner.update(f"restarting {name}")
+                    platform.restart(name)
+                    typer.echo(f"ops dev: {name} restarted" + _pid_note(platform, name))
+        except LocalPlatformError as exc:
+            _fail(str(exc))
 
     @dev.command("logs")
     def logs(
+        names: Annotated[
+            list[str] | None,
+            typer.Argument(
+                metavar="[SERVICE]...",
+                help="Only these: users, inventory, orders, payments, gateway (default: all).",
+                show_default=False,
+            ),
+        ] = None,
         local_dir: LocalDir = None,
-        from_start: Annotated[bool, typer.Option(help="Print the logs from the beginning.")] = False,
+        tail: Annotated[
+            int | None,
+            typer.Option(
+                "--tail", "-n", min=0, help="Start with the last N lines of each.", show_default=False
+            ),
+        ] = None,
+        follow: Annotated[
+            bool, typer.Option("--follow/--no-follow", "-f/-F", help="Keep printing new lines.")
+        ] = True,
+        from_start: Annotated[bool, typer.Option(help="Start with everything logged since `up`.")] = False,
     ) -> None:
-        """Follow the logs of a running (e.g. detached) local platform."""
+        """The services' and gateway's logs, merged in time order. Without --tail or --from-start it prints
+        what is logged from now on; with --no-follow it prints and returns. Log files: <local dir>/run/logs/."""
         from commerce_platform.local.logs import LogFollower
         from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform
 
+        known = [*(s.name for s in catalogue.SERVICES), GATEWAY]
+        _check_names(names or [], known)
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
-        names = list(platform.state.processes) or [s.name for s in catalogue.SERVICES] + [GATEWAY]
+        if not platform.running():
+            _fail(f"nothing running; the last run's logs are in {platform.layout.logs_dir}")
+        chosen = names or [name for name in known if name in platform.state.processes]
+        if tail is None and not from_start and not follow:
+            tail = 10
         follower = LogFollower(
-            {name: platform.layout.log_file(name) for name in names}, Console(), from_start=from_start
+            {name: platform.layout.log_file(name) for name in chosen},
+            Console(),
+            from_start=from_start,
+            tail=None if from_start else tail,
         )
+        if not follow:
+            follower.poll()
+            return
         try:
             follower.follow(lambda: platform.layout.state_file.exists())
         except KeyboardInterrupt:
             pass
+
+    @dev.command("psql")
+    def psql(
+        service: Annotated[
+            str | None,
+            typer.Argument(
+                help="users, inventory, orders or payments: its database, as its login (default: the "
+                "superuser on `postgres`).",
+                show_default=False,
+            ),
+        ] = None,
+        local_dir: LocalDir = None,
+        database_url: DatabaseUrl = None,
+        command: Annotated[
+            str | None,
+            typer.Option("--command", "-c", help="Run one SQL command and exit.", show_default=False),
+        ] = None,
+    ) -> None:
+        """Open psql on the local platform's Postgres (the embedded one's bundled psql, over its unix socket).
+        The password is passed in the environment, never on the command line or the screen."""
+        import os
+
+        from commerce_platform.local.postgres import POSTGRES_BIN_PATH
+        from commerce_platform.local.runtime import LocalPlatform, LocalPlatformError
+
+        if service is not None:
+            _check_names([service], [s.name for s in catalogue.SERVICES if s.uses_postgres])
+        try:
+            platform = LocalPlatform.attach(local_dir, database_url or None)
+        except LocalPlatformError as exc:
+            _fail(str(exc))
+        if "postgres" not in platform.running() and not platform.state.external_database:
+            _fail("the embedded Postgres is not running (start the platform with `ops dev up`)")
+        url = platform.database_url(service) if service else platform.admin_database_url()
+        argv = [str(POSTGRES_BIN_PATH / "psql"), *(["--command", command] if command else [])]
+        os.execvpe(argv[0], argv, {**os.environ, **_libpq_env(url)})
+
+
+def _pid_note(platform: LocalPlatform, name: str) -> str:
+    record = platform.state.processes.get(name) or (platform.state.redis if name == "redis" else None)
+    if name == "postgres":
+        pid = platform.postgres.pid
+        return f" (pid {pid})" if pid else ""
+    return f" (pid {record.pid})" if record else ""
+
+
+def _libpq_env(url: str) -> dict[str, str]:
+    """A postgresql:// URL as libpq's PG* variables (so the password is never an argument)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    env = {
+        "PGUSER": unquote(parts.username or ""),
+        "PGPASSWORD": unquote(parts.password or ""),
+        "PGDATABASE": parts.path.lstrip("/") or "postgres",
+        "PGHOST": query.get("host", [parts.hostname or ""])[0],
+    }
+    if parts.port:
+        env["PGPORT"] = str(parts.port)
+    return {k: v for k, v in env.items() if v}

@@ -94,7 +94,9 @@ class LogFollower:
             if self.tail is not None:
                 lines = lines[-self.tail :] if self.tail else []
             for line in lines:
-                self.last_stamp[name] = _timestamp(line) or self.last_stamp[name]
+                # A line without a stamp (a traceback) goes right after the line before it in its file, or, if
+                # none came before, counts as logged now (as the logger would stamp it: local time, `,ms`).
+                self.last_stamp[name] = _timestamp(line) or self.last_stamp[name] or _now()
                 batch.append((self.last_stamp[name], name, line))
         self.tail = None
         batch.sort(key=lambda item: item[0])  # stable: each file's own order is kept among equal stamps
@@ -107,6 +109,11 @@ class LogFollower:
             if not self.poll():
                 time.sleep(interval)
         self.poll()
+
+
+def _now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"
 
 
 def _size(path: Path) -> int:

@@ -23,7 +23,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         write: Annotated[bool, typer.Option(help="Write the results into the markdown file.")] = True,
     ) -> None:
-        """Runs the benchmark (about 2-3 minutes) and rewrites the services section of BENCHMARKS.md."""
+        """Benchmark the services; update BENCHMARKS.md.
+
+        Throughput, latency and memory (about 2-3 minutes); rewrites the services section of BENCHMARKS.md.
+        """
         from asyncpg import PostgresError
         from redis.exceptions import RedisError
 

@@ -17,7 +17,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Fault injection against a throw-away platform (own Postgres, Redis, ports); exit 1 if an invariant broke."""
+        """Fault injection: do the invariants hold?
+
+        Runs against a throw-away platform (own Postgres, Redis, ports); exit 1 if an invariant broke.
+        """
         from rich.console import Console
         from rich.table import Table
 

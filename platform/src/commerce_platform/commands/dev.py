@@ -87,7 +87,7 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 
 def register(app: typer.Typer) -> None:
     dev = typer.Typer(
-        help="Run the whole platform locally: embedded Postgres/Redis, four services, a gateway.",
+        help="Run the whole platform on this machine.",
         no_args_is_help=True,
     )
     app.add_typer(dev, name="dev")
@@ -115,7 +115,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
         seed: Annotated[bool, typer.Option(help="Create demo products when the inventory is empty.")] = True,
     ) -> None:
-        """Start Postgres, Redis, the four services and the gateway; follow their logs (Ctrl-C stops all)."""
+        """Start the platform and follow its logs.
+
+        Starts Postgres, Redis, the four services and the gateway, then follows their logs (Ctrl-C stops
+        everything); with --detach, returns once all are ready.
+        """
         from commerce_platform.local.logs import LogFollower
         from commerce_platform.local.runtime import LocalConfig, LocalPlatform, LocalPlatformError
 
@@ -195,8 +199,11 @@ def register(app: typer.Typer) -> None:
 
     @dev.command("down")
     def down(local_dir: LocalDir = None) -> None:
-        """Stop everything `ops dev up` started (services drain first; data is kept), also what an earlier run
-        left running after its state folder was deleted."""
+        """Stop everything `ops dev up` started.
+
+        Services drain first; data is kept. Also stops what an earlier run left running after its state folder
+        was deleted.
+        """
         from commerce_platform.local.runtime import (
             LocalConfig,
             LocalPlatform,
@@ -222,8 +229,11 @@ def register(app: typer.Typer) -> None:
 
     @dev.command("status")
     def status(local_dir: LocalDir = None) -> None:
-        """What is running, on which URL and pid, and whether it is ready. Exit 1 when anything is down or not
-        ready (named on the last line), or nothing runs."""
+        """What runs where, and is it ready.
+
+        One row per process: URL, pid, ready. Exit 1 when anything is down or not ready (named on the last
+        line), or nothing runs.
+        """
         from commerce_platform.local.runtime import LocalConfig, LocalPlatform, describe_leftovers
 
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
@@ -262,7 +272,7 @@ def register(app: typer.Typer) -> None:
         names: Annotated[
             list[str] | None,
             typer.Argument(
-                metavar="[NAME]...",
+                metavar="NAME",
                 help="users, inventory, orders, payments, gateway, redis or postgres (default: the services "
                 "and the gateway).",
                 show_default=False,
@@ -272,8 +282,11 @@ def register(app: typer.Typer) -> None:
         database_url: DatabaseUrl = None,
         redis_url: RedisUrl = None,
     ) -> None:
-        """Restart one process of the running platform (or all services and the gateway), e.g. one that
-        crashed; returns once it is ready. Data and the other processes are left alone."""
+        """Restart a service (e.g. one that crashed).
+
+        Restarts the named processes (default: the four services and the gateway) and returns once they are
+        ready. Data and the other processes are left alone.
+        """
         from commerce_platform.local.runtime import (
             GATEWAY,
             LocalPlatform,
@@ -301,7 +314,7 @@ def register(app: typer.Typer) -> None:
         names: Annotated[
             list[str] | None,
             typer.Argument(
-                metavar="[SERVICE]...",
+                metavar="SERVICE",
                 help="Only these: users, inventory, orders, payments, gateway (default: all).",
                 show_default=False,
             ),
@@ -310,16 +323,27 @@ def register(app: typer.Typer) -> None:
         tail: Annotated[
             int | None,
             typer.Option(
-                "--tail", "-n", min=0, help="Start with the last N lines of each.", show_default=False
+                "--tail",
+                "-n",
+                min=0,
+                metavar="N",
+                help="Start with the last N lines of each.",
+                show_default=False,
             ),
         ] = None,
         follow: Annotated[
             bool, typer.Option("--follow/--no-follow", "-f/-F", help="Keep printing new lines.")
         ] = True,
-        from_start: Annotated[bool, typer.Option(help="Start with everything logged since `up`.")] = False,
+        from_start: Annotated[
+            bool, typer.Option("--from-start", help="Start with everything logged since `up`.")
+        ] = False,
     ) -> None:
-        """The services' and gateway's logs, merged in time order. Without --tail or --from-start it prints
-        what is logged from now on; with --no-follow it prints and returns. Log files: <local dir>/run/logs/."""
+        """Show and follow the logs, in time order.
+
+        The services' and the gateway's logs, merged by time. Without --tail or --from-start: what is logged
+        from now on; --no-follow prints and returns (the last 10 lines of each unless --tail says otherwise).
+        The files: <local dir>/run/logs/<name>.log (the previous run's: <name>.log.1).
+        """
         from commerce_platform.local.logs import LogFollower
         from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform
 
@@ -362,8 +386,12 @@ def register(app: typer.Typer) -> None:
             typer.Option("--command", "-c", help="Run one SQL command and exit.", show_default=False),
         ] = None,
     ) -> None:
-        """Open psql on the local platform's Postgres (the embedded one's bundled psql, over its unix socket).
-        The password is passed in the environment, never on the command line or the screen."""
+        """Open psql on a service's database.
+
+        Connects as the service's own login (default: the superuser, database postgres) with the psql bundled
+        with the embedded Postgres, over its unix socket. The password goes in the environment, never on the
+        command line or the screen.
+        """
         import os
 
         from commerce_platform.local.postgres import POSTGRES_BIN_PATH

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from commerce_platform.preview.baseline import PreviewError
 from commerce_platform.preview.plans import plan_environments
@@ -28,9 +29,15 @@ def register(app: typer.Typer) -> None:
         ] = Format.text,
         output: Annotated[Path | None, typer.Option(help="Also write the report to this file.")] = None,
     ) -> None:
-        """Resource-level create/update/replace/delete between the base ref and the working tree."""
+        """Preview what a deploy of this change would do.
+
+        Resource-level create/update/replace/delete between the base ref and the working tree, offline.
+        """
         try:
-            plans = plan_environments(envs, base)
+            with Console(stderr=True).status(
+                f"rendering {', '.join(envs)} at {base} and in the working tree"
+            ):
+                plans = plan_environments(envs, base)
         except PreviewError as exc:
             typer.echo(f"ops diff: {exc}", err=True)
             raise typer.Exit(1) from None

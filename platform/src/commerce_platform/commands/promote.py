@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--push", help="Push the branch and open the pull request.")
         ] = False,
     ) -> None:
-        """Rewrite TO's image digests from FROM on a promote/ branch, one commit, and print the preview."""
+        """Promote FROM's images to TO through a pull request.
+
+        Rewrites TO's image digests from FROM on a promote/ branch in one commit, and prints the preview.
+        """
         try:
             root = repo_root()
             done = promote(

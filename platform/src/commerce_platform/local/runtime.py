@@ -145,6 +145,7 @@ class LocalPlatform:
         if self._secrets is None:
             self._secrets, created = load_or_create(self.layout.secrets_file)
             if created:
+                self.layout.ensure()  # its .gitignore first: the folder never holds secrets unignored
                 save(self.layout.secrets_file, self._secrets)
         return self._secrets
 

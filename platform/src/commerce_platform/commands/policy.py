@@ -26,7 +26,13 @@ def rules_table(width: int = WIDE) -> Table:
     """One row per rule. Narrower than WIDE columns the description goes under the rule's id, so the table
     still fits (80 columns) with whole headers."""
     wide = width >= WIDE
-    table = Table(title=f"{len(RULES)} policy rules", box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(
+        title=f"{len(RULES)} policy rules",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
     table.add_column("Rule", no_wrap=wide, overflow="fold")
     for column in ("Severity", "Enforcement", "Envs", "Scope"):
         table.add_column(column, no_wrap=True)

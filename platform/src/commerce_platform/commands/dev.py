@@ -6,19 +6,18 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import psutil
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from commerce_platform import catalogue
 from commerce_platform.local.layout import LOCAL_DIR_ENV
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from commerce_platform.local.runtime import LocalPlatform
 
-# The runtime (asyncpg, redis, httpx, pgserver) is imported inside the commands, so other `ops` commands
-# don't pay for it at start-up.
+# The runtime (asyncpg, redis, httpx, pgserver) and the catalogue (the services' settings classes) are imported
+# inside the commands, so other `ops` commands and `ops --help` don't pay for them at start-up.
 
 LocalDir = Annotated[
     Path | None,
@@ -44,7 +43,7 @@ NOTHING_RUNNING = "ops dev: nothing running (start it with `ops dev up`)"
 
 
 def _fail(message: str, code: int = 1) -> None:
-    Console(stderr=True).print(f"[bold red]ops dev:[/] {message}", highlight=False, soft_wrap=True)
+    _console(stderr=True).print(f"[bold red]ops dev:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -55,6 +54,8 @@ def _check_names(names: list[str], allowed: list[str]) -> None:
 
 
 def _status_table(platform: LocalPlatform, rows: list[dict] | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(title="local platform", title_justify="left")
     for column in ("service", "url", "pid", "ready"):
         table.add_column(column)
@@ -67,6 +68,8 @@ def _status_table(platform: LocalPlatform, rows: list[dict] | None = None) -> Ta
 
 
 def _print_welcome(console: Console, platform: LocalPlatform) -> None:
+    from commerce_platform import catalogue
+
     console.print(_status_table(platform))
     console.print(
         f"gateway: [bold]{platform.gateway_url}[/]   (routes "
@@ -123,7 +126,7 @@ def register(app: typer.Typer) -> None:
         from commerce_platform.local.logs import LogFollower
         from commerce_platform.local.runtime import LocalConfig, LocalPlatform, LocalPlatformError
 
-        console = Console(log_path=False)
+        console = _console(log_path=False)
         platform = LocalPlatform(
             LocalConfig(
                 local_dir=local_dir,
@@ -242,11 +245,11 @@ def register(app: typer.Typer) -> None:
                 _fail(f"{describe_leftovers(leftovers)}, but unrecorded; stop them with `ops dev down`")
             typer.echo(NOTHING_RUNNING)
             raise typer.Exit(1)
-        console = Console()
+        console = _console()
         rows = platform.status()
         console.print(_status_table(platform, rows))
         supervisor = platform.state.supervisor_pid
-        if supervisor and psutil.pid_exists(supervisor):
+        if supervisor and _pid_exists(supervisor):
             console.print(
                 f"started by `ops dev up` (pid {supervisor}), which is following the logs; Ctrl-C there "
                 "or `ops dev down` stops everything"
@@ -287,6 +290,7 @@ def register(app: typer.Typer) -> None:
         Restarts the named processes (default: the four services and the gateway) and returns once they are
         ready. Data and the other processes are left alone.
         """
+        from commerce_platform import catalogue
         from commerce_platform.local.runtime import (
             GATEWAY,
             LocalPlatform,
@@ -301,7 +305,7 @@ def register(app: typer.Typer) -> None:
             if not platform.running():
                 typer.echo(NOTHING_RUNNING)
                 raise typer.Exit(1)
-            with Console(stderr=True).status("restarting") as spinner:
+            with _console(stderr=True).status("restarting") as spinner:
                 for name in chosen:
                     spinner.update(f"restarting {name}")
                     platform.restart(name)
@@ -344,6 +348,7 @@ def register(app: typer.Typer) -> None:
         from now on; --no-follow prints and returns (the last 10 lines of each unless --tail says otherwise).
         The files: <local dir>/run/logs/<name>.log (the previous run's: <name>.log.1).
         """
+        from commerce_platform import catalogue
         from commerce_platform.local.logs import LogFollower
         from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform
 
@@ -357,7 +362,7 @@ def register(app: typer.Typer) -> None:
             tail = 10
         follower = LogFollower(
             {name: platform.layout.log_file(name) for name in chosen},
-            Console(),
+            _console(),
             from_start=from_start,
             tail=None if from_start else tail,
         )
@@ -394,6 +399,7 @@ def register(app: typer.Typer) -> None:
         """
         import os
 
+        from commerce_platform import catalogue
         from commerce_platform.local.postgres import POSTGRES_BIN_PATH
         from commerce_platform.local.runtime import LocalPlatform, LocalPlatformError
 
@@ -433,3 +439,15 @@ def _libpq_env(url: str) -> dict[str, str]:
     if parts.port:
         env["PGPORT"] = str(parts.port)
     return {k: v for k, v in env.items() if v}
+
+
+def _pid_exists(pid: int) -> bool:
+    import psutil
+
+    return psutil.pid_exists(pid)
+
+
+def _console(**kwargs) -> Console:
+    from rich.console import Console
+
+    return Console(**kwargs)

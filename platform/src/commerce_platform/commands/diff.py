@@ -7,11 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
-from commerce_platform.preview.baseline import PreviewError
-from commerce_platform.preview.plans import plan_environments
-from commerce_platform.preview.report import to_markdown, to_text
 
 
 class Format(StrEnum):
@@ -33,6 +28,12 @@ def register(app: typer.Typer) -> None:
 
         Resource-level create/update/replace/delete between the base ref and the working tree, offline.
         """
+        from rich.console import Console
+
+        from commerce_platform.preview.baseline import PreviewError
+        from commerce_platform.preview.plans import plan_environments
+        from commerce_platform.preview.report import to_markdown, to_text
+
         try:
             with Console(stderr=True).status(
                 f"rendering {', '.join(envs)} at {base} and in the working tree"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
-from commerce_platform.paths import repo_root
-from commerce_platform.policy import RULES, Violation, evaluate_graph, load_graph
-from commerce_platform.policy.checkov import SKIPS_FILE, CheckovReport, load_skips, run_checkov
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from commerce_platform.policy import Violation
+    from commerce_platform.policy.checkov import CheckovReport
+
+# The rules, checkov and rich are imported inside the functions: `ops --help` must not pay for them.
 
 EXIT_VIOLATIONS = 1
 EXIT_USAGE = 2
@@ -25,6 +27,11 @@ WIDE = 140  # from this many columns the rules table has a Description column; b
 def rules_table(width: int = WIDE) -> Table:
     """One row per rule. Narrower than WIDE columns the description goes under the rule's id, so the table
     still fits (80 columns) with whole headers."""
+    from rich import box
+    from rich.table import Table
+
+    from commerce_platform.policy import RULES
+
     wide = width >= WIDE
     table = Table(
         title=f"{len(RULES)} policy rules",
@@ -49,6 +56,8 @@ def rules_table(width: int = WIDE) -> Table:
 
 
 def violations_table(environment: str, violations: list[Violation]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"policy violations in {environment}")
     table.add_column("Rule", no_wrap=True)
     table.add_column("Resource", overflow="fold")
@@ -79,6 +88,8 @@ def rendered_graph(environment: str) -> dict:
 
 
 def checkov_table(report: CheckovReport) -> Table:
+    from rich.table import Table
+
     table = Table(title="checkov failed checks")
     table.add_column("Check", no_wrap=True)
     table.add_column("Resource", overflow="fold")
@@ -90,6 +101,10 @@ def checkov_table(report: CheckovReport) -> Table:
 
 def checkov_passes(console: Console, rendered: dict, graph_file: Path | None) -> bool:
     """checkov over the environment's manifests (beside --graph, or freshly written to a temp dir)."""
+    from rich.console import Console
+
+    from commerce_platform.paths import repo_root
+    from commerce_platform.policy.checkov import SKIPS_FILE, load_skips, run_checkov
     from commerce_platform.render import write_render
 
     skips = load_skips(repo_root() / SKIPS_FILE)
@@ -131,6 +146,10 @@ def register(app: typer.Typer) -> None:
         Renders it offline and checks every resource; exit 1 on any mandatory violation (or, with --checkov,
         any failed checkov check).
         """
+        from rich.console import Console
+
+        from commerce_platform.policy import RULES, evaluate_graph, load_graph
+
         console = Console()
         if list_rules:
             console.print(rules_table(console.width))

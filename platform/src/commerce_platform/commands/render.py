@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 
 def output_lines(outputs: dict, indent: str = "") -> list[str]:
@@ -38,6 +36,9 @@ def register(app: typer.Typer) -> None:
 
         Writes its manifests (validated, secrets redacted) and the resource graph; prints a summary.
         """
+        from rich.console import Console
+        from rich.table import Table
+
         from commerce_platform.environments import repo_root_default
         from commerce_platform.render import RenderError, render_environment, write_render
 

@@ -99,6 +99,17 @@ def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
     assert "down: orders" in _flat(status.stderr), status.stderr
     assert "ops dev restart orders" in _flat(status.stderr)
 
+    again = ops(["dev", "up", "--detach"], env)
+    assert again.returncode == 1
+    assert "`ops dev restart orders` starts what is down" in _flat(again.stdout), again.stdout
+    with local_dir() as other:
+        clash = ops(["dev", "up", "--detach"], {**env, "OPS_LOCAL_DIR": str(other)})
+    assert clash.returncode == 1
+    assert (
+        f"is already in use by pid {state['processes']['gateway']['pid']} (gateway, started by `ops dev up` "
+        f"from {folder}; `OPS_LOCAL_DIR={folder} ops dev down` stops it)"
+    ) in _flat(clash.stdout), clash.stdout
+
     restarted = ops(["dev", "restart", "orders"], env)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert "orders restarted" in restarted.stdout

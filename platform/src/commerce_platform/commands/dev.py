@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
             if not platform.layout.state_file.exists():
                 # `ops dev down` from another terminal, or the state folder was deleted under us: either way
                 # stop (the `finally` below also finds what this run started by its marks, Postgres included).
-                if platform.leftovers():
+                if platform.running() or platform.leftovers():  # still up: not a `down` from elsewhere
                     console.print(
                         f"[bold red]{platform.layout.state_file} disappeared[/]; stopping everything"
                     )

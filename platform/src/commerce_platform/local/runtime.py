@@ -212,10 +212,12 @@ class LocalPlatform:
         """Start everything and return once all services and the gateway are ready. On failure, stop what was
         started and raise LocalPlatformError."""
         say = progress or (lambda _msg: None)
-        if self.running():
+        if running := self.running():
+            down = [name for name in self.state.processes if name not in running]
+            restart = f"; `ops dev restart {' '.join(down)}` starts what is down" if down else ""
             raise AlreadyRunningError(
-                f"the local platform is already running from {self.layout.root} ({', '.join(self.running())}); "
-                "see `ops dev status`, or stop it with `ops dev down`"
+                f"the local platform is already running from {self.layout.root} ({', '.join(running)}); "
+                f"see `ops dev status`, or stop it with `ops dev down`{restart}"
             )
         if leftovers := self.leftovers():
             raise AlreadyRunningError(

@@ -172,6 +172,13 @@ def test_with_nothing_running_status_logs_and_restart_say_so_and_fail():
             assert result.returncode == 1, (args, result.stdout, result.stderr)
             assert "nothing running" in result.stdout + result.stderr, (args, result.stdout, result.stderr)
             assert "Traceback" not in result.stdout + result.stderr
+        logs = folder / "run" / "logs"
+        logs.mkdir(parents=True)
+        (logs / "orders.log").write_text('{"timestamp": "2026-12-02 07:00:00,000", "message": "the crash"}\n')
+        last = ops(["dev", "logs", "--no-follow"], env, timeout=60)
+        assert last.returncode == 1
+        assert last.stdout.split() == ["orders", "07:00:00,000", "INFO", "the", "crash"]
+        assert "nothing running; these are the last run's logs" in _flat(last.stderr)
         unknown = ops(["dev", "logs", "ordrs"], env, timeout=60)
         assert unknown.returncode == 2
         assert "unknown name 'ordrs'; one of: users, inventory, orders, payments, gateway" in _flat(

@@ -355,9 +355,10 @@ def register(app: typer.Typer) -> None:
         known = [*(s.name for s in catalogue.SERVICES), GATEWAY]
         _check_names(names or [], known)
         platform = LocalPlatform(LocalConfig(local_dir=local_dir))
-        if not platform.running():
+        running = bool(platform.running())
+        if not running and follow:
             _fail(f"nothing running; the last run's logs are in {platform.layout.logs_dir}")
-        chosen = names or [name for name in known if name in platform.state.processes]
+        chosen = names or [name for name in known if name in platform.state.processes] or known
         if tail is None and not from_start and not follow:
             tail = 10
         follower = LogFollower(
@@ -367,7 +368,10 @@ def register(app: typer.Typer) -> None:
             tail=None if from_start else tail,
         )
         if not follow:
-            follower.poll()
+            printed = follower.poll()  # with nothing running: the last run's lines, e.g. why it crashed
+            if not running:
+                what = "these are the last run's logs, from" if printed else "no logs in"
+                _fail(f"nothing running; {what} {platform.layout.logs_dir}")
             return
         try:
             follower.follow(lambda: platform.layout.state_file.exists())

@@ -393,7 +393,9 @@ class LocalPlatform:
                 for name in sorted(pending):
                     if not self.state.processes[name].alive:
                         raise LocalPlatformError(f"{name} exited during start-up:\n{self.log_tail(name)}")
-                    if self._ready(http, name):
+                    # Ready, and on a socket of its own: not another stack that took the port first (ours then
+                    # exits with "address already in use", reported above on the next round).
+                    if self._ready(http, name) and self._listens(name):
                         pending.discard(name)
                 if pending and time.monotonic() > deadline:
                     raise LocalPlatformError(
@@ -402,6 +404,19 @@ class LocalPlatform:
                     )
                 if pending:
                     time.sleep(0.1)
+
+    def _listens(self, name: str) -> bool:
+        """Whether our recorded process for `name` is the one listening on its port."""
+        import psutil
+
+        proc = self.state.processes[name].process()
+        if proc is None:
+            return False
+        try:
+            connections = proc.net_connections(kind="tcp")
+        except psutil.Error:
+            return True  # cannot tell (another user's process?): trust the readiness answer
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port(name) for c in connections)
 
     def _ready(self, http: httpx.Client, name: str) -> bool:
         path = HEALTH_PATH if name == GATEWAY else catalogue.READINESS_PATH

@@ -67,7 +67,31 @@ def test_external_database_url_is_required_per_service(repo_copy):
         (
             "environments/dev.yaml",
             lambda d: d["services"]["users"]["resources"].update(cpu="lots"),
-            "environments/dev.yaml: services.users.resources.cpu: 'lots' does not match",
+            "environments/dev.yaml: services.users.resources.cpu: 'lots' is not a quantity: write it as a "
+            "string, e.g. '250m' (millicores) or '1' (cores)",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"]["users"]["resources"].update(memory=256),
+            "environments/dev.yaml: services.users.resources.memory: 256 is not a quantity: write it as a "
+            "string with a unit, e.g. '256Mi' (Ki, Mi, Gi, Ti)",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["quota"].update(memory="8 GB"),
+            "environments/dev.yaml: quota.memory: '8 GB' is not a quantity: write it as a string with a unit, "
+            "e.g. '8Gi'",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"]["users"].update(autoscalng=d["services"]["users"].pop("autoscaling")),
+            "environments/dev.yaml: unknown key 'services.users.autoscalng' (did you mean 'autoscaling'?); "
+            "allowed keys: autoscaling, release, resources, settings",
+        ),
+        (
+            "environments/dev.yaml",
+            lambda d: d["services"].update(oders=d["services"].pop("orders")),
+            "environments/dev.yaml: services.oders: unknown service (did you mean 'orders'?); allowed: users,",
         ),
         (
             "environments/dev.yaml",
@@ -107,7 +131,8 @@ def test_external_database_url_is_required_per_service(repo_copy):
         (
             "Pulumi.dev.yaml",
             lambda d: d["config"].update({"commerce-platform:nameSpace": "x"}),
-            "Pulumi.dev.yaml: unknown key 'commerce-platform:nameSpace'; allowed keys: adminUsername, domain,",
+            "Pulumi.dev.yaml: unknown key 'commerce-platform:nameSpace' (did you mean 'namespace'?); "
+            "allowed keys: adminUsername, domain,",
         ),
     ],
 )
@@ -131,6 +156,27 @@ def test_ops_render_exits_non_zero_with_one_line_and_no_traceback():
     result = subprocess.run([OPS, "render", "staging"], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: unknown environment 'staging'; allowed: dev, prod, pr-<N> (no environments/staging.yaml)"
+        "error: unknown environment 'staging'; allowed: dev, prod, pr-<N> (an environment is a name with both "
+        "environments/<name>.yaml and Pulumi.<name>.yaml, or pr-<N> (a review stack derived from dev))"
     ]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("present", ["environments/staging.yaml", "Pulumi.staging.yaml"])
+def test_half_an_environment_names_the_missing_file(repo_copy, present):
+    """One rule for every command: an environment needs both files; with one, the message names the other."""
+    source = "environments/dev.yaml" if present.startswith("environments") else "Pulumi.dev.yaml"
+    (repo_copy / present).write_text((repo_copy / source).read_text())
+    missing = "Pulumi.staging.yaml" if present.startswith("environments") else "environments/staging.yaml"
+    assert _error("staging", repo_copy).startswith(
+        f"{missing}: file not found; {present} alone does not make 'staging' an environment: add {missing}"
+    )
+
+
+def test_both_files_make_an_environment(repo_copy):
+    (repo_copy / "environments/staging.yaml").write_text((repo_copy / "environments/dev.yaml").read_text())
+    stack = (repo_copy / "Pulumi.dev.yaml").read_text().replace("commerce-dev", "commerce-staging")
+    (repo_copy / "Pulumi.staging.yaml").write_text(stack)
+    graph = render_environment("staging", repo_copy)
+    assert graph["environment"] == "staging"
+    assert graph["outputs"]["namespace"] == "commerce-staging"

@@ -10,11 +10,16 @@ Which file holds what:
 - Stacks named `pr-<N>` have no files of their own: they are derived from dev (namespace `<dev-namespace>-pr-<N>`,
   host `pr-<N>.<dev-domain>`, one replica, minimal sizing, volumes deleted with the stack).
 
-Every error names the file, the key and the allowed values in one line (`EnvironmentConfigError`).
+Which environments exist is one rule (`ENVIRONMENT_RULE`, `known_environments`), used by render, policy, diff
+and promote alike: a name with both `environments/<name>.yaml` and `Pulumi.<name>.yaml`, or `pr-<N>`.
+
+Every error names the file, the key and the allowed values in one line (`EnvironmentConfigError`); a misspelt
+key gets the closest valid one ("did you mean 'autoscaling'?"), a bad quantity the expected format ('256Mi').
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +39,10 @@ REVIEW_STACK = re.compile(r"^pr-([1-9][0-9]{0,6})$")
 PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENVIRONMENT_RULE = (
+    "an environment is a name with both environments/<name>.yaml and Pulumi.<name>.yaml, "
+    "or pr-<N> (a review stack derived from dev)"
+)
 
 
 class EnvironmentConfigError(ValueError):
@@ -182,24 +191,63 @@ class Environment:
         return self.name == "prod"
 
 
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """` (did you mean 'autoscaling'?)` for the closest of `choices`, or "" when none is close."""
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.7)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
 def _one_line(
     file: str, exc: ValidationError, model: type[BaseModel], prefix: str = ""
 ) -> EnvironmentConfigError:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key shows up twice (unknown key + missing key): report the unknown one, with the suggestion.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [str(p) for p in err["loc"]]
     key = prefix + (".".join(loc) or "(top level)")
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
-        return EnvironmentConfigError(f"{file}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+        hint = did_you_mean(loc[-1], allowed)
+        return EnvironmentConfigError(
+            f"{file}: unknown key {key!r}{hint}; allowed keys: {', '.join(allowed)}"
+        )
     if err["type"] == "missing":
         return EnvironmentConfigError(f"{file}: missing required key {key!r}")
+    if _is_quantity(model, loc):
+        return EnvironmentConfigError(f"{file}: {key}: {_quantity_hint(loc[-1], err['input'])}")
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "string_pattern_mismatch":
         message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
     return EnvironmentConfigError(f"{file}: {key}: {message}")
 
 
-def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+def _is_quantity(model: type[BaseModel], loc: list[str]) -> bool:
+    field = _model_at(model, loc[:-1]).model_fields.get(loc[-1]) if loc else None
+    return field is not None and any(getattr(m, "pattern", None) == QUANTITY for m in field.metadata)
+
+
+def _quantity_hint(name: str, value: Any) -> str:
+    """What a Kubernetes quantity looks like, from the value given: 256 → '256Mi', 0.5 (cpu) → '500m'."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if name == "cpu":
+        if isinstance(number, int):
+            example = f"'{number}' (cores) or '250m'"
+        elif number is not None and 0 < number < 10:
+            example = f"'{int(number * 1000)}m' (millicores) or '1' (cores)"
+        else:
+            example = "'250m' (millicores) or '1' (cores)"
+        return f"{value!r} is not a quantity: write it as a string, e.g. {example}"
+    text = str(value)
+    digits = re.match(r"\s*([0-9]+(\.[0-9]+)?)", text)
+    rest = text[digits.end() :].upper() if digits else ""
+    unit = next((u for u in ("Ki", "Gi", "Ti") if u[0] in rest), "Mi")
+    example = f"'{digits.group(1)}{unit}'" if digits else "'256Mi'"
+    return f"{value!r} is not a quantity: write it as a string with a unit, e.g. {example} (Ki, Mi, Gi, Ti)"
+
+
+def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel]:
+    """The model that holds the keys at `loc` (walking nested models and dicts of models)."""
     for part in loc:
         field = model.model_fields.get(part) or next(
             (f for f in model.model_fields.values() if f.alias == part), None
@@ -211,7 +259,11 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
             value_type = annotation.__args__[1]
             if isinstance(value_type, type) and issubclass(value_type, BaseModel):
                 model = value_type
-    return sorted(f.alias or name for name, f in model.model_fields.items())
+    return model
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    return sorted(f.alias or name for name, f in _model_at(model, loc).model_fields.items())
 
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
@@ -282,7 +334,7 @@ def _check_services(file: str, spec: EnvironmentSpec, services: tuple[catalogue.
     for name in spec.services:
         if name not in known:
             raise EnvironmentConfigError(
-                f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}"
+                f"{file}: services.{name}: unknown service{did_you_mean(name, known)}; allowed: {', '.join(known)}"
             )
     for name in known:
         if name not in spec.services:
@@ -301,7 +353,8 @@ def parse_environment(
     for name in data.get("services") or {} if isinstance(data.get("services"), dict) else {}:
         if name not in known:  # before the schema, so a typo'd name is reported as such
             raise EnvironmentConfigError(
-                f"{file}: services.{name}: unknown service; allowed: {', '.join(known)}"
+                f"{file}: services.{name}: unknown service{did_you_mean(str(name), known)}; "
+                f"allowed: {', '.join(known)}"
             )
     try:
         spec = EnvironmentSpec.model_validate(data)
@@ -316,6 +369,40 @@ def parse_stack(file: str, values: dict[str, Any]) -> StackSettings:
         return StackSettings.model_validate(values)
     except ValidationError as exc:
         raise _one_line(file, exc, StackSettings, prefix=f"{PROJECT}:") from None
+
+
+def known_environments(repo_root: Path) -> list[str]:
+    """The environments defined in the repo (see ENVIRONMENT_RULE), without the pr-<N> review stacks."""
+    return sorted(
+        p.stem
+        for p in (repo_root / "environments").glob("*.yaml")
+        if (repo_root / f"Pulumi.{p.stem}.yaml").is_file()
+    )
+
+
+def check_environment(name: str, repo_root: Path) -> None:
+    """One line when `name` is not an environment (ENVIRONMENT_RULE), saying which file is missing."""
+    if REVIEW_STACK.match(name):
+        return
+    env_file = (repo_root / "environments" / f"{name}.yaml").is_file()
+    stack_file = (repo_root / f"Pulumi.{name}.yaml").is_file()
+    if env_file and stack_file:
+        return
+    allowed = ", ".join([*known_environments(repo_root), "pr-<N>"])
+    if env_file or stack_file:
+        have, missing = (
+            (f"environments/{name}.yaml", f"Pulumi.{name}.yaml")
+            if env_file
+            else (f"Pulumi.{name}.yaml", f"environments/{name}.yaml")
+        )
+        raise EnvironmentConfigError(
+            f"{missing}: file not found; {have} alone does not make {name!r} an environment: add {missing} "
+            f"(copy the dev one) or remove {have} ({ENVIRONMENT_RULE})"
+        )
+    hint = did_you_mean(name, known_environments(repo_root))
+    raise EnvironmentConfigError(
+        f"unknown environment {name!r}{hint}; allowed: {allowed} ({ENVIRONMENT_RULE})"
+    )
 
 
 def load_environment(
@@ -333,11 +420,7 @@ def load_environment(
     base = "dev" if review else name
     env_file = root / "environments" / f"{base}.yaml"
     label = f"environments/{base}.yaml"
-    if not review and not env_file.is_file():
-        known = sorted(p.stem for p in (root / "environments").glob("*.yaml"))
-        raise EnvironmentConfigError(
-            f"unknown environment {name!r}; allowed: {', '.join(known + ['pr-<N>'])} (no {label})"
-        )
+    check_environment(name, root)
     spec = parse_environment(label, _read_yaml(env_file, label), services)
     values = stack_file_values(base, root)
     if review:

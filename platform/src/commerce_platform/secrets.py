@@ -46,6 +46,18 @@ def required_secrets(env: Environment, services: tuple[catalogue.ServiceSpec, ..
     return keys
 
 
+def set_command(stack: str, key: str) -> str:
+    return f"pulumi config set --secret {key} --stack {stack} <value>"
+
+
+def missing_secret_message(stack: str, secret: SecretKey) -> str:
+    """The one line for a secret the stack lacks (the program raises it; `ops secrets` prints it offline)."""
+    return (
+        f"stack {stack!r} is missing the secret {secret.key!r} ({secret.purpose}); "
+        f"run: {set_command(stack, secret.key)}"
+    )
+
+
 def _camel(name: str) -> str:
     head, *rest = name.replace("_", "-").split("-")
     return head + "".join(p.capitalize() for p in rest)
@@ -64,10 +76,7 @@ class PlatformSecrets:
     def _require(self, secret: SecretKey) -> pulumi.Output[str]:
         value = self._config.get_secret(secret.key)
         if value is None:
-            raise MissingSecretError(
-                f"stack {self._stack!r} is missing the secret {secret.key!r} ({secret.purpose}); "
-                f"run: pulumi config set --secret {secret.key} --stack {self._stack} <value>"
-            )
+            raise MissingSecretError(missing_secret_message(self._stack, secret))
         return value
 
     def get(self, key: str) -> pulumi.Output[str]:

@@ -32,7 +32,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Redis URL to run on, flushed (default: an embedded Redis).")
         ] = None,
     ) -> None:
-        """Runs the benchmark (about 2-3 minutes) and rewrites the services section of BENCHMARKS.md."""
+        """Benchmark the services; update BENCHMARKS.md.
+
+        Throughput, latency and memory (about 2-3 minutes); rewrites the services section of BENCHMARKS.md.
+        """
         from asyncpg import PostgresError
         from redis.exceptions import RedisError
 

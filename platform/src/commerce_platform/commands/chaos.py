@@ -17,7 +17,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Fault injection against a throw-away platform (own Postgres, Redis, ports); exit 1 if an invariant broke."""
+        """Fault injection: do the invariants hold?
+
+        Runs against a throw-away platform (own Postgres, Redis, ports); exit 1 if an invariant broke.
+        """
         from rich.console import Console
         from rich.table import Table
 
@@ -42,7 +45,7 @@ def register(app: typer.Typer) -> None:
                     check.detail,
                 )
             table.add_row("", "client saw", "", result.load, end_section=True)
-        Console(width=160).print(table)
+        Console().print(table)  # columns fold to the terminal's width
         failed = [r.name for r in results if not r.passed]
         typer.echo(f"ops chaos: {len(results) - len(failed)} passed, {len(failed)} failed")
         raise typer.Exit(1 if failed else 0)

@@ -8,10 +8,6 @@ from typing import Annotated
 
 import typer
 
-from commerce_platform.preview.baseline import PreviewError
-from commerce_platform.preview.plans import plan_environments
-from commerce_platform.preview.report import to_markdown, to_text
-
 
 class Format(StrEnum):
     text = "text"
@@ -28,9 +24,21 @@ def register(app: typer.Typer) -> None:
         ] = Format.text,
         output: Annotated[Path | None, typer.Option(help="Also write the report to this file.")] = None,
     ) -> None:
-        """Resource-level create/update/replace/delete between the base ref and the working tree."""
+        """Preview what a deploy of this change would do.
+
+        Resource-level create/update/replace/delete between the base ref and the working tree, offline.
+        """
+        from rich.console import Console
+
+        from commerce_platform.preview.baseline import PreviewError
+        from commerce_platform.preview.plans import plan_environments
+        from commerce_platform.preview.report import to_markdown, to_text
+
         try:
-            plans = plan_environments(envs, base)
+            with Console(stderr=True).status(
+                f"rendering {', '.join(envs)} at {base} and in the working tree"
+            ):
+                plans = plan_environments(envs, base)
         except PreviewError as exc:
             typer.echo(f"ops diff: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -4,34 +4,60 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from commerce_platform.paths import repo_root
-from commerce_platform.policy import RULES, Violation, evaluate_graph, load_graph
-from commerce_platform.policy.checkov import SKIPS_FILE, CheckovReport, load_skips, run_checkov
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from commerce_platform.policy import Violation
+    from commerce_platform.policy.checkov import CheckovReport
+
+# The rules, checkov and rich are imported inside the functions: `ops --help` must not pay for them.
 
 EXIT_VIOLATIONS = 1
 EXIT_USAGE = 2
 
 
-def rules_table() -> Table:
-    table = Table(title=f"{len(RULES)} policy rules")
-    table.add_column("Rule", no_wrap=True)
-    for column in ("Scope", "Severity", "Enforcement", "Environments", "Description"):
-        table.add_column(column)
+WIDE = 140  # from this many columns the rules table has a Description column; below, it sits under the id
+
+
+def rules_table(width: int = WIDE) -> Table:
+    """One row per rule. Narrower than WIDE columns the description goes under the rule's id, so the table
+    still fits (80 columns) with whole headers."""
+    from rich import box
+    from rich.table import Table
+
+    from commerce_platform.policy import RULES
+
+    wide = width >= WIDE
+    table = Table(
+        title=f"{len(RULES)} policy rules",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("Rule", no_wrap=wide, overflow="fold")
+    for column in ("Severity", "Enforcement", "Envs", "Scope"):
+        table.add_column(column, no_wrap=True)
+    if wide:
+        table.add_column("Description")
     for rule in RULES:
         envs = ", ".join(sorted(rule.environments)) if rule.environments else "all"
-        table.add_row(
-            rule.id, rule.scope, rule.severity.value, rule.enforcement.value, envs, rule.description
-        )
+        cells = [rule.severity.value, rule.enforcement.value, envs, rule.scope]
+        if wide:
+            table.add_row(rule.id, *cells, rule.description)
+        else:
+            table.add_row(f"[bold]{rule.id}[/]\n{rule.description}", *cells, end_section=True)
     return table
 
 
 def violations_table(environment: str, violations: list[Violation]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"policy violations in {environment}")
     table.add_column("Rule", no_wrap=True)
     table.add_column("Resource", overflow="fold")
@@ -62,6 +88,8 @@ def rendered_graph(environment: str) -> dict:
 
 
 def checkov_table(report: CheckovReport) -> Table:
+    from rich.table import Table
+
     table = Table(title="checkov failed checks")
     table.add_column("Check", no_wrap=True)
     table.add_column("Resource", overflow="fold")
@@ -73,6 +101,10 @@ def checkov_table(report: CheckovReport) -> Table:
 
 def checkov_passes(console: Console, rendered: dict, graph_file: Path | None) -> bool:
     """checkov over the environment's manifests (beside --graph, or freshly written to a temp dir)."""
+    from rich.console import Console
+
+    from commerce_platform.paths import repo_root
+    from commerce_platform.policy.checkov import SKIPS_FILE, load_skips, run_checkov
     from commerce_platform.render import write_render
 
     skips = load_skips(repo_root() / SKIPS_FILE)
@@ -81,7 +113,8 @@ def checkov_passes(console: Console, rendered: dict, graph_file: Path | None) ->
             manifests = graph_file.parent / "manifests"
         else:
             manifests = write_render(rendered, Path(tmp)) / "manifests"
-        report = run_checkov(manifests, skips)
+        with Console(stderr=True).status("checkov: checking the manifests (about a minute)"):
+            report = run_checkov(manifests, skips)
     if report.failures:
         console.print(checkov_table(report))
     console.print(
@@ -108,11 +141,18 @@ def register(app: typer.Typer) -> None:
             typer.Option("--checkov", help="also run checkov on the manifests (skips: checkov-skips.yaml)"),
         ] = False,
     ) -> None:
-        """Check an environment's rendered resources against the policy rules; exit 1 on any mandatory violation
-        (or, with --checkov, any failed checkov check)."""
+        """Check an environment against the policy rules.
+
+        Renders it offline and checks every resource; exit 1 on any mandatory violation (or, with --checkov,
+        any failed checkov check).
+        """
+        from rich.console import Console
+
+        from commerce_platform.policy import RULES, evaluate_graph, load_graph
+
         console = Console()
         if list_rules:
-            console.print(rules_table())
+            console.print(rules_table(console.width))
             return
         if graph is not None:
             try:
@@ -125,7 +165,8 @@ def register(app: typer.Typer) -> None:
                 fail(console, f"no manifests beside {graph} (write them with `ops render`)")
         elif environment is not None:
             try:
-                rendered = rendered_graph(environment)
+                with Console(stderr=True).status(f"rendering {environment}"):
+                    rendered = rendered_graph(environment)
             except (ValueError, KeyError, FileNotFoundError) as exc:
                 fail(console, f"cannot render {environment!r}: {exc}")
         else:

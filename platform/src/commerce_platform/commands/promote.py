@@ -7,10 +7,6 @@ from typing import Annotated
 
 import typer
 
-from commerce_platform.preview.baseline import PreviewError, repo_root
-from commerce_platform.promote import PromotionRefused
-from commerce_platform.promote.flow import preview_markdown, promote, push_and_open_pr, shell_command
-
 
 def register(app: typer.Typer) -> None:
     @app.command("promote")
@@ -31,7 +27,14 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--push", help="Push the branch and open the pull request.")
         ] = False,
     ) -> None:
-        """Rewrite TO's image digests from FROM on a promote/ branch, one commit, and print the preview."""
+        """Promote FROM's images to TO through a pull request.
+
+        Rewrites TO's image digests from FROM on a promote/ branch in one commit, and prints the preview.
+        """
+        from commerce_platform.preview.baseline import PreviewError, repo_root
+        from commerce_platform.promote import PromotionRefused
+        from commerce_platform.promote.flow import preview_markdown, promote, push_and_open_pr, shell_command
+
         try:
             root = repo_root()
             done = promote(

@@ -103,9 +103,16 @@ def _with_servers(run):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    @app.command(
+        "test",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        options_metavar="[PYTEST ARGS]...",
+    )
     def test(ctx: typer.Context) -> None:
-        """Run every test (or pass pytest arguments to run a subset).
+        """Run the tests (extra arguments go to pytest).
+
+        With no arguments: every folder under tests/, in two pytest processes (the Pulumi mock suites need
+        their own). With arguments, one pytest run gets them all, e.g. `ops test tests/e2e -k logs -x`.
 
         The run starts its own Postgres and Redis (embedded, on unix sockets, in a temp folder) unless
         TEST_DATABASE_URL / TEST_REDIS_URL name servers to use.

@@ -1,4 +1,4 @@
-"""Where the local runtime keeps its state: one folder (`.local/` by default, git-ignored)."""
+"""Where the local runtime keeps its state: one folder (`.local/` by default), always git-ignored."""
 
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ class LocalLayout:
     def log_file(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
+    @property
+    def gitignore(self) -> Path:
+        return self.root / ".gitignore"
+
     def ensure(self) -> None:
+        """Creates the folders, and a `.gitignore` of `*` in the root: wherever the folder is (OPS_LOCAL_DIR may
+        point inside the repo), `git add -A` never picks up its secrets, data or logs."""
         for folder in (self.root, self.run_dir, self.logs_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        if not self.gitignore.exists():
+            self.gitignore.write_text("# ops dev's state folder (secrets, data, logs): never committed\n*\n")

@@ -7,6 +7,8 @@ import socket
 
 import psutil
 
+from commerce_platform.local.processes import NAME_ENV, ROOT_ENV
+
 
 class PortInUseError(RuntimeError):
     pass
@@ -41,11 +43,29 @@ def port_owner(port: int) -> str:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
             try:
                 proc = psutil.Process(conn.pid)
+                ours = _started_by_ops_dev(proc)
+                if ours:
+                    name, root = ours
+                    return (
+                        f"pid {conn.pid} ({name}, started by `ops dev up` from {root}; "
+                        f"`OPS_LOCAL_DIR={root} ops dev down` stops it)"
+                    )
                 command = " ".join(proc.cmdline())[:120] or proc.name()
                 return f"pid {conn.pid} ({proc.name()}: {command})"
             except psutil.NoSuchProcess:
                 return f"pid {conn.pid} (exited meanwhile)"
     return "another process"
+
+
+def _started_by_ops_dev(proc: psutil.Process) -> tuple[str, str] | None:
+    """(name, local folder) when `proc` is a service or gateway some `ops dev up` started."""
+    try:
+        environ = proc.environ()
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    if ROOT_ENV not in environ:
+        return None
+    return environ.get(NAME_ENV, "a process"), environ[ROOT_ENV]
 
 
 def check_ports_free(ports: dict[str, int]) -> None:

@@ -55,6 +55,11 @@ class EmbeddedPostgres:
     def admin_url(self) -> str:
         return self.url(SUPERUSER, self.superuser_password, "postgres")
 
+    @property
+    def command_line(self) -> tuple[str, ...]:
+        """How its postmaster shows in `ps`: `postgres -D <data dir> ...` (the workers show other titles)."""
+        return ("postgres", "-D", str(self.data_dir))
+
     # -- lifecycle ----------------------------------------------------------------------------------------------
     @property
     def pid(self) -> int | None:

@@ -1,6 +1,10 @@
 """Child processes we start and may have to stop from another `ops` invocation.
 
 A process is identified by pid *and* creation time, so a pid the OS has since reused is never signalled.
+
+Every process also carries its local folder: services and the gateway in their environment (`OPS_DEV_ROOT`,
+`OPS_DEV_NAME`), the embedded Postgres and Redis on their command line (data folder, socket path). So what a local
+folder started is found again even when its state file (or the whole folder) is gone: `find_own`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+
+ROOT_ENV = "OPS_DEV_ROOT"  # the local folder a service or the gateway was started from
+NAME_ENV = "OPS_DEV_NAME"  # its name (users, gateway, ...)
 
 
 @dataclass
@@ -133,3 +140,88 @@ def _is_running(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@dataclass(frozen=True)
+class OwnProcess:
+    """A process started from a local folder, found by its marks rather than by a state file."""
+
+    name: str
+    process: psutil.Process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def marks(root: Path, name: str) -> dict[str, str]:
+    """The environment variables that tie a process to its local folder (see `find_own`)."""
+    return {ROOT_ENV: str(root), NAME_ENV: name}
+
+
+def find_own(root: Path, by_command_line: dict[str, tuple[str, ...]] | None = None) -> list[OwnProcess]:
+    """Every live process started from the local folder `root`: uvicorn processes (services, gateway) by their
+    environment's marks, others by their command line: `by_command_line` maps a name to the program and
+    arguments it runs with, e.g. {"postgres": ("postgres", "-D", "<root>/postgres")} (Postgres's workers have
+    other command lines, and go when their postmaster goes; Redis rewrites its title, environment included, so
+    only its title `redis-server unixsocket:<path>` tells)."""
+    signatures = by_command_line or {}
+    root_text = str(root)
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = proc.info["cmdline"] or []
+            if not cmdline:
+                continue
+            name = next(
+                (
+                    name
+                    for name, (program, *args) in signatures.items()
+                    if Path(cmdline[0]).name == program and _contains(cmdline[1:], args)
+                ),
+                None,
+            )
+            if name is not None:
+                found.append(OwnProcess(name, proc))
+            elif "uvicorn" in cmdline:
+                environ = proc.environ()
+                if environ.get(ROOT_ENV) == root_text:
+                    found.append(OwnProcess(environ.get(NAME_ENV, "?"), proc))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _contains(argv: list[str], wanted: list[str]) -> bool:
+    return any(argv[i : i + len(wanted)] == wanted for i in range(len(argv) - len(wanted) + 1))
+
+
+def stop_own(
+    found: list[OwnProcess], timeout: float = 10.0, kill_at_once: frozenset[str] = frozenset()
+) -> list[str]:
+    """Stops processes found by `find_own`: services and gateway first (SIGTERM, drain), then Redis (SIGTERM,
+    it saves its snapshot), then Postgres (SIGINT: its fast shutdown); SIGKILL whatever outlives `timeout`, and
+    at once those named in `kill_at_once` (e.g. a Redis whose data folder is gone: it would refuse to exit
+    without saving). Returns the names that had to be killed."""
+    killed: list[str] = []
+    waves = (
+        ([p for p in found if p.name not in ("redis", "postgres")], signal.SIGTERM),
+        ([p for p in found if p.name == "redis"], signal.SIGTERM),
+        ([p for p in found if p.name == "postgres"], signal.SIGINT),
+    )
+    for wave, sig in waves:
+        for own in wave:
+            _signal(own.process, signal.SIGKILL if own.name in kill_at_once else sig)
+        still_alive = _wait_gone([own.process for own in wave], timeout)
+        for proc in still_alive:
+            try:
+                for child in proc.children(recursive=True):
+                    _signal(child, signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+            _signal(proc, signal.SIGKILL)
+        _wait_gone(still_alive, 5)
+        killed += sorted(own.name for own in wave if own.process in still_alive or own.name in kill_at_once)
+    return killed

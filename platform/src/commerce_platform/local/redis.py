@@ -82,6 +82,11 @@ class EmbeddedRedis:
         process.kill()
         raise EmbeddedRedisError(f"redis-server not answering after {timeout}s: {_tail(self.log_file)}")
 
+    @property
+    def command_line(self) -> tuple[str, ...]:
+        """How its process shows in `ps` (redis-server rewrites its title to name the socket)."""
+        return (REDIS_SERVER.name, f"unixsocket:{self.socket_path}")
+
     def ping(self) -> bool:
         if not self.socket_path.exists():
             return False

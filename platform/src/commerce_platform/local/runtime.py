@@ -49,6 +49,14 @@ class AlreadyRunningError(LocalPlatformError):
     pass
 
 
+DATA_STORES = ("redis", "postgres")
+
+
+def process_names() -> list[str]:
+    """Everything `ops dev` can start, in the order it is shown: the services, the gateway, the data stores."""
+    return [*(s.name for s in catalogue.SERVICES), GATEWAY, *DATA_STORES]
+
+
 @dataclass(frozen=True)
 class LocalConfig:
     local_dir: Path | str | None = None  # default: $OPS_LOCAL_DIR or <repo>/.local
@@ -77,6 +85,43 @@ class LocalPlatform:
         self._secrets: LocalSecrets | None = None
         self._popen: dict[str, subprocess.Popen] = {}  # our own children, so we can reap them
 
+    @classmethod
+    def attach(
+        cls,
+        local_dir: Path | str | None = None,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+    ) -> LocalPlatform:
+        """The platform recorded in a local folder, configured as `ops dev up` configured it (ports, prefix,
+        server flags), e.g. to restart one of its services from another process. The URLs of servers it was
+        given are not recorded (they may hold passwords): pass them again."""
+        layout = LocalLayout.resolve(local_dir)
+        state = RunState.load(layout.state_file) or RunState()
+        platform = cls(
+            LocalConfig(
+                local_dir=local_dir,
+                port_offset=state.port_offset,
+                db_prefix=state.db_prefix,
+                database_url=database_url,
+                redis_url=redis_url,
+                production_like=state.production_like,
+                seed=False,
+            )
+        )
+        for given, url, variable in (
+            (state.external_database, database_url, "DATABASE_URL"),
+            (state.external_redis, redis_url, "REDIS_URL"),
+        ):
+            if given and not url:
+                raise LocalPlatformError(
+                    f"the platform in {layout.root} was started with {variable}; set it again for this command"
+                )
+        return platform
+
+    def reload_state(self) -> None:
+        """Re-read the state file (another `ops dev` process may have restarted a service)."""
+        self.state = RunState.load(self.layout.state_file) or self.state
+
     # -- names, ports, addresses ----------------------------------------------------------------------------------
     def port(self, name: str) -> int:
         base = catalogue.GATEWAY_PORT if name == GATEWAY else catalogue.get(name).port
@@ -100,6 +145,7 @@ class LocalPlatform:
         if self._secrets is None:
             self._secrets, created = load_or_create(self.layout.secrets_file)
             if created:
+                self.layout.ensure()  # its .gitignore first: the folder never holds secrets unignored
                 save(self.layout.secrets_file, self._secrets)
         return self._secrets
 
@@ -152,17 +198,38 @@ class LocalPlatform:
             alive.append("postgres")
         return alive
 
+    def leftovers(self) -> list[processes.OwnProcess]:
+        """Processes this local folder started that its state does not record: left over from an earlier run
+        whose state file (or whole folder) was deleted while they ran."""
+        recorded = {rec.pid for rec in self.state.processes.values()}
+        if self.state.redis:
+            recorded.add(self.state.redis.pid)
+        if self.state.postgres_data_dir and (pid := self.postgres.pid) is not None:
+            recorded.add(pid)
+        return [own for own in self._find_own() if own.pid not in recorded]
+
     def start(self, progress: Progress | None = None) -> None:
         """Start everything and return once all services and the gateway are ready. On failure, stop what was
         started and raise LocalPlatformError."""
         say = progress or (lambda _msg: None)
-        if self.running():
+        if running := self.running():
+            down = [name for name in self.state.processes if name not in running]
+            restart = f"; `ops dev restart {' '.join(down)}` starts what is down" if down else ""
             raise AlreadyRunningError(
-                f"the local platform is already running from {self.layout.root} ({', '.join(self.running())}); "
-                "see `ops dev status`, or stop it with `ops dev down`"
+                f"the local platform is already running from {self.layout.root} ({', '.join(running)}); "
+                f"see `ops dev status`, or stop it with `ops dev down`{restart}"
+            )
+        if leftovers := self.leftovers():
+            raise AlreadyRunningError(
+                f"{describe_leftovers(leftovers)} from {self.layout.root}; stop them with `ops dev down`"
             )
         self.state = RunState(
-            port_offset=self.config.port_offset, db_prefix=self.config.db_prefix, supervisor_pid=os.getpid()
+            port_offset=self.config.port_offset,
+            db_prefix=self.config.db_prefix,
+            supervisor_pid=os.getpid(),
+            production_like=self.config.production_like,
+            external_database=self.config.database_url is not None,
+            external_redis=self.config.redis_url is not None,
         )
         wanted = {GATEWAY: self.port(GATEWAY)} | {
             spec.name: self.port(spec.name) for spec in catalogue.SERVICES
@@ -295,7 +362,7 @@ class LocalPlatform:
         popen, record = processes.spawn(
             name,
             argv,
-            env,
+            env | processes.marks(self.layout.root, name),
             self.layout.log_file(name),
             cwd=repo_root(),
             port=self.port(name),
@@ -326,7 +393,9 @@ class LocalPlatform:
                 for name in sorted(pending):
                     if not self.state.processes[name].alive:
                         raise LocalPlatformError(f"{name} exited during start-up:\n{self.log_tail(name)}")
-                    if self._ready(http, name):
+                    # Ready, and on a socket of its own: not another stack that took the port first (ours then
+                    # exits with "address already in use", reported above on the next round).
+                    if self._ready(http, name) and self._listens(name):
                         pending.discard(name)
                 if pending and time.monotonic() > deadline:
                     raise LocalPlatformError(
@@ -335,6 +404,19 @@ class LocalPlatform:
                     )
                 if pending:
                     time.sleep(0.1)
+
+    def _listens(self, name: str) -> bool:
+        """Whether our recorded process for `name` is the one listening on its port."""
+        import psutil
+
+        proc = self.state.processes[name].process()
+        if proc is None:
+            return False
+        try:
+            connections = proc.net_connections(kind="tcp")
+        except psutil.Error:
+            return True  # cannot tell (another user's process?): trust the readiness answer
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port(name) for c in connections)
 
     def _ready(self, http: httpx.Client, name: str) -> bool:
         path = HEALTH_PATH if name == GATEWAY else catalogue.READINESS_PATH
@@ -400,9 +482,14 @@ class LocalPlatform:
         killed = processes.terminate(gateway, self.config.stop_timeout)
         killed += processes.terminate(services, self.config.stop_timeout)
         if self.state.redis:
-            killed += processes.terminate([self.state.redis], self.config.stop_timeout)
+            # With its folder gone Redis cannot save its snapshot, and then refuses to exit on SIGTERM.
+            drain = self.config.stop_timeout if self.layout.redis_dir.exists() else 0
+            killed += processes.terminate([self.state.redis], drain)
         if self.state.postgres_data_dir:
             self.postgres.stop(timeout=self.config.stop_timeout)
+        # Whatever this folder started that the state lost track of (its folder deleted while running, say).
+        gone = frozenset({"redis"} if not self.layout.redis_dir.exists() else ())
+        killed += processes.stop_own(self._find_own(), self.config.stop_timeout, kill_at_once=gone)
         self._reap()
         self.state.processes.clear()
         self.state.redis = None
@@ -428,6 +515,32 @@ class LocalPlatform:
         self.start_service(name)
         self.wait_ready([name])
 
+    def restart(self, name: str) -> None:
+        """Stop (if it still runs) and start again one process of a running platform: a service, the gateway,
+        or the embedded Redis or Postgres; returns once it is ready."""
+        if name == "redis":
+            if self.state.redis is None:
+                raise LocalPlatformError(
+                    "Redis is not embedded here (REDIS_URL); restart that server yourself"
+                )
+            self.stop_redis()
+            self.start_redis()
+        elif name == "postgres":
+            if not self.state.postgres_data_dir:
+                raise LocalPlatformError(
+                    "Postgres is not embedded here (DATABASE_URL); restart that server yourself"
+                )
+            self.stop_postgres()
+            self.start_postgres()
+        else:
+            if name in self.state.processes:
+                self.stop_service(name)
+            if name == GATEWAY:
+                self._start_gateway()
+            else:
+                self.start_service(name)
+            self.wait_ready([name])
+
     def stop_redis(self) -> None:
         if self.state.redis:
             processes.terminate([self.state.redis], self.config.stop_timeout)
@@ -444,6 +557,16 @@ class LocalPlatform:
         for name, popen in list(self._popen.items()):
             if popen.poll() is not None:
                 del self._popen[name]
+
+    def _find_own(self) -> list[processes.OwnProcess]:
+        """What this folder started, found by marks rather than by the state file (see processes.find_own).
+        Its embedded servers are matched by their paths only: no secrets needed, so this works without the
+        folder."""
+        signatures = {
+            "postgres": EmbeddedPostgres(self.layout.postgres_dir, "").command_line,
+            "redis": self.redis.command_line,
+        }
+        return processes.find_own(self.layout.root, signatures)
 
     def _save_state(self) -> None:
         self.state.save(self.layout.state_file)
@@ -469,3 +592,14 @@ def _create_time(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).create_time()
+
+
+def describe_leftovers(found: list[processes.OwnProcess]) -> str:
+    """`3 processes left over from an earlier run (users pid 12, gateway pid 13, postgres pid 9) are still
+    running`."""
+    order = process_names()
+    ranked = sorted(found, key=lambda own: order.index(own.name) if own.name in order else len(order))
+    names = ", ".join(f"{own.name} pid {own.pid}" for own in ranked)
+    plural = "process" if len(found) == 1 else "processes"
+    verb = "is" if len(found) == 1 else "are"
+    return f"{len(found)} {plural} left over from an earlier run ({names}) {verb} still running"

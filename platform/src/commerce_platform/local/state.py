@@ -18,6 +18,9 @@ class RunState:
     port_offset: int = 0
     db_prefix: str = ""
     supervisor_pid: int | None = None
+    production_like: bool = False  # how `up` ran the servers, so `ops dev restart` runs them the same way
+    external_database: bool = False  # started with DATABASE_URL (not recorded: it may hold a password)
+    external_redis: bool = False  # started with REDIS_URL
     postgres_data_dir: str | None = None  # set when Postgres is embedded
     redis: ProcessRecord | None = None  # set when Redis is embedded
     processes: dict[str, ProcessRecord] = field(default_factory=dict)  # services and the gateway
@@ -27,6 +30,9 @@ class RunState:
             "port_offset": self.port_offset,
             "db_prefix": self.db_prefix,
             "supervisor_pid": self.supervisor_pid,
+            "production_like": self.production_like,
+            "external_database": self.external_database,
+            "external_redis": self.external_redis,
             "postgres_data_dir": self.postgres_data_dir,
             "redis": self.redis.to_json() if self.redis else None,
             "processes": {name: rec.to_json() for name, rec in self.processes.items()},
@@ -38,6 +44,9 @@ class RunState:
             port_offset=data.get("port_offset", 0),
             db_prefix=data.get("db_prefix", ""),
             supervisor_pid=data.get("supervisor_pid"),
+            production_like=data.get("production_like", False),
+            external_database=data.get("external_database", False),
+            external_redis=data.get("external_redis", False),
             postgres_data_dir=data.get("postgres_data_dir"),
             redis=ProcessRecord(**data["redis"]) if data.get("redis") else None,
             processes={name: ProcessRecord(**rec) for name, rec in data.get("processes", {}).items()},

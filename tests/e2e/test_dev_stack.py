@@ -98,9 +98,22 @@ def _cluster_to_local(value: str, local_addresses: dict[str, str]) -> str:
     return re.sub(r"http://([a-z]+)\.[a-z0-9.-]+:\d+", lambda m: local_addresses[m.group(1)], value)
 
 
-def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
+# What only the laptop sets or sets differently (LocalPlatform._observability_env): metrics on loopback at the
+# offset port, spans to the state folder through the console exporter (the dev cluster exports none).
+LOCAL_ONLY = {"METRICS_HOST", "TRACES_FILE"}
+
+
+def _local_value(name: str, rendered_value: str, offset: int) -> str:
+    if name == "METRICS_PORT":
+        return str(int(rendered_value) + offset)
+    if name == "OTEL_TRACES_EXPORTER":
+        return "console"
+    return rendered_value
+
+
+def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack, embedded_env):
     """Read from the running processes themselves: same names as the dev Deployment, same values except
-    addresses (compared after mapping cluster → local) and secrets (not compared)."""
+    addresses (compared after mapping cluster → local), secrets (not compared) and LOCAL_ONLY."""
     render = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("rendered_env.py")), "dev"],
         capture_output=True,
@@ -114,14 +127,17 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
     assert sorted(rendered) == sorted(local_addresses)
     for spec in catalogue.SERVICES:
         environ = psutil.Process(state["processes"][spec.name]["pid"]).environ()
-        local = {k: v for k, v in environ.items() if k in spec.env_var_names}
+        local = {k: v for k, v in environ.items() if k in spec.env_var_names - LOCAL_ONLY}
+        assert LOCAL_ONLY <= set(environ), spec.name
         expected = rendered[spec.name]
         assert sorted(local) == sorted(expected), spec.name
         for name, value in expected.items():
             if value is None:  # a secret: the Deployment reads it from a Secret; locally it has a local value
                 assert local[name], (spec.name, name)
             else:
-                assert local[name] == _cluster_to_local(value, local_addresses), (spec.name, name)
+                offset = int(embedded_env["OPS_PORT_OFFSET"])
+                wanted = _local_value(name, _cluster_to_local(value, local_addresses), offset)
+                assert local[name] == wanted, (spec.name, name)
 
 
 def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack, tmp_path):

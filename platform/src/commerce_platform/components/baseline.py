@@ -58,6 +58,7 @@ class ClusterBaseline(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/audit-version": version,
                     "pod-security.kubernetes.io/warn": "restricted",
                     "pod-security.kubernetes.io/warn-version": version,
+                    **({catalogue.MONITORING_LABEL: "enabled"} if env.spec.monitoring.enabled else {}),
                 },
             ),
             opts=child,
@@ -197,6 +198,30 @@ class ClusterBaseline(pulumi.ComponentResource):
                     ],
                 ),
             )
+        if env.spec.monitoring.enabled:
+            for s in services:
+                self._policy(
+                    f"{s.name}-metrics-from-monitoring",
+                    npv1.NetworkPolicySpecArgs(
+                        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(s.name)),
+                        policy_types=["Ingress"],
+                        ingress=[
+                            npv1.NetworkPolicyIngressRuleArgs(
+                                from_=[
+                                    npv1.NetworkPolicyPeerArgs(
+                                        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                            match_labels={
+                                                "kubernetes.io/metadata.name": env.spec.monitoring.namespace
+                                            }
+                                        )
+                                    )
+                                ],
+                                # The metrics port only: Prometheus never reaches the API.
+                                ports=[npv1.NetworkPolicyPortArgs(port=s.metrics_port, protocol="TCP")],
+                            )
+                        ],
+                    ),
+                )
         self._data_store_policies("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres.mode)
         self._data_store_policies(
             "redis",

@@ -47,6 +47,14 @@ class LocalLayout:
     def log_file(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
+    @property
+    def traces_dir(self) -> Path:
+        return self.run_dir / "traces"
+
+    def trace_file(self, name: str) -> Path:
+        """The spans `name` exported (OpenTelemetry's console exporter: one JSON span a line)."""
+        return self.traces_dir / f"{name}.jsonl"
+
     def ensure(self) -> None:
-        for folder in (self.root, self.run_dir, self.logs_dir):
+        for folder in (self.root, self.run_dir, self.logs_dir, self.traces_dir):
             folder.mkdir(parents=True, exist_ok=True)

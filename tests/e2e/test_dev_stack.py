@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -138,6 +139,69 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack, embe
                 offset = int(embedded_env["OPS_PORT_OFFSET"])
                 wanted = _local_value(name, _cluster_to_local(value, local_addresses), offset)
                 assert local[name] == wanted, (spec.name, name)
+
+
+def _metrics(url: str) -> str:
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, url
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+def test_metrics_and_one_orders_trace_under_ops_dev_up(embedded_env, embedded_stack):
+    """Each service's /metrics (its metrics port, printed by `ops dev up`) has the request histogram by route
+    template; one order through the gateway moves the saga counter and is one trace in `ops dev trace`."""
+    gateway, admin_name, state, output = embedded_stack
+    offset = int(embedded_env["OPS_PORT_OFFSET"])
+    urls = {s.name: f"http://127.0.0.1:{s.metrics_port + offset}/metrics" for s in catalogue.SERVICES}
+    for name, url in urls.items():
+        assert re.search(rf"{name}\s+metrics:\s+{re.escape(url)}", output), output
+        assert httpx.get(f"http://127.0.0.1:{catalogue.get(name).port + offset}/metrics").status_code == 404
+    assert httpx.get(f"{gateway}/metrics").status_code == 404  # the gateway routes no /metrics either
+    saga = re.compile(r'^orders_saga_outcomes_total\{outcome="completed"\} (\S+)$', re.M)
+    before = float(m.group(1)) if (m := saga.search(_metrics(urls["orders"]))) else 0.0
+
+    local = Path(embedded_env["OPS_LOCAL_DIR"])
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        token = http.post("/token", data={"username": admin_name, "password": admin_password(local)})
+        token = token.json()["access_token"]
+        request_id = f"e2e-trace-{uuid.uuid4().hex[:10]}"
+        order = http.post(
+            "/orders/",
+            json={"product_id": 1, "quantity": 1, "shipping_address": "1 Trace Road"},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
+        )
+    assert (order.status_code, order.json()["status"]) == (201, "completed"), order.text
+
+    after = float(saga.search(_metrics(urls["orders"])).group(1))
+    assert after == before + 1
+    assert 'route="/orders/",status="201"' in _metrics(urls["orders"])
+    assert 'route="/internal/reservations"' in _metrics(urls["inventory"])
+    assert 'payments_authorizations_total{result="authorized"}' in _metrics(urls["payments"])
+    assert 'route="/users/me/"' in _metrics(urls["users"])
+
+    top = ops(["dev", "top", "--count", "1", "--interval", "1"], embedded_env)
+    assert top.returncode == 0, top.stdout + top.stderr
+    for name, url in urls.items():
+        assert re.search(rf"^.*{name}\b.*{re.escape(url)}", top.stdout, re.M), top.stdout
+
+    deadline = time.monotonic() + 30
+    while True:
+        traced = ops(["dev", "trace", request_id], embedded_env)
+        if traced.returncode == 0 and all(f"{n} " in traced.stdout for n in [*urls, "gateway"]):
+            break
+        assert time.monotonic() < deadline, traced.stdout + traced.stderr
+        time.sleep(1)
+    (trace_id,) = re.findall(r"trace ([0-9a-f]{32}) \(request", traced.stdout)
+    assert "POST /orders/" in traced.stdout and "POST /internal/reservations" in traced.stdout
+    assert re.search(r"spans from 5 processes", traced.stdout), traced.stdout
+    logs = [
+        json.loads(line)
+        for f in (local / "run" / "logs").glob("*.log")
+        for line in f.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert {r["trace_id"] for r in logs if r.get("request_id") == request_id} == {trace_id}
 
 
 def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack, tmp_path):

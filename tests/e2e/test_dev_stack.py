@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -98,9 +99,22 @@ def _cluster_to_local(value: str, local_addresses: dict[str, str]) -> str:
     return re.sub(r"http://([a-z]+)\.[a-z0-9.-]+:\d+", lambda m: local_addresses[m.group(1)], value)
 
 
-def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
+# What only the laptop sets or sets differently (LocalPlatform._observability_env): metrics on loopback at the
+# offset port, spans to the state folder through the console exporter (the dev cluster exports none).
+LOCAL_ONLY = {"METRICS_HOST", "TRACES_FILE"}
+
+
+def _local_value(name: str, rendered_value: str, offset: int) -> str:
+    if name == "METRICS_PORT":
+        return str(int(rendered_value) + offset)
+    if name == "OTEL_TRACES_EXPORTER":
+        return "console"
+    return rendered_value
+
+
+def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack, embedded_env):
     """Read from the running processes themselves: same names as the dev Deployment, same values except
-    addresses (compared after mapping cluster → local) and secrets (not compared)."""
+    addresses (compared after mapping cluster → local), secrets (not compared) and LOCAL_ONLY."""
     render = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("rendered_env.py")), "dev"],
         capture_output=True,
@@ -114,14 +128,80 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack):
     assert sorted(rendered) == sorted(local_addresses)
     for spec in catalogue.SERVICES:
         environ = psutil.Process(state["processes"][spec.name]["pid"]).environ()
-        local = {k: v for k, v in environ.items() if k in spec.env_var_names}
+        local = {k: v for k, v in environ.items() if k in spec.env_var_names - LOCAL_ONLY}
+        assert LOCAL_ONLY <= set(environ), spec.name
         expected = rendered[spec.name]
         assert sorted(local) == sorted(expected), spec.name
         for name, value in expected.items():
             if value is None:  # a secret: the Deployment reads it from a Secret; locally it has a local value
                 assert local[name], (spec.name, name)
             else:
-                assert local[name] == _cluster_to_local(value, local_addresses), (spec.name, name)
+                offset = int(embedded_env["OPS_PORT_OFFSET"])
+                wanted = _local_value(name, _cluster_to_local(value, local_addresses), offset)
+                assert local[name] == wanted, (spec.name, name)
+
+
+def _metrics(url: str) -> str:
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, url
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+def test_metrics_and_one_orders_trace_under_ops_dev_up(embedded_env, embedded_stack):
+    """Each service's /metrics (its metrics port, printed by `ops dev up`) has the request histogram by route
+    template; one order through the gateway moves the saga counter and is one trace in `ops dev trace`."""
+    gateway, admin_name, state, output = embedded_stack
+    offset = int(embedded_env["OPS_PORT_OFFSET"])
+    urls = {s.name: f"http://127.0.0.1:{s.metrics_port + offset}/metrics" for s in catalogue.SERVICES}
+    for name, url in urls.items():
+        assert re.search(rf"{name}\s+metrics:\s+{re.escape(url)}", output), output
+        assert httpx.get(f"http://127.0.0.1:{catalogue.get(name).port + offset}/metrics").status_code == 404
+    assert httpx.get(f"{gateway}/metrics").status_code == 404  # the gateway routes no /metrics either
+    saga = re.compile(r'^orders_saga_outcomes_total\{outcome="completed"\} (\S+)$', re.M)
+    before = float(m.group(1)) if (m := saga.search(_metrics(urls["orders"]))) else 0.0
+
+    local = Path(embedded_env["OPS_LOCAL_DIR"])
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        token = http.post("/token", data={"username": admin_name, "password": admin_password(local)})
+        token = token.json()["access_token"]
+        request_id = f"e2e-trace-{uuid.uuid4().hex[:10]}"
+        order = http.post(
+            "/orders/",
+            json={"product_id": 1, "quantity": 1, "shipping_address": "1 Trace Road"},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id},
+        )
+    assert (order.status_code, order.json()["status"]) == (201, "completed"), order.text
+
+    after = float(saga.search(_metrics(urls["orders"])).group(1))
+    assert after == before + 1
+    assert 'route="/orders/",status="201"' in _metrics(urls["orders"])
+    assert 'route="/internal/reservations"' in _metrics(urls["inventory"])
+    assert 'payments_authorizations_total{result="authorized"}' in _metrics(urls["payments"])
+    assert 'route="/users/me/"' in _metrics(urls["users"])
+
+    top = ops(["dev", "top", "--count", "1", "--interval", "1"], embedded_env)
+    assert top.returncode == 0, top.stdout + top.stderr
+    for name, url in urls.items():
+        assert re.search(rf"^.*{name}\b.*{re.escape(url)}", top.stdout, re.M), top.stdout
+
+    deadline = time.monotonic() + 30
+    while True:
+        traced = ops(["dev", "trace", request_id], embedded_env)
+        if traced.returncode == 0 and all(f"{n} " in traced.stdout for n in [*urls, "gateway"]):
+            break
+        assert time.monotonic() < deadline, traced.stdout + traced.stderr
+        time.sleep(1)
+    (trace_id,) = re.findall(r"trace ([0-9a-f]{32}) \(request", traced.stdout)
+    assert "POST /orders/" in traced.stdout and "POST /internal/reservations" in traced.stdout
+    assert re.search(r"spans from 5 processes", traced.stdout), traced.stdout
+    logs = [
+        json.loads(line)
+        for f in (local / "run" / "logs").glob("*.log")
+        for line in f.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert {r["trace_id"] for r in logs if r.get("request_id") == request_id} == {trace_id}
 
 
 def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack, tmp_path):

@@ -47,7 +47,7 @@ def test_external_database_url_is_required_per_service(repo_copy):
         (
             "environments/dev.yaml",
             lambda d: d.update(replicas=3),
-            "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, postgres, quota, redis, services, settings",
+            "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, monitoring, postgres, quota, redis, services, settings",
         ),
         (
             "environments/dev.yaml",
@@ -92,6 +92,16 @@ def test_external_database_url_is_required_per_service(repo_copy):
             "environments/dev.yaml",
             lambda d: d["services"].update(oders=d["services"].pop("orders")),
             "environments/dev.yaml: services.oders: unknown service (did you mean 'orders'?); allowed: users,",
+        ),
+        (
+            "environments/prod.yaml",
+            lambda d: d["monitoring"].update(traces="otlp"),
+            "environments/prod.yaml: monitoring: traces: otlp needs otlp_endpoint (the collector's OTLP/HTTP URL)",
+        ),
+        (
+            "environments/prod.yaml",
+            lambda d: d["monitoring"].update(scrape="30s"),
+            "environments/prod.yaml: unknown key 'monitoring.scrape'; allowed keys: enabled, labels, namespace, otlp_endpoint, scrape_interval, traces",
         ),
         (
             "environments/dev.yaml",

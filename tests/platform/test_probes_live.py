@@ -63,6 +63,7 @@ def running(run_databases, redis_db, tmp_path_factory) -> dict[str, tuple[int, d
                     env[item["name"]] = redis_db.url
                 else:
                     env[item["name"]] = secrets[item["name"]]
+            env["METRICS_PORT"] = str(free_port())  # like the service port: a free one on this machine
             migrate = jobs[f"{spec.name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["command"]
             result = subprocess.run(
                 [str(BIN / migrate[0]), *migrate[1:]],

@@ -59,12 +59,12 @@ def test_probes_hit_the_container_port_on_the_catalogue_paths(graph):
     deployments = by_name(graph, "Deployment")
     for spec in catalogue.SERVICES:
         container = deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]
-        ports = {p["containerPort"] for p in container["ports"]}
-        assert ports == {spec.port}
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": spec.port, "metrics": spec.metrics_port}
         probes = {
             kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")
         }
-        assert {p["port"] for p in probes.values()} == ports
+        assert {p["port"] for p in probes.values()} == {spec.port}
         assert probes["livenessProbe"]["path"] == catalogue.LIVENESS_PATH == "/health"
         assert probes["readinessProbe"]["path"] == catalogue.READINESS_PATH == "/ready"
         command = container["command"]
@@ -171,6 +171,9 @@ def test_network_policy_denies_by_default_and_allows_only_the_catalogue_edges(gr
     allowed |= {f"{s.name}-from-ingress" for s in catalogue.SERVICES}
     allowed |= {f"users-from-{s.name}" for s in catalogue.SERVICES if s.name != "users"}  # JWKS
     allowed |= {"postgres-from-clients", "redis-from-clients"}
+    allowed |= {
+        f"{s.name}-metrics-from-monitoring" for s in catalogue.SERVICES
+    }  # Prometheus, metrics port only
     ingress_policies = {
         n for n, p in policies.items() if "Ingress" in p["spec"]["policyTypes"] and n != "default-deny"
     }

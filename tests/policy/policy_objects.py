@@ -23,6 +23,7 @@ TYPES = {
     "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
     "PodDisruptionBudget": "kubernetes:policy/v1:PodDisruptionBudget",
     "NetworkPolicy": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "ServiceMonitor": "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
 }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from policy_objects import entry, find, first_container, pod_template_of, remove
+from policy_objects import entry, find, first_container, pod_template_of, remove, selector
+
+from commerce_platform.catalogue import MONITORING_LABEL
 
 
 def set_security(key, value, kind="Deployment", name=None):
@@ -49,8 +51,28 @@ def pod_spec_set(key, value, kind="Deployment", name=None):
     return lambda s: pod_template_of(find(s, kind, name))["spec"].__setitem__(key, value)
 
 
+def monitoring(scraped_port: str | None = None, namespace_label: bool = True):
+    """Monitoring on (the Namespace's label); with `scraped_port`, a ServiceMonitor of the users Service on a
+    port of that name, the Service naming its ports `http` and `metrics`."""
+
+    def edit(s):
+        if namespace_label:
+            find(s, "Namespace")["metadata"]["labels"][MONITORING_LABEL] = "enabled"
+        find(s, "Service", "users")["spec"]["ports"] = [
+            {"name": "http", "port": 80.0, "targetPort": "http"},
+            {"name": "metrics", "port": 9001.0, "targetPort": 9001.0},
+        ]
+        if scraped_port is not None:
+            body = {"spec": {"selector": selector("users"), "endpoints": [{"port": scraped_port}]}}
+            s.append(entry("ServiceMonitor", "users", body))
+
+    return edit
+
+
 # (rule id, what the edit does, edit, environment)
 VIOLATIONS = [
+    ("deployment-scraped", "monitoring on, no ServiceMonitor", monitoring(), "prod"),
+    ("deployment-scraped", "ServiceMonitor on a port the Service lacks", monitoring("metric"), "prod"),
     (
         "service-account-exists",
         "pod names an undeclared ServiceAccount",
@@ -320,6 +342,14 @@ VIOLATIONS = [
 
 # (rule id, what is allowed, edit, environment): edge cases that must NOT be reported
 PASSES = [
+    ("deployment-scraped", "monitoring on and the users Service scraped", monitoring("metrics"), "prod"),
+    ("deployment-scraped", "monitoring off: nothing needs a ServiceMonitor", lambda s: None, "prod"),
+    (
+        "deployment-scraped",
+        "a ServiceMonitor alone turns monitoring on, and it scrapes the Service",
+        monitoring("metrics", namespace_label=False),
+        "dev",
+    ),
     (
         "service-account-exists",
         "the default ServiceAccount always exists (another rule reports it)",

@@ -168,8 +168,10 @@ MUTATIONS = [
     (
         "Service selector typo",
         lambda r: find(r, "Service", SVC)["spec"]["selector"].__setitem__("app.kubernetes.io/name", "user"),
-        {"service-selects-pods"},
+        # ... and with no Service in front of them, prod's ServiceMonitor no longer reaches the pods
+        {"service-selects-pods", "deployment-scraped"},
     ),
+    ("drop the users ServiceMonitor", lambda r: remove(r, "ServiceMonitor", SVC), {"deployment-scraped"}),
     (
         "drop the part-of label",
         lambda r: find(r, "Deployment", SVC)["metadata"]["labels"].pop("app.kubernetes.io/part-of"),

@@ -130,6 +130,12 @@ class RunningService:
     process: subprocess.Popen
     log_path: Path
     env: dict[str, str] = field(repr=False)
+    metrics_port: int | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the service serves /metrics (its own port, not the service port)."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The JSON log lines written so far (non-JSON lines are skipped)."""
@@ -281,8 +287,9 @@ class ServiceStack:
         spec = catalogue.get(name)
         port = free_port()
         log_path = self.log_dir / f"{name}-{port}.log"
+        metrics = {"METRICS_PORT": str(free_port()), "METRICS_HOST": "127.0.0.1"}
         # An override of None removes the variable (to test missing configuration).
-        env = {k: v for k, v in (self._base_env() | service_env).items() if v is not None}
+        env = {k: v for k, v in (self._base_env() | metrics | service_env).items() if v is not None}
         cmd = [
             str(PYTHON),
             "-m",
@@ -300,7 +307,10 @@ class ServiceStack:
             process = subprocess.Popen(
                 cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT, preexec_fn=die_with_parent
             )
-        instance = RunningService(name, f"http://127.0.0.1:{port}", port, process, log_path, service_env)
+        metrics_port = int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None
+        instance = RunningService(
+            name, f"http://127.0.0.1:{port}", port, process, log_path, service_env, metrics_port
+        )
         try:
             self._wait_until_up(instance, "/ready" if wait_ready else "/health")
         except BaseException:

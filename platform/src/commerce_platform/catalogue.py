@@ -17,6 +17,13 @@ from service_kit.settings import env_var_names, secret_env_var_names
 LIVENESS_PATH = "/health"
 READINESS_PATH = "/ready"
 GATEWAY_PORT = 8000
+METRICS_PATH = "/metrics"
+# Each service serves /metrics on its own port (service port + this), never on the service port: the Ingress and
+# the gateway route only service ports, and the monitoring namespace is admitted to the metrics port alone.
+# 9091-9094: clear of 9090 (Prometheus itself) and of a second local stack at the round `--port-offset 1000`.
+METRICS_PORT_OFFSET = 1090
+# On the Namespace of an environment whose monitoring is on; the policy rule `deployment-scraped` reads it.
+MONITORING_LABEL = "commerce-platform/monitoring"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,10 @@ class ServiceSpec:
     @property
     def app(self) -> str:
         return f"{self.package}.main:app"
+
+    @property
+    def metrics_port(self) -> int:
+        return self.port + METRICS_PORT_OFFSET
 
     @property
     def database(self) -> str:

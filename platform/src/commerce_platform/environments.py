@@ -121,6 +121,26 @@ class Redis(_Strict):
     resources: Resources = Resources(cpu="100m", memory="128Mi")
 
 
+class Monitoring(_Strict):
+    """Prometheus Operator objects (a ServiceMonitor per service, the alert rules, the Grafana dashboard), the
+    NetworkPolicy edge from the monitoring namespace to the metrics ports, and the services' trace exporter."""
+
+    enabled: bool = False  # needs the Prometheus Operator's CRDs in the cluster
+    namespace: str = Field(default="monitoring", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    labels: dict[
+        str, str
+    ] = {}  # what the Prometheus' serviceMonitorSelector/ruleSelector match, e.g. release
+    scrape_interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m)$")
+    traces: Literal["none", "otlp"] = "none"  # OTEL_TRACES_EXPORTER of every service
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://")  # OTEL_EXPORTER_OTLP_ENDPOINT
+
+    @model_validator(mode="after")
+    def _endpoint_for_otlp(self) -> Monitoring:
+        if self.traces == "otlp" and not self.otlp_endpoint:
+            raise ValueError("traces: otlp needs otlp_endpoint (the collector's OTLP/HTTP URL)")
+        return self
+
+
 class Quota(_Strict):
     cpu: Quantity
     memory: Quantity
@@ -136,6 +156,7 @@ class EnvironmentSpec(_Strict):
     postgres: Postgres
     redis: Redis
     quota: Quota
+    monitoring: Monitoring = Monitoring()
 
 
 class StackSettings(BaseModel):

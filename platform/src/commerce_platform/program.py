@@ -17,6 +17,7 @@ from commerce_platform.components.baseline import ClusterBaseline
 from commerce_platform.components.datastores import Postgres, Redis
 from commerce_platform.components.ingress import PublicIngress
 from commerce_platform.components.meta import version_label
+from commerce_platform.components.monitoring import Monitoring
 from commerce_platform.components.service import ServiceDeployment
 from commerce_platform.environments import (
     PROJECT,
@@ -104,6 +105,8 @@ def build(
         deployments.append(deployment)
         images[spec.name] = image
     ingress = PublicIngress("ingress", env, namespace, services, deployments, opts=in_cluster)
+    if env.spec.monitoring.enabled:
+        Monitoring("monitoring", env, namespace, services, deployments, opts=in_cluster)
 
     outputs: dict[str, pulumi.Output[Any]] = {
         "namespace": namespace,

@@ -14,7 +14,18 @@ from commerce_platform.environments import Environment, EnvironmentConfigError, 
 
 JWKS_PATH = "/.well-known/jwks.json"
 # Computed here from the environment and the addresses; environments/ may not override them.
-DERIVED = frozenset({"SERVICE_NAME", "ENVIRONMENT", "LOG_LEVEL", "JWT_JWKS_URL", "ADMIN_USERNAME"})
+DERIVED = frozenset(
+    {
+        "SERVICE_NAME",
+        "ENVIRONMENT",
+        "LOG_LEVEL",
+        "JWT_JWKS_URL",
+        "ADMIN_USERNAME",
+        "METRICS_PORT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    }
+)
 
 
 def plain_env(
@@ -63,6 +74,13 @@ def env_for(
         "ENVIRONMENT": env.name,
         "LOG_LEVEL": env.spec.log_level,
     }
+    if "METRICS_PORT" in names:
+        values["METRICS_PORT"] = spec.metrics_port
+    monitoring = env.spec.monitoring
+    if "OTEL_TRACES_EXPORTER" in names:
+        values["OTEL_TRACES_EXPORTER"] = monitoring.traces
+        if monitoring.traces == "otlp":
+            values["OTEL_EXPORTER_OTLP_ENDPOINT"] = monitoring.otlp_endpoint
     # Shared settings apply to the services whose settings read them.
     values.update({k: v for k, v in env.spec.settings.items() if k in names})
     issuer = token_issuer(services)

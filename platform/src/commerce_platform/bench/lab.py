@@ -30,7 +30,11 @@ class LabError(RuntimeError):
 
 def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> int:
     """An offset at which the gateway's and every service's catalogue port are free."""
-    bases = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
+    bases = [
+        catalogue.GATEWAY_PORT,
+        *(s.port for s in catalogue.SERVICES),
+        *(s.metrics_port for s in catalogue.SERVICES),
+    ]
     for offset in range(first, first + step * attempts, step):
         if all(port_is_free(base + offset) for base in bases):
             return offset
@@ -108,6 +112,7 @@ class Lab:
             stop_timeout=stop_timeout,
             environment=environment,
             env_overrides=overrides or {},
+            traces=False,  # measured as deployed: prod exports no traces
         )
         return cls(LabPlatform(config), work_dir)
 
@@ -118,6 +123,8 @@ class Lab:
         self, name: str, app: str, env: dict[str, str], *, health_path: str = "/health", timeout: float = 60
     ) -> Extra:
         port = free_port()
+        if "METRICS_PORT" in env:  # a copy of a service: its own metrics port, not the original's
+            env = env | {"METRICS_PORT": str(free_port())}
         log_file = self.work_dir / "extras" / f"{name}.log"
         argv = self.platform.uvicorn_argv(app, port)  # exactly the platform's server settings
         popen, record = processes.spawn(name, argv, process_env(env), log_file, port=port)

@@ -67,6 +67,8 @@ def render_section(run: BenchRun) -> str:
         "ceiling",
         "kit_ceiling",
         "cached",
+        "cached_metrics",
+        "cached_nometrics",
         "cached_logged",
         "db",
         "connect",
@@ -94,6 +96,10 @@ def render_section(run: BenchRun) -> str:
         f"(p50 {_ms(m['db'].load.p50_ms)} ms vs {_ms(m['connect'].load.p50_ms)} ms).",
         f"- Per-request JSON logging (LOG_LEVEL=INFO vs {run.log_level}) costs {logging_cost:.0%} of the cached "
         "read's throughput.",
+        f"- Prometheus metrics (request histogram, in-flight gauge, cache counter; `/metrics` on its own port) cost "
+        f"{run.metrics_cost:.1%} of the cached read's throughput and {run.metrics_cpu_cost:+.1%} server CPU per "
+        "request (two otherwise identical inventory copies, measured back to back; on a shared machine a "
+        "difference of a few percent is within the noise between two rows).",
         f"- Of the cached read's CPU per request, the kit's scaffolding and a response model take "
         f"{m['kit_ceiling'].cpu_ms_total - m['ceiling'].cpu_ms_total:.2f} ms over the bare ceiling and the read "
         f"itself (dependency, Redis GET, the cached JSON's check) "

@@ -91,6 +91,18 @@ class BenchRun:
         base = self.ceiling_rps if to == "ceiling" else self.rps(to)
         return self.rps(key) / base if base else 0.0
 
+    @property
+    def metrics_cost(self) -> float:
+        """Throughput the cached read loses with metrics on (negative: noise in its favour)."""
+        off = self.rps("cached_nometrics")
+        return 1 - self.rps("cached_metrics") / off if off else 0.0
+
+    @property
+    def metrics_cpu_cost(self) -> float:
+        """Server CPU per request with metrics on over metrics off, minus one."""
+        off = self.measured["cached_nometrics"].cpu_ms_total
+        return self.measured["cached_metrics"].cpu_ms_total / off - 1 if off else 0.0
+
     def verdicts(self) -> list[Verdict]:
         saga = self.measured["saga"].load
         found = [
@@ -108,6 +120,11 @@ class BenchRun:
                 f"pool ≥ {targets.POOL_VS_CONNECT:g}× connect-per-request",
                 f"{self.ratio('db', 'connect'):.2f}×",
                 self.ratio("db", "connect") >= targets.POOL_VS_CONNECT,
+            ),
+            Verdict(
+                f"metrics cost < {targets.METRICS_COST:.0%} of the cached read",
+                f"{self.metrics_cost:.1%} (CPU/request {self.metrics_cpu_cost:+.1%})",
+                self.metrics_cost < targets.METRICS_COST,
             ),
             Verdict(
                 f"saga ≥ {targets.SAGA_ORDERS_PER_SECOND:g} orders/s",
@@ -278,6 +295,8 @@ def run_bench(
         lab.start_extra("connect", CONNECT_APP, {"DATABASE_URL": inventory_db}, health_path=product_path)
         lab.start_service_copy("inventory-nocache", "inventory", PRODUCT_CACHE_ENABLED="false")
         lab.start_service_copy("inventory-logged", "inventory", LOG_LEVEL=env.spec.log_level)
+        lab.start_service_copy("inventory-metrics", "inventory")  # same as the next, metrics on (the default)
+        lab.start_service_copy("inventory-nometrics", "inventory", METRICS_ENABLED="false")
         lab.start_extra(
             "kit-ceiling", KIT_CEILING_APP, lab.platform.service_env("inventory"), health_path="/ceiling"
         )
@@ -318,6 +337,19 @@ def run_bench(
             "GET /products/{id}, warm cache",
             lab.platform.url("inventory") + product_path,
             process_of("inventory"),
+        )
+        # Metrics on vs off: two copies alike but for METRICS_ENABLED, measured one right after the other.
+        measure(
+            "cached_metrics",
+            "GET /products/{id}, warm cache, metrics on (copy)",
+            lab.url("inventory-metrics") + product_path,
+            process_of("inventory-metrics"),
+        )
+        measure(
+            "cached_nometrics",
+            "GET /products/{id}, warm cache, METRICS_ENABLED=false (copy)",
+            lab.url("inventory-nometrics") + product_path,
+            process_of("inventory-nometrics"),
         )
         measure(
             "cached_logged",

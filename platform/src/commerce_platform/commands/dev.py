@@ -78,6 +78,12 @@ def _print_welcome(console: Console, platform: LocalPlatform) -> None:
     )
     for spec in catalogue.SERVICES:
         console.print(f"  {spec.name:<10} API docs: {platform.url(spec.name)}/docs")
+    for spec in catalogue.SERVICES:
+        console.print(f"  {spec.name:<10} metrics:  {platform.metrics_url(spec.name)}")
+    console.print(
+        f"live table: [bold]ops dev top[/]; one request's trace: [bold]ops dev trace <request-id>[/]"
+        f"   (spans in {platform.layout.traces_dir})"
+    )
     console.print(
         f"admin login: [bold]{platform.admin_username}[/] / [bold]{platform.secrets.admin_password}[/]"
         f"   (kept in {platform.layout.secrets_file})"

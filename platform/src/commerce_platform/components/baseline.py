@@ -58,6 +58,7 @@ class ClusterBaseline(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/audit-version": version,
                     "pod-security.kubernetes.io/warn": "restricted",
                     "pod-security.kubernetes.io/warn-version": version,
+                    **({catalogue.MONITORING_LABEL: "enabled"} if env.spec.monitoring.enabled else {}),
                 },
             ),
             opts=child,
@@ -103,6 +104,28 @@ class ClusterBaseline(pulumi.ComponentResource):
     def _policy(self, name: str, spec: npv1.NetworkPolicySpecArgs) -> None:
         npv1.NetworkPolicy(f"netpol-{name}", metadata=self._meta(name), spec=spec, opts=self._ns_opts)
 
+    def _from_namespace(self, name: str, service: str, namespace: str, port: int) -> None:
+        """Admit every pod of another namespace to one port of a service's pods."""
+        self._policy(
+            name,
+            npv1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(service)),
+                policy_types=["Ingress"],
+                ingress=[
+                    npv1.NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            npv1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": namespace}
+                                )
+                            )
+                        ],
+                        ports=[npv1.NetworkPolicyPortArgs(port=port, protocol="TCP")],
+                    )
+                ],
+            ),
+        )
+
     def _network_policies(self, services: tuple[catalogue.ServiceSpec, ...]) -> None:
         env = self._env
         self._policy(
@@ -136,27 +159,7 @@ class ClusterBaseline(pulumi.ComponentResource):
         by_name = {s.name: s for s in services}
         for s in services:
             if s.public_prefixes:
-                self._policy(
-                    f"{s.name}-from-ingress",
-                    npv1.NetworkPolicySpecArgs(
-                        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(s.name)),
-                        policy_types=["Ingress"],
-                        ingress=[
-                            npv1.NetworkPolicyIngressRuleArgs(
-                                from_=[
-                                    npv1.NetworkPolicyPeerArgs(
-                                        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                            match_labels={
-                                                "kubernetes.io/metadata.name": env.stack.ingress_namespace
-                                            }
-                                        )
-                                    )
-                                ],
-                                ports=[npv1.NetworkPolicyPortArgs(port=s.port, protocol="TCP")],
-                            )
-                        ],
-                    ),
-                )
+                self._from_namespace(f"{s.name}-from-ingress", s.name, env.stack.ingress_namespace, s.port)
         for caller, callee in call_edges(services):
             port = [npv1.NetworkPolicyPortArgs(port=by_name[callee].port, protocol="TCP")]
             self._policy(
@@ -197,6 +200,11 @@ class ClusterBaseline(pulumi.ComponentResource):
                     ],
                 ),
             )
+        if env.spec.monitoring.enabled:
+            for s in services:  # Prometheus scrapes the metrics port only, never the API
+                self._from_namespace(
+                    f"{s.name}-metrics-from-monitoring", s.name, env.spec.monitoring.namespace, s.metrics_port
+                )
         self._data_store_policies("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres.mode)
         self._data_store_policies(
             "redis",

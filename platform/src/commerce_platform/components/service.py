@@ -194,7 +194,10 @@ class ServiceDeployment(pulumi.ComponentResource):
                                 ports=[
                                     core.ContainerPortArgs(
                                         name="http", container_port=spec.port, protocol="TCP"
-                                    )
+                                    ),
+                                    core.ContainerPortArgs(
+                                        name="metrics", container_port=spec.metrics_port, protocol="TCP"
+                                    ),
                                 ],
                                 env=env,
                                 startup_probe=_http_probe(catalogue.LIVENESS_PATH, spec.port, 2, 30),
@@ -223,7 +226,11 @@ class ServiceDeployment(pulumi.ComponentResource):
                 type="ClusterIP",
                 selector=pod_selector,
                 ports=[
-                    core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port, protocol="TCP")
+                    core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port, protocol="TCP"),
+                    # Scraped through the ServiceMonitor (by this name); never a backend of the Ingress.
+                    core.ServicePortArgs(
+                        name="metrics", port=spec.metrics_port, target_port=spec.metrics_port, protocol="TCP"
+                    ),
                 ],
             ),
             opts=child,

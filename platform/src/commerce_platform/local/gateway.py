@@ -2,7 +2,9 @@
 
 A small ASGI reverse proxy over one shared `httpx.AsyncClient`. Bodies stream both ways, the caller's X-Request-ID is
 passed on (or one is made, so the gateway's log line and the service's share it), and a backend that is down or
-slow becomes a JSON 502/504 instead of a hang or a traceback.
+slow becomes a JSON 502/504 instead of a hang or a traceback. With `OTEL_TRACES_EXPORTER` set (as `ops dev up`
+does) it is the trace's edge too: a server span per request (continuing a caller's `traceparent`), `traceparent`
+sent on to the service, and the trace id in its log line (service_kit.tracing, the services' own code).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 from pythonjsonlogger.json import JsonFormatter
 
+from service_kit import tracing
 from service_kit.logging import incoming_request_id
 
 ROUTES_ENV = "GATEWAY_ROUTES"  # JSON: {"/users": "http://127.0.0.1:8001", ...}
@@ -49,7 +52,10 @@ class Route:
 
 
 class Gateway:
-    def __init__(self, routes: dict[str, str], timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, routes: dict[str, str], timeout_seconds: float = 30.0, traces: tracing.Tracing | None = None
+    ) -> None:
+        self.traces = traces
         # Longest prefix first, so a more specific route wins.
         self.routes = sorted(
             (Route(p, u.rstrip("/")) for p, u in routes.items()), key=lambda r: -len(r.prefix)
@@ -70,15 +76,20 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                transport = httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                )
                 self.client = httpx.AsyncClient(
                     timeout=self.timeout,
                     follow_redirects=False,
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                    transport=self.traces.transport(transport) if self.traces else transport,
                 )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.client is not None:
                     await self.client.aclose()
+                if self.traces is not None:
+                    self.traces.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -89,6 +100,8 @@ class Gateway:
         path = scope["path"]
         route = self.route_for(path)
         status = 500
+        if tracing.enabled():
+            tracing.name_server_span(scope["method"], route.prefix if route else "unmatched")
         try:
             if path == HEALTH_PATH:
                 status = 200
@@ -201,11 +214,12 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s",
             rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
             static_fields={"service": "gateway"},
         )
     )
+    handler.addFilter(_trace_id)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -216,8 +230,18 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
 
 
-def app_from_env() -> Gateway:
+def _trace_id(record: logging.LogRecord) -> bool:
+    if not hasattr(record, "trace_id"):
+        record.trace_id = tracing.current_trace_id()
+    return True
+
+
+def app_from_env() -> tracing.TracingMiddleware:
     """uvicorn factory: `uvicorn --factory commerce_platform.local.gateway:app_from_env`."""
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     routes = json.loads(os.environ[ROUTES_ENV])
-    return Gateway(routes, float(os.environ.get(TIMEOUT_ENV, "30")))
+    traces = tracing.Tracing(
+        "gateway", os.environ.get("OTEL_TRACES_EXPORTER", "none"), os.environ.get("TRACES_FILE")
+    )
+    gateway = Gateway(routes, float(os.environ.get(TIMEOUT_ENV, "30")), traces)
+    return tracing.TracingMiddleware(gateway)

@@ -51,10 +51,18 @@ class LocalLayout:
     def gitignore(self) -> Path:
         return self.root / ".gitignore"
 
+    @property
+    def traces_dir(self) -> Path:
+        return self.run_dir / "traces"
+
+    def trace_file(self, name: str) -> Path:
+        """The spans `name` exported (OpenTelemetry's console exporter: one JSON span a line)."""
+        return self.traces_dir / f"{name}.jsonl"
+
     def ensure(self) -> None:
         """Creates the folders, and a `.gitignore` of `*` in the root: wherever the folder is (OPS_LOCAL_DIR may
         point inside the repo), `git add -A` never picks up its secrets, data or logs."""
-        for folder in (self.root, self.run_dir, self.logs_dir):
+        for folder in (self.root, self.run_dir, self.logs_dir, self.traces_dir):
             folder.mkdir(parents=True, exist_ok=True)
         if not self.gitignore.exists():
             self.gitignore.write_text("# ops dev's state folder (secrets, data, logs): never committed\n*\n")

@@ -73,6 +73,7 @@ class LocalConfig:
     # ({"*": {...}} applies to all), e.g. {"inventory": {"PRODUCT_CACHE_ENABLED": "false"}}.
     environment: str = ENVIRONMENT
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    traces: bool = True  # spans of the services and the gateway to <local dir>/run/traces/<name>.jsonl
 
 
 class LocalPlatform:
@@ -130,6 +131,21 @@ class LocalPlatform:
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port(name)}"
 
+    def metrics_port(self, name: str) -> int:
+        return catalogue.get(name).metrics_port + self.state.port_offset
+
+    def metrics_url(self, name: str) -> str:
+        return f"http://{HOST}:{self.metrics_port(name)}{catalogue.METRICS_PATH}"
+
+    def _observability_env(self, name: str) -> dict[str, str]:
+        """Local-only: metrics on loopback at the offset port, spans to the state folder (console exporter)."""
+        env = {"OTEL_TRACES_EXPORTER": "console", "TRACES_FILE": str(self.layout.trace_file(name))}
+        if not self.config.traces:
+            env = {"OTEL_TRACES_EXPORTER": "none"}
+        if name != GATEWAY:
+            env |= {"METRICS_PORT": str(self.metrics_port(name)), "METRICS_HOST": HOST}
+        return env
+
     @property
     def gateway_url(self) -> str:
         return self.url(GATEWAY)
@@ -185,6 +201,7 @@ class LocalPlatform:
 
     def service_env(self, service: str) -> dict[str, str]:
         env = service_env(service, self.addresses(), self.secret_values(), self.config.environment)
+        env |= self._observability_env(service)
         overrides = self.config.env_overrides
         return env | overrides.get("*", {}) | overrides.get(service, {})
 
@@ -234,6 +251,7 @@ class LocalPlatform:
         wanted = {GATEWAY: self.port(GATEWAY)} | {
             spec.name: self.port(spec.name) for spec in catalogue.SERVICES
         }
+        wanted |= {f"{spec.name} metrics": self.metrics_port(spec.name) for spec in catalogue.SERVICES}
         try:
             ports.check_ports_free(wanted)
         except ports.PortInUseError as exc:
@@ -311,6 +329,8 @@ class LocalPlatform:
         """Each `up` starts fresh logs; the previous run's stay beside them as `<name>.log.1`."""
         for log in self.layout.logs_dir.glob("*.log"):
             log.replace(log.with_suffix(".log.1"))
+        for spans in self.layout.traces_dir.glob("*.jsonl"):
+            spans.replace(spans.with_suffix(".jsonl.1"))
 
     def uvicorn_argv(self, app: str, port: int, gateway: bool = False) -> list[str]:
         """The command line this platform serves `app` with (its server settings), e.g. for a benchmark's extra
@@ -349,6 +369,7 @@ class LocalPlatform:
             "PYTHONUNBUFFERED": "1",
             ROUTES_ENV: json.dumps(routes),
             TIMEOUT_ENV: str(self.config.gateway_timeout),
+            **self._observability_env(GATEWAY),
         }
         self._spawn(
             GATEWAY,

@@ -232,3 +232,44 @@ def service_selects_pods(resources: Sequence[Resource]) -> Findings:
             continue
         if not any(selects(service, {"matchLabels": selector}, w) for w in pods):
             yield service, f"selector {dict(selector)} matches no pods"
+
+
+def monitoring_on(resources: Sequence[Resource], namespace: str | None) -> bool:
+    """The environment's monitoring is on: its Namespace says so, or it declares ServiceMonitors."""
+    for ns in of_kind(resources, "Namespace"):
+        if object_name(ns) == namespace and ns.labels.get(catalogue.MONITORING_LABEL) == "enabled":
+            return True
+    return any(m.namespace == namespace for m in of_kind(resources, "ServiceMonitor"))
+
+
+def _scrapes(monitor: Resource, service: Resource) -> bool:
+    """The ServiceMonitor selects this Service and scrapes one of its named ports."""
+    if not (
+        same_namespace(monitor, service)
+        and selector_matches(dig(monitor.props, "spec", "selector"), service.labels)
+    ):
+        return False
+    ports = {p.get("name") for p in dig(service.props, "spec", "ports") or []}
+    return any(e.get("port") in ports for e in dig(monitor.props, "spec", "endpoints") or [])
+
+
+@stack_rule(
+    id="deployment-scraped",
+    severity=Severity.MEDIUM,
+    description="Where monitoring is on, every service Deployment is scraped: a ServiceMonitor selects a Service "
+    "that selects its pods, on a port that Service names.",
+)
+def deployment_scraped(resources: Sequence[Resource]) -> Findings:
+    monitors = of_kind(resources, "ServiceMonitor")
+    services = of_kind(resources, "Service")
+    for deployment in service_deployments(resources):
+        if not monitoring_on(resources, deployment.namespace):
+            continue
+        fronts = [
+            s
+            for s in services
+            if dig(s.props, "spec", "selector")
+            and selects(s, {"matchLabels": dig(s.props, "spec", "selector")}, deployment)
+        ]
+        if not any(_scrapes(m, s) for m in monitors for s in fronts):
+            yield deployment, "monitoring is on, but no ServiceMonitor scrapes a Service of these pods"

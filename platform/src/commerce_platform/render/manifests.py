@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -30,7 +32,12 @@ KIND_ORDER = (
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "Ingress",
+    "ServiceMonitor",
+    "PrometheusRule",
 )
+# Custom resources: strict JSON schemas generated from a package of the CRDs' models (crd_schemas/generate.py).
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
+CRD_GROUPS = {"monitoring.coreos.com/v1": "monitoring-v1"}
 
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, 5x faster
@@ -110,6 +117,13 @@ class ManifestInvalid(ValueError):
 @cache
 def _validator(version: str, kind: str, api_version: str) -> jsonschema.protocols.Validator:
     """kubernetes_validate's strict schema lookup, compiled once per (version, kind, apiVersion)."""
+    if api_version in CRD_GROUPS:
+        path = CRD_SCHEMAS / f"{kind.lower()}-{CRD_GROUPS[api_version]}.json"
+        if not path.is_file():
+            raise ManifestInvalid(
+                f"no schema for {kind} {api_version} (custom resource; see {CRD_SCHEMAS.name}/)"
+            )
+        return jsonschema.validators.Draft202012Validator(json.loads(path.read_text()))
     schema_version = [v for v in kv.all_versions() if kv.major_minor(v) <= kv.major_minor(version)][-1]
     schema_dir = f"kubernetes-json-schema/v{schema_version}-local-strict"
     group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)

@@ -20,7 +20,9 @@ from service_kit.errors import install_error_handlers
 from service_kit.health import router as health_router
 from service_kit.http import create_http_client
 from service_kit.logging import RequestContextMiddleware, configure_logging
+from service_kit.metrics import MetricsServer, outgoing_targets
 from service_kit.settings import ServiceSettings
+from service_kit.tracing import Tracing, TracingMiddleware
 
 logger = logging.getLogger("service.app")
 
@@ -67,21 +69,36 @@ def create_app(
             # Nothing has been opened yet, so exiting here leaks nothing.
             print(f"{title}: {exc}", file=sys.stderr, flush=True)
             os._exit(CONFIGURATION_EXIT_CODE)
+        try:
+            app.state.metrics = MetricsServer(settings)
+        except OSError as exc:  # the metrics port is taken: one line, as for a bad setting
+            print(
+                f"{title}: METRICS_PORT {settings.metrics_port}: {exc.strerror}", file=sys.stderr, flush=True
+            )
+            os._exit(CONFIGURATION_EXIT_CODE)
         configure_logging(settings.service_name, settings.log_level)
         app.state.settings = settings
-        app.state.http = create_http_client(http_timeout_seconds)
+        tracing = Tracing(
+            settings.service_name, settings.otel_traces_exporter, settings.traces_file, settings.environment
+        )
+        tracing.instrument_asyncpg()
+        app.state.http = create_http_client(
+            http_timeout_seconds, targets=outgoing_targets(settings), wrap=tracing.transport
+        )
         app.state.db = await create_pool(settings)
         app.state.redis = create_redis(settings)
+        app.state.metrics.watch_pool(app.state.db)
         try:
             app.state.verifier = verifier_factory(settings, app.state.http)
             if extension is None:
-                logger.info("started")
+                logger.info("started", extra={"metrics_url": app.state.metrics.url})
                 yield
             else:
                 async with extension(app):
-                    logger.info("started")
+                    logger.info("started", extra={"metrics_url": app.state.metrics.url})
                     yield
         finally:
+            app.state.metrics.close()
             await app.state.http.aclose()
             await app.state.redis.aclose()
             try:
@@ -89,10 +106,12 @@ def create_app(
             except TimeoutError:
                 app.state.db.terminate()
             logger.info("stopped")
+            tracing.shutdown()
 
     app = FastAPI(title=title, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(TracingMiddleware)  # outermost: the server span spans the request's log line
     app.include_router(health_router)
     for router in routers:
         app.include_router(router)

@@ -10,6 +10,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from service_kit import metrics
 from service_kit.settings import ServiceSettings
 
 logger = logging.getLogger("service.cache")
@@ -47,6 +48,7 @@ class JsonCache:
         self.ttl_seconds = ttl_seconds
         self.backoff_seconds = backoff_seconds
         self._skip_until = 0.0
+        self._reads = {r: metrics.CACHE_REQUESTS.labels(prefix, r) for r in ("hit", "miss", "error")}
 
     def _key(self, key: str | int) -> str:
         return f"{self.prefix}:{key}"
@@ -61,12 +63,20 @@ class JsonCache:
     async def get_text(self, key: str | int) -> str | None:
         """The stored JSON document as text, unparsed (a hot path can answer with it as it is)."""
         if not self._available():
+            self._count("error")  # skipped during the backoff after an error: the read went to the database
             return None
         try:
-            return await self.client.get(self._key(key))
+            text = await self.client.get(self._key(key))
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("get", exc)
+            self._count("error")
             return None
+        self._count("miss" if text is None else "hit")
+        return text
+
+    def _count(self, result: str) -> None:
+        if metrics.enabled():
+            self._reads[result].inc()
 
     async def set_text(self, key: str | int, document: str) -> None:
         """Store an already-serialised JSON document."""

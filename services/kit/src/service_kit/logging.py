@@ -1,4 +1,5 @@
-"""JSON logs, one line per request, with a request id that follows the request across services."""
+"""JSON logs, one line per request, with a request id (and, when tracing is on, the trace id) that follows the
+request across services; the same middleware keeps the request metrics (service_kit.metrics)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import uuid
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
+
+from service_kit import metrics, tracing
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -29,6 +32,8 @@ class _ContextFilter(logging.Filter):
         record.service = self.service
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if not hasattr(record, "trace_id"):
+            record.trace_id = tracing.current_trace_id()
         return True
 
 
@@ -36,7 +41,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s",
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(trace_id)s",
             rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
         )
     )
@@ -60,7 +65,8 @@ def incoming_request_id(raw: bytes | None) -> str:
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware: sets the request id, returns it, and logs one line per request with its duration."""
+    """Pure ASGI middleware: sets the request id, returns it, logs one line per request with its duration, and
+    records the request in the metrics (in flight, duration by route template) and on the trace's server span."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -74,17 +80,25 @@ class RequestContextMiddleware:
         request_id = incoming_request_id(headers.get(REQUEST_ID_HEADER.encode()))
         token = request_id_var.set(request_id)
         status = 500
+        measured = metrics.enabled()
+        if measured:
+            metrics.IN_FLIGHT.inc()
 
         async def send_with_request_id(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if tracing.enabled():  # the server span ends with the body: name it while it is open
+                    tracing.name_server_span(scope["method"], metrics.route_template(scope))
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
+            if measured:
+                metrics.IN_FLIGHT.dec()
+                metrics.observe_request(scope, status, started)
             # At WARNING (the bench, quiet production) skip building the line at all: it is per request.
             if request_logger.isEnabledFor(logging.INFO):
                 _log_request(scope, headers, request_id, status, started)

@@ -7,6 +7,8 @@ they set from them, and tests/platform checks that nothing else is set.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,6 +34,15 @@ class ServiceSettings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
     jwks_cache_seconds: int = 300
+
+    # Prometheus metrics (service_kit.metrics), served on their own port, never on the service port.
+    metrics_enabled: bool = True
+    metrics_port: int | None = None  # no /metrics server without one (the platform and `ops dev` set it)
+    metrics_host: str = "0.0.0.0"
+    # OpenTelemetry (service_kit.tracing), by the standard variable names; `none` instruments nothing.
+    otel_traces_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_exporter_otlp_endpoint: str | None = None  # read by the OTLP exporter itself
+    traces_file: str | None = None  # where the console exporter writes (one JSON span a line); default stdout
 
 
 def env_var_names(settings_cls: type[BaseSettings]) -> set[str]:

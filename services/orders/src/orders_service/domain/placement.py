@@ -29,6 +29,7 @@ from orders_service.domain.models import OrderRecord, OrderRequest, OrderStatus,
 from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
 from orders_service.infrastructure.repository import OrdersRepository
 from service_kit.auth import Principal
+from service_kit.metrics import IDEMPOTENT_REPLAYS, SAGA_OUTCOMES
 
 logger = logging.getLogger("orders.placement")
 
@@ -124,6 +125,7 @@ class OrderPlacement:
     async def _replay(self, existing: OrderRecord, fingerprint: str, token: str) -> OrderRecord:
         if existing.request_hash != fingerprint:
             raise IdempotencyKeyReused("Idempotency-Key was already used with a different order")
+        IDEMPOTENT_REPLAYS.labels("order").inc()
         stale = datetime.now(UTC) - existing.updated_at > self.resume_after
         if not existing.status.finished and stale:
             # Its flow was interrupted (e.g. the process stopped mid-way): finish it now, with the caller's token.
@@ -155,6 +157,7 @@ class OrderPlacement:
                 self._compensate_later(order, token, progress, INTERNAL_FAILURE)
                 raise
         except BaseException:  # cancelled (e.g. shutdown): finish the undo regardless
+            SAGA_OUTCOMES.labels("cancelled").inc()
             self._compensate_later(order, token, progress, INTERNAL_FAILURE)
             raise
 
@@ -163,14 +166,14 @@ class OrderPlacement:
         try:
             reservation = await self.inventory.reserve(token, order.id, order.product_id, order.quantity)
         except InsufficientStock:
-            return await self._fail(order, "insufficient stock", progress)
+            return await self._fail(order, "insufficient stock", progress, outcome="failed")
         except ProductNotFound:
-            return await self._fail(order, "product not found", progress)
+            return await self._fail(order, "product not found", progress, outcome="failed")
         except DownstreamError as exc:
             # The reservation may have been made before the failure: release it (a no-op if it was not).
             return await self._compensate(order, token, progress, f"reservation failed: {exc.detail}")
         if reservation.status != "reserved":  # a resumed order whose reservation was already given back
-            return await self._fail(order, f"reservation {reservation.status}", progress)
+            return await self._fail(order, f"reservation {reservation.status}", progress, outcome="failed")
 
         progress.amount = reservation.unit_price * order.quantity
         progress.charge_sent_at = time.monotonic()
@@ -190,12 +193,18 @@ class OrderPlacement:
         if completed is None:  # finished by someone else meanwhile (a concurrent resume)
             return await self.repository.get(order.id)
         logger.info("order completed", extra={"order_id": str(order.id), "payment_id": str(payment.id)})
+        SAGA_OUTCOMES.labels("completed").inc()
         return completed
 
-    async def _fail(self, order: OrderRecord, reason: str, progress: _Progress) -> OrderRecord:
+    async def _fail(
+        self, order: OrderRecord, reason: str, progress: _Progress, outcome: str | None = None
+    ) -> OrderRecord:
+        """Mark the order failed; `outcome` (failed: nothing to undo) is counted once the saga ends here."""
         payment_id = progress.payment.id if progress.payment else None
         failed = await self.repository.fail(order.id, reason, progress.amount, payment_id)
         logger.info("order failed", extra={"order_id": str(order.id), "reason": reason})
+        if outcome is not None:
+            SAGA_OUTCOMES.labels(outcome).inc()
         return failed or await self.repository.get(order.id)
 
     async def _compensate(
@@ -211,7 +220,7 @@ class OrderPlacement:
             # E.g. "completed" was committed but the reply from the database was lost: nothing to undo.
             return current
         settled = await self._undo(order, token, progress)
-        failed = await self._fail(order, reason, progress)
+        failed = await self._fail(order, reason, progress, outcome="compensated")
         if not settled:
             self._compensate_later(order, token, progress, reason)
         return failed

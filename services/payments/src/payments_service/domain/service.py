@@ -16,6 +16,7 @@ from payments_service.domain.errors import (
 from payments_service.domain.models import PaymentRecord, PaymentRequest, PaymentStatus
 from payments_service.domain.provider import PaymentProvider
 from payments_service.infrastructure.repository import AuthorizedPaymentExists, PaymentRepository
+from service_kit.metrics import IDEMPOTENT_REPLAYS, PAYMENT_AUTHORIZATIONS
 
 logger = logging.getLogger("payments.service")
 
@@ -44,6 +45,7 @@ class PaymentService:
         authorization = await self.provider.authorize(
             idempotency_key=provider_key, amount=request.amount, currency=request.currency
         )
+        PAYMENT_AUTHORIZATIONS.labels("authorized" if authorization.approved else "declined").inc()
         record = PaymentRecord(
             id=uuid.uuid4(),
             owner_id=owner_id,
@@ -95,6 +97,7 @@ class PaymentService:
     def _replay(existing: PaymentRecord, fingerprint: str) -> PaymentRecord:
         if existing.request_hash != fingerprint:
             raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
+        IDEMPOTENT_REPLAYS.labels("payment").inc()
         return existing
 
     async def get(self, payment_id: UUID, owner_id: str, is_admin: bool) -> PaymentRecord:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from service_kit.metrics import LOGIN_FAILURES
 from users_service.core.security import PasswordHasher, TokenIssuer
 from users_service.domain.errors import InactiveUser, InvalidCredentials
 from users_service.domain.models import MAX_PASSWORD_LENGTH, StoredUser, UserCreate
@@ -26,13 +27,16 @@ class Accounts:
     async def authenticate(self, username: str, password: str) -> StoredUser:
         """The user for these credentials; an unknown user costs one argon2 verification like a known one."""
         if len(password) > MAX_PASSWORD_LENGTH:
+            LOGIN_FAILURES.labels("invalid_credentials").inc()
             raise InvalidCredentials
         user = await self.repository.by_username(username)
         # Unknown user: verify against the dummy hash, so both outcomes take the same time.
         valid = await self.hasher.verify(password, user.password_hash if user else None)
         if user is None or not valid:
+            LOGIN_FAILURES.labels("invalid_credentials").inc()
             raise InvalidCredentials
         if not user.is_active:
+            LOGIN_FAILURES.labels("inactive").inc()
             raise InactiveUser
         return user
 

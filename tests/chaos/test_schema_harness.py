@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commerce_platform.bench.lab import free_port
 from commerce_platform.chaos.schema import run_st
+from commerce_platform.local.ports import free_port
 
 pytestmark = pytest.mark.chaos
 

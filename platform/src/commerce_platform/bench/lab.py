@@ -9,7 +9,6 @@ seed's connect-per-request read, more instances of a service with other settings
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +20,7 @@ import httpx
 from commerce_platform import catalogue
 from commerce_platform.local import processes
 from commerce_platform.local.environment import process_env
-from commerce_platform.local.ports import port_is_free
+from commerce_platform.local.ports import free_port, port_is_free
 from commerce_platform.local.runtime import GATEWAY, LocalConfig, LocalPlatform
 
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -30,12 +29,6 @@ MACHINE_REDIS = "redis://127.0.0.1:6379"
 
 class LabError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> int:

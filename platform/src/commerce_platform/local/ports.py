@@ -12,6 +12,13 @@ class PortInUseError(RuntimeError):
     pass
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free now (bind to 0); the caller binds it soon after."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -18,9 +18,9 @@ def report(title: str, text: str) -> None:
     ENGINE_REPORT.append((title, text))
 
 
-def pulumi(space: Workspace, *args: str, check: bool = True, timeout: float = 900):
+def pulumi(space: Workspace, *args: str, check: bool = True, timeout: float = 900, stdin: str | None = None):
     """A pulumi run whose output is kept for the plaintext-secret check."""
-    done = space.run(*args, check=check, timeout=timeout)
+    done = space.run(*args, check=check, timeout=timeout, stdin=stdin)
     OUTPUTS.append(done.stdout + done.stderr)
     return done
 

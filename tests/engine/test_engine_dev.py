@@ -298,9 +298,9 @@ def test_engine_preview_and_ops_diff_agree(workspace, edit):
 
 
 def test_secret_value_change_agrees(workspace):
-    pulumi(
-        workspace, "config", "set", "--secret", "--stack", "dev", "adminPassword", "--", generated_secret("x")
-    )
+    value = generated_secret("adminPassword")
+    GENERATED_SECRETS["dev/adminPassword (changed)"] = value
+    pulumi(workspace, "config", "set", "--secret", "--stack", "dev", "adminPassword", stdin=value)
     try:
         engine = engine_operations(workspace, "dev")
         offline = ops_diff_operations(workspace, "dev")

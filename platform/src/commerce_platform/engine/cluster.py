@@ -421,6 +421,8 @@ class Cluster:
                 "--authorization-mode=RBAC",
                 # On by default since 1.25; named so the cluster's promise does not rest on a default.
                 "--enable-admission-plugins=PodSecurity,DefaultStorageClass,ResourceQuota,LimitRanger",
+                # Privileged pods are up to each namespace's Pod Security labels, as on a real cluster.
+                "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=1",

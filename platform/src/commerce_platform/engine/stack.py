@@ -102,8 +102,10 @@ class Workspace:
         return str(self.chain.tool("pulumi")) if self.chain else "pulumi"
 
     def run(self, *args: str, check: bool = True, timeout: float = 900, stdin: str | None = None):
+        """`pulumi ARGS` in the checkout. Values that must stay secret go in `stdin`, never in ARGS (which an
+        error message repeats)."""
         done = subprocess.run(
-            [self.pulumi_binary(), *args, "--non-interactive"],
+            [self.pulumi_binary(), "--non-interactive", *args],
             cwd=self.root,
             env=self.env(),
             input=stdin,
@@ -131,7 +133,7 @@ class Workspace:
         ]
         values = {key: generated_secret(key) for key in missing}
         for key, value in values.items():
-            self.run("config", "set", "--secret", "--stack", stack, key, "--", value)
+            self.run("config", "set", "--secret", "--stack", stack, key, stdin=value)
         return values
 
     def init_stack(self, stack: str) -> dict[str, str]:

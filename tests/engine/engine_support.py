@@ -26,12 +26,14 @@ def pulumi(space: Workspace, *args: str, check: bool = True, timeout: float = 90
 
 
 def summary(output: str) -> str:
-    """The part of a pulumi run's output from its Outputs/Resources summary on (what a reader checks)."""
+    """The run's closing summary (Policies/Outputs/Resources/Duration of the update or destroy, not its preview)."""
     lines = output.rstrip().splitlines()
-    for marker in ("Outputs:", "Resources:"):
-        for index, line in enumerate(lines):
-            if line.strip() == marker:
-                return "\n".join(lines[index:])
+    heads = [i for i, line in enumerate(lines) if line.startswith(("Updating (", "Destroying ("))]
+    after = heads[-1] if heads else 0
+    for marker in ("Policies:", "Outputs:", "Resources:"):
+        found = [i for i, line in enumerate(lines) if i > after and line.strip() == marker]
+        if found:
+            return "\n".join(lines[found[0] :])
     return "\n".join(lines[-25:])
 
 

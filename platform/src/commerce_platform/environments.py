@@ -316,12 +316,12 @@ def stack_file_values(stack: str, repo_root: Path) -> dict[str, Any]:
     return values
 
 
-def declared_secret_keys(stack: str, repo_root: Path) -> set[str]:
-    """Keys stored encrypted (`secure:`) in Pulumi.<stack>.yaml."""
+def declared_secrets(stack: str, repo_root: Path) -> dict[str, str]:
+    """Key -> ciphertext of the values stored encrypted (`secure:`) in Pulumi.<stack>.yaml."""
     label = f"Pulumi.{stack}.yaml"
     config = _read_yaml(repo_root / label, label).get("config") or {}
     return {
-        str(k).partition(":")[2]
+        str(k).partition(":")[2]: str(v["secure"])
         for k, v in config.items()
         if str(k).startswith(f"{PROJECT}:") and isinstance(v, dict) and "secure" in v
     }

@@ -1,7 +1,9 @@
-"""`ops test`: every test in the repo, in two pytest processes.
+"""`ops test`: every test in the repo, in three pytest processes.
 
 Pulumi's mock monitor owns its event loop, and the service suites run their own asyncio loops, so the Pulumi-based
-suites (platform, policy, preview, promote) get a process of their own. Extra arguments run one plain pytest instead.
+suites (platform, policy, preview, promote) get a process of their own; so does the engine tier (tests/engine: the
+real Pulumi engine against a local control plane, whose session fixtures build the toolchain and start the cluster).
+Extra arguments run one plain pytest instead.
 
 Postgres and Redis: the run starts its own embedded servers once (see `local.dataservers`) and hands them to every
 pytest process as TEST_DATABASE_URL / TEST_REDIS_URL; set those yourself to use servers you already run. The
@@ -25,15 +27,18 @@ from commerce_platform.paths import repo_root
 SERVER_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
 
 PULUMI_SUITES = ("tests/platform", "tests/policy", "tests/preview", "tests/promote")
+ENGINE_SUITES = ("tests/engine",)
 
 
 def suites(root: Path) -> dict[str, list[str]]:
-    """The two pytest runs: the Pulumi-based folders, and every other folder under tests/ (so none is forgotten)."""
+    """The pytest runs: the Pulumi-based folders, the engine tier, and every other folder under tests/ (so none is
+    forgotten)."""
     folders = sorted(p.relative_to(root).as_posix() for p in (root / "tests").iterdir() if p.is_dir())
     folders = [f for f in folders if not f.rsplit("/", 1)[-1].startswith((".", "_"))]
     return {
         "pulumi": [f for f in folders if f in PULUMI_SUITES],
-        "services": [f for f in folders if f not in PULUMI_SUITES],
+        "engine": [f for f in folders if f in ENGINE_SUITES],
+        "services": [f for f in folders if f not in PULUMI_SUITES + ENGINE_SUITES],
     }
 
 
@@ -127,11 +132,11 @@ def register(app: typer.Typer) -> None:
             codes = []
             with tempfile.TemporaryDirectory() as tmp:
                 for name, present in suites(root).items():
+                    if not present:
+                        continue  # a plain `pytest` would run every folder
                     junit = Path(tmp) / f"{name}.xml"
                     typer.secho(f"== ops test: {name} suites ({', '.join(present)})", bold=True)
-                    codes.append(
-                        subprocess.call([*pytest, *present, f"--junitxml={junit}"], cwd=root, env=env)
-                    )
+                    codes.append(_pytest([*pytest, *present, f"--junitxml={junit}"], root, env))
                     p, f, s = _counts(junit)
                     passed, failed, skipped = passed + p, failed + f, skipped + s
             # One closing line for the whole run, whatever the number of pytest processes.

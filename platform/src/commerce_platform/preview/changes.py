@@ -251,6 +251,25 @@ def _props(resource: Mapping[str, Any]) -> Any:
     return mask_secret_pointers(resource.get("props") or {}, resource.get("secrets") or [])
 
 
+def _pointer_path(pointer: str) -> Path:
+    return tuple(int(p) if p.isdigit() else p for p in pointer.strip("/").split("/") if p)
+
+
+def secret_value_changes(
+    kind: str, before: Mapping[str, Any], after: Mapping[str, Any], seen: set[Path]
+) -> tuple[FieldChange, ...]:
+    """Secret inputs whose value changed (their fingerprints differ, see render.secret_fingerprints) at a path
+    whose shape did not: shown as `[secret]` → `[secret] (changed)`, never as a value."""
+    old = before.get("secret_fingerprints") or {}
+    new = after.get("secret_fingerprints") or {}
+    changes = []
+    for pointer in sorted(set(old) & set(new)):
+        path = _pointer_path(pointer)
+        if old[pointer] != new[pointer] and path not in seen:
+            changes.append(FieldChange(path, SECRET, f"{SECRET} (changed)", forces_replace(kind, path)))
+    return tuple(changes)
+
+
 def diff_graphs(
     before: Mapping[str, Any],
     after: Mapping[str, Any],
@@ -272,7 +291,9 @@ def diff_graphs(
         if urn not in old:
             changes.append(ResourceChange("create", urn, resource["type"], resource["name"]))
             continue
-        fields = diff_resource(_kubernetes_kind(resource), _props(old[urn]), _props(resource))
+        kind = _kubernetes_kind(resource)
+        fields = diff_resource(kind, _props(old[urn]), _props(resource))
+        fields += secret_value_changes(kind, old[urn], resource, {f.path for f in fields})
         if not fields:
             unchanged += 1
             continue

@@ -8,7 +8,10 @@ manifest validated strictly against the stack's Kubernetes version. `write_rende
 
 Config comes from Pulumi.<stack>.yaml exactly as the engine would pass it (pr-<N>: nothing, the program derives
 it from dev). Encrypted secrets cannot be decrypted without the Pulumi CLI, so every secret the program requires
-gets a deterministic placeholder — which never reaches the output, because secrets are redacted.
+gets a deterministic placeholder — which never reaches the output, because secrets are redacted. A secret stored in
+Pulumi.<stack>.yaml gets a placeholder derived from its ciphertext, and each resource lists a fingerprint of every
+secret input (`secret_fingerprints`, pointer -> hash of the placeholder-derived value), so a changed secret value
+shows in `ops diff` as a change of that field without its value ever being known here.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from commerce_platform.environments import (
     SECRET_STACK_KEYS,
     Environment,
     EnvironmentConfigError,
-    declared_secret_keys,
+    declared_secrets,
     load_environment,
     repo_root_default,
     stack_file_values,
@@ -38,6 +41,7 @@ from commerce_platform.render.manifests import (
     dump_manifest,
     file_name,
     is_kubernetes_object,
+    secret_fingerprints,
     sort_key,
     to_manifest,
     validate,
@@ -51,8 +55,9 @@ class RenderError(ValueError):
     """One line saying what input is wrong and how to fix it."""
 
 
-def placeholder_secret(stack: str, key: str) -> str:
-    return f"render-placeholder-{hashlib.sha256(f'{stack}/{key}'.encode()).hexdigest()[:24]}"
+def placeholder_secret(stack: str, key: str, ciphertext: str = "") -> str:
+    seed = f"{stack}/{key}" + (f"/{ciphertext}" if ciphertext else "")
+    return f"render-placeholder-{hashlib.sha256(seed.encode()).hexdigest()[:24]}"
 
 
 def stack_config_for(
@@ -66,11 +71,11 @@ def stack_config_for(
     file_stack = None if REVIEW_STACK.match(env) else env
     plain = stack_file_values(file_stack, root) if file_stack else {}
     secret_keys = {s.key for s in required_secrets(required, services)} | set(SECRET_STACK_KEYS)
-    if file_stack:
-        secret_keys |= declared_secret_keys(file_stack, root)
+    ciphertexts = declared_secrets(file_stack, root) if file_stack else {}
+    secret_keys |= set(ciphertexts)
     values: dict[str, Any] = {
         **plain,
-        **{k: placeholder_secret(env, k) for k in secret_keys - SECRET_STACK_KEYS},
+        **{k: placeholder_secret(env, k, ciphertexts.get(k, "")) for k in secret_keys - SECRET_STACK_KEYS},
     }
     for key, value in (overrides or {}).items():
         if value is None:
@@ -111,18 +116,19 @@ def render_environment(
         reg = run.resources[urn]
         secrets: list[str] = []
         props = clean(reg.inputs, "", secrets)
-        resources.append(
-            {
-                "urn": reg.urn,
-                "type": reg.type,
-                "name": reg.name,
-                "parent": reg.parent,
-                "dependencies": reg.dependencies,
-                "provider": reg.provider,
-                "props": props,
-                "secrets": secrets,
-            }
-        )
+        resource = {
+            "urn": reg.urn,
+            "type": reg.type,
+            "name": reg.name,
+            "parent": reg.parent,
+            "dependencies": reg.dependencies,
+            "provider": reg.provider,
+            "props": props,
+            "secrets": secrets,
+        }
+        if fingerprints := secret_fingerprints(reg.inputs):
+            resource["secret_fingerprints"] = fingerprints
+        resources.append(resource)
         if is_kubernetes_object(reg.type):
             manifests.append(to_manifest(props))
     k8s_version = environment.stack.k8s_version

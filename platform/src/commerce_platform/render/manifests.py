@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import cache
@@ -65,6 +66,23 @@ def clean(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def secret_fingerprints(value: Any, path: str = "") -> dict[str, str]:
+    """JSON pointer -> short hash of each secret input's value. Under the mock monitor those values come from
+    placeholders (render.placeholder_secret), never from a real secret, so the hash tells only whether it changed."""
+    if rpc.is_rpc_secret(value):
+        raw = json.dumps(rpc.unwrap_rpc_secret(value), sort_keys=True, default=str)
+        return {path or "/": hashlib.sha256(raw.encode()).hexdigest()[:16]}
+    found: dict[str, str] = {}
+    if isinstance(value, dict):
+        for key, item in sorted(value.items()):
+            if not str(key).startswith("__"):
+                found |= secret_fingerprints(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found |= secret_fingerprints(item, f"{path}/{index}")
+    return found
 
 
 def _redact(value: Any) -> Any:

@@ -48,7 +48,16 @@ def test_commands_are_listed_in_the_order_a_user_needs_them():
     known = [name for name in listed if name in COMMAND_ORDER]
     assert known == [name for name in COMMAND_ORDER if name in listed]
     assert listed[:2] == ["dev", "test"]
-    assert _commands(run("dev", "-h").stdout) == ["up", "down", "status", "restart", "logs", "psql"]
+    assert _commands(run("dev", "-h").stdout) == [
+        "up",
+        "down",
+        "status",
+        "restart",
+        "logs",
+        "psql",
+        "top",
+        "trace",
+    ]
 
 
 def test_every_help_reads_well_at_80_columns():

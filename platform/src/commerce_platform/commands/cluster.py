@@ -33,7 +33,7 @@ def _fail(exc: Exception) -> None:
 
 def register(app: typer.Typer) -> None:
     cluster = typer.Typer(
-        help="A local Kubernetes control plane (etcd, apiserver, controllers, scheduler, kwok nodes) on loopback.",
+        help="A local Kubernetes control plane on loopback.\n\netcd, kube-apiserver, controller-manager, scheduler and kwok nodes.",
         no_args_is_help=True,
     )
     app.add_typer(cluster, name="cluster")

@@ -13,7 +13,7 @@ from commerce_platform.local.layout import LOCAL_DIR_ENV
 
 def register(app: typer.Typer) -> None:
     engine = typer.Typer(
-        help="The pinned Pulumi engine and local control plane binaries (built with go from platform/engine).",
+        help="The pinned Pulumi engine and control plane binaries.\n\nBuilt with go from platform/engine into a cache.",
         no_args_is_help=True,
     )
     app.add_typer(engine, name="engine")

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         from commerce_platform.environments import (
             REVIEW_STACK,
             EnvironmentConfigError,
-            declared_secret_keys,
+            declared_secrets,
             load_environment,
         )
         from commerce_platform.paths import repo_root
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         try:
             env = load_environment(stack, root)
             review = bool(REVIEW_STACK.match(stack))
-            declared = set() if review else declared_secret_keys(stack, root)
+            declared = set() if review else set(declared_secrets(stack, root))
         except EnvironmentConfigError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None

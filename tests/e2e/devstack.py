@@ -25,7 +25,6 @@ SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.en
 def free_port_offset(start: int = 300, stop: int = 2000, step: int = 17) -> int:
     """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000)."""
     base_ports = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
-    base_ports += [s.metrics_port for s in catalogue.SERVICES]
     for offset in range(start, stop, step):
         if all(port_is_free(p + offset) for p in base_ports):
             return offset

@@ -99,14 +99,14 @@ def _cluster_to_local(value: str, local_addresses: dict[str, str]) -> str:
     return re.sub(r"http://([a-z]+)\.[a-z0-9.-]+:\d+", lambda m: local_addresses[m.group(1)], value)
 
 
-# What only the laptop sets or sets differently (LocalPlatform._observability_env): metrics on loopback at the
-# offset port, spans to the state folder through the console exporter (the dev cluster exports none).
-LOCAL_ONLY = {"METRICS_HOST", "TRACES_FILE"}
+# What only the laptop sets or sets differently (LocalPlatform._observability_env): spans to the state folder
+# through the console exporter (the dev cluster exports none). What only the cluster sets: METRICS_PORT (locally
+# /metrics stays on the service port).
+LOCAL_ONLY = {"TRACES_FILE"}
+CLUSTER_ONLY = {"METRICS_PORT"}
 
 
-def _local_value(name: str, rendered_value: str, offset: int) -> str:
-    if name == "METRICS_PORT":
-        return str(int(rendered_value) + offset)
+def _local_value(name: str, rendered_value: str) -> str:
     if name == "OTEL_TRACES_EXPORTER":
         return "console"
     return rendered_value
@@ -130,14 +130,14 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack, embe
         environ = psutil.Process(state["processes"][spec.name]["pid"]).environ()
         local = {k: v for k, v in environ.items() if k in spec.env_var_names - LOCAL_ONLY}
         assert LOCAL_ONLY <= set(environ), spec.name
-        expected = rendered[spec.name]
+        expected = {k: v for k, v in rendered[spec.name].items() if k not in CLUSTER_ONLY}
+        assert CLUSTER_ONLY <= set(rendered[spec.name]) and not CLUSTER_ONLY & set(environ), spec.name
         assert sorted(local) == sorted(expected), spec.name
         for name, value in expected.items():
             if value is None:  # a secret: the Deployment reads it from a Secret; locally it has a local value
                 assert local[name], (spec.name, name)
             else:
-                offset = int(embedded_env["OPS_PORT_OFFSET"])
-                wanted = _local_value(name, _cluster_to_local(value, local_addresses), offset)
+                wanted = _local_value(name, _cluster_to_local(value, local_addresses))
                 assert local[name] == wanted, (spec.name, name)
 
 
@@ -149,15 +149,15 @@ def _metrics(url: str) -> str:
 
 
 def test_metrics_and_one_orders_trace_under_ops_dev_up(embedded_env, embedded_stack):
-    """Each service's /metrics (its metrics port, printed by `ops dev up`) has the request histogram by route
-    template; one order through the gateway moves the saga counter and is one trace in `ops dev trace`."""
+    """Each service's /metrics (`curl :8001/metrics` … `:8004`, plus the port offset; printed by `ops dev up`) has
+    the request histogram by route template; one order through the gateway moves the saga counter and is one
+    trace in `ops dev trace`."""
     gateway, admin_name, state, output = embedded_stack
     offset = int(embedded_env["OPS_PORT_OFFSET"])
-    urls = {s.name: f"http://127.0.0.1:{s.metrics_port + offset}/metrics" for s in catalogue.SERVICES}
+    urls = {s.name: f"http://127.0.0.1:{s.port + offset}/metrics" for s in catalogue.SERVICES}
     for name, url in urls.items():
         assert re.search(rf"{name}\s+metrics:\s+{re.escape(url)}", output), output
-        assert httpx.get(f"http://127.0.0.1:{catalogue.get(name).port + offset}/metrics").status_code == 404
-    assert httpx.get(f"{gateway}/metrics").status_code == 404  # the gateway routes no /metrics either
+    assert httpx.get(f"{gateway}/metrics").status_code == 404  # the gateway routes no /metrics
     saga = re.compile(r'^orders_saga_outcomes_total\{outcome="completed"\} (\S+)$', re.M)
     before = float(m.group(1)) if (m := saga.search(_metrics(urls["orders"]))) else 0.0
 

@@ -134,7 +134,10 @@ class RunningService:
 
     @property
     def metrics_url(self) -> str:
-        """Where the service serves /metrics (its own port, not the service port)."""
+        """Where the service serves /metrics: its METRICS_PORT (as in the cluster; the harness gives one), else
+        the service port (as under `ops dev up`)."""
+        if self.metrics_port is None:
+            return f"{self.url}/metrics"
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def log_lines(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Metrics (prometheus-client, on each service's own metrics port) and traces (OpenTelemetry, W3C traceparent)
+"""Metrics (prometheus-client, on each service's METRICS_PORT, else on the service port) and traces (OpenTelemetry, W3C traceparent)
 from the real services: the numbers move with real requests, and one order is one trace across the gateway and
 all four services."""
 
@@ -79,7 +79,8 @@ def routes(stack) -> set[str]:
     return set(paths) | {"/health", "/ready", "/openapi.json"}
 
 
-def test_metrics_are_not_served_on_the_service_port(stack):
+def test_with_a_metrics_port_the_service_port_has_no_metrics(stack):
+    """The cluster's case: /metrics on METRICS_PORT alone, which the NetworkPolicy opens to monitoring only."""
     for service in (stack.users, stack.inventory, stack.orders, stack.payments):
         assert httpx.get(f"{service.url}/metrics", timeout=10).status_code == 404
         assert scrape(service)  # but on the metrics port
@@ -133,6 +134,28 @@ def test_metrics_off_serves_nothing_and_the_service_still_answers(services):
         assert httpx.get(f"{instance.url}/health", timeout=10).status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(instance.metrics_url, timeout=5)
+        assert httpx.get(f"{instance.url}/metrics", timeout=10).status_code == 404
+    finally:
+        services.stop(instance)
+
+
+def test_without_a_metrics_port_metrics_are_on_the_service_port(services):
+    """The laptop's case (`ops dev up` sets no METRICS_PORT): `curl :8004/metrics`."""
+    instance = services.start_extra("payments", env={"METRICS_PORT": None}, wait_ready=True)
+    try:
+        assert instance.metrics_url == f"{instance.url}/metrics"
+        assert httpx.get(f"{instance.url}/health", timeout=10).status_code == 200
+        samples = scrape(instance)
+        assert (
+            value(
+                samples,
+                "http_server_request_duration_seconds_count",
+                method="GET",
+                route="/health",
+                status="200",
+            )
+            >= 1
+        )
     finally:
         services.stop(instance)
 

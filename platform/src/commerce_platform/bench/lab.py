@@ -33,7 +33,6 @@ def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> 
     bases = [
         catalogue.GATEWAY_PORT,
         *(s.port for s in catalogue.SERVICES),
-        *(s.metrics_port for s in catalogue.SERVICES),
     ]
     for offset in range(first, first + step * attempts, step):
         if all(port_is_free(base + offset) for base in bases):
@@ -123,8 +122,6 @@ class Lab:
         self, name: str, app: str, env: dict[str, str], *, health_path: str = "/health", timeout: float = 60
     ) -> Extra:
         port = free_port()
-        if "METRICS_PORT" in env:  # a copy of a service: its own metrics port, not the original's
-            env = env | {"METRICS_PORT": str(free_port())}
         log_file = self.work_dir / "extras" / f"{name}.log"
         argv = self.platform.uvicorn_argv(app, port)  # exactly the platform's server settings
         popen, record = processes.spawn(name, argv, process_env(env), log_file, port=port)

@@ -131,20 +131,15 @@ class LocalPlatform:
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port(name)}"
 
-    def metrics_port(self, name: str) -> int:
-        return catalogue.get(name).metrics_port + self.state.port_offset
-
     def metrics_url(self, name: str) -> str:
-        return f"http://{HOST}:{self.metrics_port(name)}{catalogue.METRICS_PATH}"
+        """Locally a service serves `/metrics` on its own port (no METRICS_PORT: service_kit.metrics)."""
+        return f"{self.url(name)}{catalogue.METRICS_PATH}"
 
     def _observability_env(self, name: str) -> dict[str, str]:
-        """Local-only: metrics on loopback at the offset port, spans to the state folder (console exporter)."""
-        env = {"OTEL_TRACES_EXPORTER": "console", "TRACES_FILE": str(self.layout.trace_file(name))}
+        """Local-only: spans to the state folder (console exporter)."""
         if not self.config.traces:
-            env = {"OTEL_TRACES_EXPORTER": "none"}
-        if name != GATEWAY:
-            env |= {"METRICS_PORT": str(self.metrics_port(name)), "METRICS_HOST": HOST}
-        return env
+            return {"OTEL_TRACES_EXPORTER": "none"}
+        return {"OTEL_TRACES_EXPORTER": "console", "TRACES_FILE": str(self.layout.trace_file(name))}
 
     @property
     def gateway_url(self) -> str:
@@ -201,6 +196,9 @@ class LocalPlatform:
 
     def service_env(self, service: str) -> dict[str, str]:
         env = service_env(service, self.addresses(), self.secret_values(), self.config.environment)
+        # In the cluster /metrics has a port of its own (the NetworkPolicy admits the monitoring namespace there
+        # alone); on a laptop it stays on the service port, `curl localhost:8001/metrics` (service_kit.metrics).
+        env.pop("METRICS_PORT", None)
         env |= self._observability_env(service)
         overrides = self.config.env_overrides
         return env | overrides.get("*", {}) | overrides.get(service, {})
@@ -251,7 +249,6 @@ class LocalPlatform:
         wanted = {GATEWAY: self.port(GATEWAY)} | {
             spec.name: self.port(spec.name) for spec in catalogue.SERVICES
         }
-        wanted |= {f"{spec.name} metrics": self.metrics_port(spec.name) for spec in catalogue.SERVICES}
         try:
             ports.check_ports_free(wanted)
         except ports.PortInUseError as exc:

@@ -21,6 +21,7 @@ from service_kit.health import router as health_router
 from service_kit.http import create_http_client
 from service_kit.logging import RequestContextMiddleware, configure_logging
 from service_kit.metrics import MetricsServer, outgoing_targets
+from service_kit.metrics import router as metrics_router
 from service_kit.settings import ServiceSettings
 from service_kit.tracing import Tracing, TracingMiddleware
 
@@ -113,6 +114,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TracingMiddleware)  # outermost: the server span spans the request's log line
     app.include_router(health_router)
+    app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)
     return app

@@ -1,8 +1,11 @@
-"""Prometheus metrics of every service (prometheus-client), served on their own port.
+"""Prometheus metrics of every service (prometheus-client).
 
-`/metrics` is served by prometheus-client's own HTTP server on `METRICS_PORT`, never on the service port: the
-Ingress and the gateway route only the service port, and the cluster's NetworkPolicy admits the monitoring
-namespace to the metrics port alone, so scraping opens no path to the API and the API no path to the metrics.
+Where `/metrics` is served is one setting, `METRICS_PORT`:
+- set (the cluster): prometheus-client's own HTTP server on that port, and the service port answers `/metrics`
+  with 404. The cluster's NetworkPolicy admits the monitoring namespace to the metrics port alone, so scraping
+  opens no path to the API and the API no path to the metrics;
+- unset (a laptop, `ops dev up`): `/metrics` on the service's own port (`curl localhost:8001/metrics`).
+Neither the Ingress nor the gateway routes `/metrics` in either case: they route the public prefixes only.
 
 Cardinality is bounded by construction: requests are labelled by route template (`/products/{product_id}`, or
 `unmatched` for a path no route knows), method (the standard ones, else `OTHER`) and status code; outgoing calls
@@ -16,12 +19,15 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import asyncpg
+from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
+    generate_latest,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -142,7 +148,8 @@ class PoolCollector(Collector):
 
 
 class MetricsServer:
-    """prometheus-client's HTTP server on the metrics port, plus the pool collector, for one app's lifetime."""
+    """Where this app's `/metrics` is served (its own port, or the app's `/metrics` route), plus the pool
+    collector, for one app's lifetime."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         global _enabled
@@ -150,7 +157,10 @@ class MetricsServer:
         self._collector: PoolCollector | None = None
         self._server = None
         self.url: str | None = None
-        if settings.metrics_enabled and settings.metrics_port is not None:
+        self.on_service_port = settings.metrics_enabled and settings.metrics_port is None
+        if self.on_service_port:
+            self.url = "/metrics (on the service port)"
+        elif settings.metrics_enabled:
             self._server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
             self.url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
 
@@ -165,3 +175,14 @@ class MetricsServer:
             self._server.server_close()
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
+
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text, when this app serves its metrics on the service port (no `METRICS_PORT`)."""
+    if not request.app.state.metrics.on_service_port:
+        raise HTTPException(status_code=404, detail="Not Found")
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -35,9 +35,10 @@ class ServiceSettings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwks_cache_seconds: int = 300
 
-    # Prometheus metrics (service_kit.metrics), served on their own port, never on the service port.
+    # Prometheus metrics (service_kit.metrics): with METRICS_PORT (the platform sets it) on that port alone,
+    # without it (`ops dev up`) on the service port.
     metrics_enabled: bool = True
-    metrics_port: int | None = None  # no /metrics server without one (the platform and `ops dev` set it)
+    metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     # OpenTelemetry (service_kit.tracing), by the standard variable names; `none` instruments nothing.
     otel_traces_exporter: Literal["none", "console", "otlp"] = "none"

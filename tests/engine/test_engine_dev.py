@@ -16,7 +16,7 @@ import yaml
 from engine_support import GENERATED_SECRETS, OUTPUTS, commit, pulumi, report, revert, summary
 
 from commerce_platform import catalogue
-from commerce_platform.engine.stack import EngineError, generated_secret
+from commerce_platform.engine.stack import generated_secret
 from commerce_platform.environments import load_environment
 from commerce_platform.policy.runner import evaluate_graph
 from commerce_platform.preview.baseline import render_graph
@@ -285,20 +285,10 @@ EDITS = {
 }
 
 
-# First contact, not fixed yet: a selector label change replaces the fixed-name `postgres` StatefulSet, and the
-# provider's preview dry-runs the replacement's create under the same name, which the API server rejects
-# ("updates to statefulset spec for fields other than ... are forbidden"), so `pulumi preview` fails where
-# `ops diff` reports a replace. Fix: delete_before_replace on the fixed-name workloads; strict, so the fix shows.
-SELECTOR_FINDING = pytest.mark.xfail(
-    reason="preview of a fixed-name StatefulSet replacement fails (needs delete_before_replace)",
-    raises=EngineError,
-    strict=True,
-)
-
-
-@pytest.mark.parametrize(
-    "edit", [pytest.param(e, marks=SELECTOR_FINDING) if e == "selector-label" else e for e in sorted(EDITS)]
-)
+# A selector label change replaces the fixed-name workloads (the selector is immutable). With
+# delete_before_replace on them, the provider's preview dry-runs each replacement's create under another name
+# (pulumi-kubernetes#3053), so `pulumi preview` shows the replaces `ops diff` reports instead of failing.
+@pytest.mark.parametrize("edit", sorted(EDITS))
 def test_engine_preview_and_ops_diff_agree(workspace, edit):
     EDITS[edit](workspace.root)
     try:

@@ -175,7 +175,11 @@ class Postgres(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, service, account]),
+            # Fixed name: a replace (a new selector: immutable) deletes first, as for the Deployments; the data
+            # stays in the PVC `data-postgres-0`, which the new StatefulSet mounts again.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[credentials, service, account], delete_before_replace=True
+            ),
         )
         tmp, tmp_mount = tmp_volume()
         init_labels = labels(
@@ -352,7 +356,10 @@ class Redis(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[credentials, account]),
+            # Fixed name: a replace (a new selector: immutable) deletes first.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[credentials, account], delete_before_replace=True
+            ),
         )
         core.Service(
             "redis-service",

@@ -217,7 +217,9 @@ class ServiceDeployment(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=rollout_after),
+            # A fixed name: a replace (a new selector: immutable) must delete first; the provider's preview then
+            # dry-runs the create under another name (pulumi-kubernetes#3053). Updates still roll.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=rollout_after, delete_before_replace=True),
         )
         service = core.Service(
             f"{svc}-service",

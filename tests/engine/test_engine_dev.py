@@ -16,7 +16,7 @@ import yaml
 from engine_support import GENERATED_SECRETS, OUTPUTS, commit, pulumi, report, revert, summary
 
 from commerce_platform import catalogue
-from commerce_platform.engine.stack import generated_secret
+from commerce_platform.engine.stack import EngineError, generated_secret
 from commerce_platform.environments import load_environment
 from commerce_platform.policy.runner import evaluate_graph
 from commerce_platform.preview.baseline import render_graph
@@ -271,10 +271,19 @@ def _digest(root: Path) -> None:
 
 
 def _selector_label(root: Path) -> None:
-    meta = root / "platform/src/commerce_platform/components/meta.py"
-    text = meta.read_text()
-    assert '"app.kubernetes.io/name"' in text
-    meta.write_text(text.replace('"app.kubernetes.io/name"', '"app.kubernetes.io/app-name"', 1))
+    """The services' pods get another component label: each Deployment's (immutable) selector changes."""
+    service = root / "platform/src/commerce_platform/components/service.py"
+    text = service.read_text()
+    assert text.count('"api"') == 2
+    service.write_text(text.replace('"api"', '"web"'))
+
+
+def _statefulset_selector(root: Path) -> None:
+    """Postgres's pods get another component label: the StatefulSet's (immutable) selector changes."""
+    stores = root / "platform/src/commerce_platform/components/datastores.py"
+    text = stores.read_text()
+    assert text.count('"database"') == 2
+    stores.write_text(text.replace('"database"', '"postgres-server"'))
 
 
 EDITS = {
@@ -282,13 +291,27 @@ EDITS = {
     "non-secret-setting": _setting,
     "image-digest": _digest,
     "selector-label": _selector_label,
+    "statefulset-selector": _statefulset_selector,
 }
 
 
-# A selector label change replaces the fixed-name workloads (the selector is immutable). With
-# delete_before_replace on them, the provider's preview dry-runs each replacement's create under another name
-# (pulumi-kubernetes#3053), so `pulumi preview` shows the replaces `ops diff` reports instead of failing.
-@pytest.mark.parametrize("edit", sorted(EDITS))
+# A selector change replaces a fixed-name workload (the selector is immutable). With delete_before_replace on
+# them, the provider's preview dry-runs a Deployment's replacement under another name (pulumi-kubernetes#3053),
+# so `pulumi preview` shows the replaces `ops diff` reports. Not for a StatefulSet: the provider retries under
+# another name only when the API server says "field is immutable", and for a StatefulSet it says "Forbidden:
+# updates to statefulset spec ..." (pulumi-kubernetes#3984, open), so that preview fails. Strict, so a provider
+# that fixes it shows here.
+STATEFULSET_PREVIEW = pytest.mark.xfail(
+    reason="pulumi-kubernetes#3984: the provider cannot preview a StatefulSet replacement",
+    raises=EngineError,
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [pytest.param(e, marks=STATEFULSET_PREVIEW) if e == "statefulset-selector" else e for e in sorted(EDITS)],
+)
 def test_engine_preview_and_ops_diff_agree(workspace, edit):
     EDITS[edit](workspace.root)
     try:

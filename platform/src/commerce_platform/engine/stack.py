@@ -114,7 +114,10 @@ class Workspace:
             timeout=timeout,
         )
         if check and done.returncode != 0:
-            tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-12:]
+            tail = (
+                _error_diagnostics(done.stdout)
+                or (done.stderr.strip() or done.stdout.strip()).splitlines()[-12:]
+            )
             raise EngineError(f"pulumi {' '.join(args)} exited {done.returncode}:\n" + "\n".join(tail))
         return done
 
@@ -140,3 +143,18 @@ class Workspace:
         self.prepare()
         self.select(stack)
         return self.set_secrets(stack)
+
+
+def _error_diagnostics(stdout: str) -> list[str]:
+    """The error diagnostics of a `--json` run (the resource each names, then its message), else nothing."""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return []
+    if not isinstance(report, dict):
+        return []
+    return [
+        f"{d.get('urn', '')} {d.get('message', '').strip()}".strip()
+        for d in report.get("diagnostics", [])
+        if d.get("severity") == "error"
+    ]

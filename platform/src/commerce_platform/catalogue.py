@@ -35,7 +35,6 @@ class ServiceSpec:
     public_prefixes: tuple[str, ...]
     calls: tuple[str, ...] = ()  # other services this one calls over HTTP
     uses_postgres: bool = True
-    uses_redis: bool = True
 
     @property
     def app(self) -> str:
@@ -53,6 +52,12 @@ class ServiceSpec:
     @property
     def settings(self) -> type[BaseSettings]:
         return _load(self.settings_class)
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether Redis is a dependency: its settings class requires REDIS_URL (the kit's default is none)."""
+        field = self.settings.model_fields.get("redis_url")
+        return field is not None and field.is_required()
 
     @property
     def env_var_names(self) -> set[str]:

@@ -23,6 +23,13 @@ def register(app: typer.Typer) -> None:
         include_sizing: Annotated[
             bool, typer.Option("--include-sizing", help="Also copy autoscaling and resources from FROM.")
         ] = False,
+        copy_images: Annotated[
+            bool,
+            typer.Option(
+                "--copy-images",
+                help="Copy images outside TO's image_repository into it by digest (crane copy) first.",
+            ),
+        ] = False,
         push: Annotated[
             bool, typer.Option("--push", help="Push the branch and open the pull request.")
         ] = False,
@@ -38,11 +45,19 @@ def register(app: typer.Typer) -> None:
         try:
             root = repo_root()
             done = promote(
-                source, target, root, outputs=outputs, services=service or (), include_sizing=include_sizing
+                source,
+                target,
+                root,
+                outputs=outputs,
+                services=service or (),
+                include_sizing=include_sizing,
+                copy=copy_images,
             )
             typer.echo(f"branch {done.branch}, commit {done.commit[:7]}: {done.title}")
             for change in done.changes:
                 typer.echo(f"  {change.service}: {change.old} → {change.new}")
+            for copied in done.copies:
+                typer.echo(f"  copied {copied.source} → {copied.target}")
             typer.echo("")
             typer.echo(preview_markdown(done).rstrip("\n"))
             if push:

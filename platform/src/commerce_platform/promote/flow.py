@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from commerce_platform.catalogue import BY_NAME
-from commerce_platform.environments import REVIEW_STACK
+from commerce_platform.environments import REVIEW_STACK, EnvironmentConfigError, load_environment
 from commerce_platform.preview.baseline import PreviewError, render_both
 from commerce_platform.preview.changes import Plan, diff_graphs
 from commerce_platform.preview.report import to_markdown
 from commerce_platform.promote import NothingToPromote, PromotionRefused
+from commerce_platform.promote.registries import ImageCopy, copy_images, refuse_without_copy, retarget
 from commerce_platform.promote.rewrite import ServiceChange, load_sizing, rewrite_releases
 from commerce_platform.promote.sources import check_digests, source_images
 
@@ -32,6 +33,7 @@ class Promotion:
     commit: str = ""
     plan: Plan | None = None
     pr_command: list[str] = field(default_factory=list)
+    copies: list[ImageCopy] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -44,6 +46,9 @@ class Promotion:
                 lines.append(f"- {change.service}: {change.old} → {change.new}")
             if change.sizing:
                 lines.append(f"- {change.service}: sizing ({', '.join(change.sizing)}) from {self.source}")
+        if self.copies:
+            lines += ["", f"Copied by digest into {self.target}'s registry:"]
+            lines += [f"- {c.source} → {c.target}" for c in self.copies]
         return "\n".join(lines) + "\n"
 
 
@@ -114,6 +119,7 @@ def promote(
     outputs: Path | None = None,
     services: Sequence[str] = (),
     include_sizing: bool = False,
+    copy: bool = False,
 ) -> Promotion:
     """Rewrite the target's environment file and commit it on a new promotion branch; refuse with one line."""
     if source == target:
@@ -122,7 +128,13 @@ def promote(
     target_file = _target_file(root, target)
     names = _selected(services)
     images, read_from = source_images(source, root, outputs)
-    digests = check_digests(images, names, read_from)
+    try:
+        target_repository = load_environment(target, root).spec.image_repository
+    except EnvironmentConfigError as exc:
+        raise PromotionRefused(str(exc)) from None
+    digests, copies = retarget(check_digests(images, names, read_from), target_repository, target)
+    if not copy:
+        refuse_without_copy(copies, target, target_repository)
     sizing = None
     if include_sizing:
         source_file = root / "environments" / f"{source}.yaml"
@@ -139,6 +151,7 @@ def promote(
         )
 
     promotion = Promotion(source, target, changes, read_from, base_sha=_git(root, "rev-parse", "HEAD"))
+    promotion.copies = [c for c in copies if c.service in {ch.service for ch in changes}]
     promotion.base_branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     if promotion.base_branch == "HEAD":
         raise PromotionRefused(
@@ -162,6 +175,11 @@ def promote(
     promotion.plan = diff_graphs(
         before, after, base_label=promotion.base_sha[:7], head_label=promotion.branch
     )
+    try:
+        copy_images(promotion.copies)  # the images exist in the target registry before any commit names them
+    except PromotionRefused:
+        target_file.write_text(original)
+        raise
     try:
         _git(root, "switch", "--quiet", "-c", promotion.branch)
         _git(root, "commit", "--quiet", "-m", promotion.commit_message(), "--", label)

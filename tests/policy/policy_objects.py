@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 from commerce_platform.policy import Resource
+from commerce_platform.policy.workloads import environment_registry
 
 ENVIRONMENTS = ("dev", "prod", "pr-42")  # the real environments every test renders
 NAMESPACE = "commerce"
@@ -184,7 +185,20 @@ def compliant_stack(env: str = "prod") -> list[dict]:
     ]
     for sa in ("postgres", "cleanup"):
         stack.append(entry("ServiceAccount", sa, {"automountServiceAccountToken": False}, env))
+    # Images come from the environment's own registry (image-from-environment-registry).
+    registry = environment_registry(env)
+    for e in stack:
+        for c in _all_containers(e["props"]):
+            c["image"] = c["image"].replace("ghcr.io/commerce-platform/", f"{registry}/")
     return stack
+
+
+def _all_containers(props: dict) -> list[dict]:
+    spec = props.get("spec") or {}
+    template = (
+        spec.get("template") or ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    )
+    return list((template.get("spec") or {}).get("containers") or [])
 
 
 def as_resources(stack: list[dict]) -> list[Resource]:

@@ -197,6 +197,22 @@ VIOLATIONS = [
         "dev",
     ),
     (
+        "image-from-environment-registry",
+        "a dev-registry digest in prod",
+        lambda s: first_container(s).__setitem__(
+            "image", f"registry.dev.commerce.example.com/commerce/users@sha256:{'a' * 64}"
+        ),
+        "prod",
+    ),
+    (
+        "image-from-environment-registry",
+        "prod's registry in a review stack (pr-<N> pulls from dev's)",
+        lambda s: first_container(s, "Job").__setitem__(
+            "image", f"ghcr.io/commerce-platform/users@sha256:{'a' * 64}"
+        ),
+        "pr-42",
+    ),
+    (
         "image-digest-pinned",
         "tag in prod",
         lambda s: first_container(s).__setitem__("image", "ghcr.io/x/users:1.2.3"),
@@ -411,6 +427,12 @@ PASSES = [
         "image-tag-pinned",
         "registry port + tag",
         lambda s: first_container(s).__setitem__("image", "registry:5000/users:1.0"),
+        "dev",
+    ),
+    (
+        "image-from-environment-registry",
+        "dev pulls from dev's registry; third-party data store images are not service images",
+        lambda s: first_container(s, "StatefulSet").__setitem__("image", "postgres:16-alpine"),
         "dev",
     ),
     (

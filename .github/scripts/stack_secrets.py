@@ -100,7 +100,9 @@ def main(argv: list[str]) -> None:
         command = " ".join(exc.cmd[:4])
         sys.exit(f"stack_secrets: `{command} ...` failed: {(exc.stderr or '').strip().splitlines()[-1:]}")
     where = esc_environment(args.stack) if args.store == "esc" else "the stack config"
-    print(f"{args.stack}: {len(added)} generated secret(s) added to {where}: {', '.join(added) or 'none needed'}")
+    print(
+        f"{args.stack}: {len(added)} generated secret(s) added to {where}: {', '.join(added) or 'none needed'}"
+    )
 
 
 if __name__ == "__main__":

@@ -318,8 +318,12 @@ def test_dev_refs_are_never_written_into_prod_without_a_copy(clone, pristine, de
     path, _ = dev_outputs
     result = ops(clone, "promote", "dev", "prod", "--outputs", str(path))
     assert result.returncode == 1
-    assert result.stderr.startswith("ops promote: refused: users: registry.dev.commerce.example.com/commerce/users@")
-    assert "outside prod's registry ghcr.io/commerce-platform (and 3 more); pass --copy-images" in result.stderr
+    assert result.stderr.startswith(
+        "ops promote: refused: users: registry.dev.commerce.example.com/commerce/users@"
+    )
+    assert (
+        "outside prod's registry ghcr.io/commerce-platform (and 3 more); pass --copy-images" in result.stderr
+    )
     _unchanged(clone, pristine)
 
 
@@ -331,11 +335,9 @@ def test_copy_images_copies_by_digest_and_writes_prods_own_references(clone, pri
     prod = (clone / "environments" / "prod.yaml").read_text()
     assert "registry.dev" not in prod
     expected = {s: f"{REPOSITORY}/{s}@{ref.split('@')[1]}" for s, ref in images.items()}
-    for service, ref in expected.items():
+    for ref in expected.values():
         assert f"release: {ref}" in prod
-    assert sorted(log.read_text().splitlines()) == sorted(
-        f"copy {images[s]} {expected[s]}" for s in SERVICES
-    )
+    assert sorted(log.read_text().splitlines()) == sorted(f"copy {images[s]} {expected[s]}" for s in SERVICES)
     message = git(clone, "log", "-1", "--format=%B")
     assert f"- {images['users']} → {expected['users']}" in message
 

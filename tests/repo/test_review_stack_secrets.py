@@ -32,7 +32,7 @@ def cloud(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "pulumi"
-    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).with_name('fake_pulumi.py')} \"$@\"\n")
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} {Path(__file__).with_name("fake_pulumi.py")} "$@"\n')
     fake.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
@@ -51,7 +51,12 @@ def fresh_checkout(dest: Path) -> Path:
 
 def run(checkout: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=checkout, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SCRIPT), *args],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

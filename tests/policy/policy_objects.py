@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from commerce_platform.catalogue import METRICS_API_LABEL
 from commerce_platform.policy import Resource
 from commerce_platform.policy.workloads import environment_registry
 
@@ -120,7 +121,13 @@ def compliant_stack(env: str = "prod") -> list[dict]:
     NetworkPolicy; a migration Job; a StatefulSet (postgres) and a CronJob, each with its NetworkPolicy."""
     svc = "users"
     stack = [
-        entry("Namespace", NAMESPACE, {}, env, namespaced=False),
+        entry(
+            "Namespace",
+            NAMESPACE,
+            {"metadata": {"labels": {**labels(NAMESPACE), METRICS_API_LABEL: "cluster"}}},
+            env,
+            namespaced=False,
+        ),
         entry("ServiceAccount", svc, {"automountServiceAccountToken": False}, env),
         entry("Deployment", svc, {"spec": {"selector": selector(svc), "template": template(svc)}}, env),
         entry(
@@ -199,6 +206,22 @@ def _all_containers(props: dict) -> list[dict]:
         spec.get("template") or ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
     )
     return list((template.get("spec") or {}).get("containers") or [])
+
+
+def helm_release(
+    chart: str, version: str | None = "3.13.0", env: str = "prod", repo: str | None = None
+) -> dict:
+    """A graph entry of a pulumi-kubernetes helm.v3.Release (no Kubernetes object of its own)."""
+    props = {"chart": chart, "version": version, "namespace": "kube-system"}
+    props["repositoryOpts"] = {"repo": repo or f"https://charts.example.com/{chart}"}
+    return {
+        "urn": f"urn:pulumi:{env}::commerce-platform::kubernetes:helm.sh/v3:Release::{chart}-release",
+        "type": "kubernetes:helm.sh/v3:Release",
+        "name": f"{chart}-release",
+        "parent": None,
+        "dependencies": [],
+        "props": props,
+    }
 
 
 def as_resources(stack: list[dict]) -> list[Resource]:

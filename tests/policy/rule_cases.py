@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from policy_objects import entry, find, first_container, pod_template_of, remove, selector
+from policy_objects import entry, find, first_container, helm_release, pod_template_of, remove, selector
 
-from commerce_platform.catalogue import MONITORING_LABEL
+from commerce_platform.catalogue import METRICS_API_LABEL, MONITORING_LABEL
 
 
 def set_security(key, value, kind="Deployment", name=None):
@@ -71,6 +71,24 @@ def monitoring(scraped_port: str | None = None, namespace_label: bool = True):
 
 # (rule id, what the edit does, edit, environment)
 VIOLATIONS = [
+    (
+        "hpa-has-metrics-api",
+        "an HPA, no metrics-server release, and the cluster provides no metrics API",
+        lambda s: find(s, "Namespace")["metadata"]["labels"].pop(METRICS_API_LABEL),
+        "prod",
+    ),
+    (
+        "helm-release-pinned",
+        "a version range",
+        lambda s: s.append(helm_release("traefik", "^37.0.0")),
+        "prod",
+    ),
+    (
+        "helm-release-pinned",
+        "no version (whatever is latest)",
+        lambda s: s.append(helm_release("metrics-server", None)),
+        "dev",
+    ),
     ("deployment-scraped", "monitoring on, no ServiceMonitor", monitoring(), "prod"),
     ("deployment-scraped", "ServiceMonitor on a port the Service lacks", monitoring("metric"), "prod"),
     (
@@ -358,6 +376,21 @@ VIOLATIONS = [
 
 # (rule id, what is allowed, edit, environment): edge cases that must NOT be reported
 PASSES = [
+    (
+        "hpa-has-metrics-api",
+        "the stack installs metrics-server",
+        lambda s: (
+            find(s, "Namespace")["metadata"]["labels"].pop(METRICS_API_LABEL),
+            s.append(helm_release("metrics-server")),
+        ),
+        "prod",
+    ),
+    (
+        "helm-release-pinned",
+        "exact chart versions, v-prefixed or not",
+        lambda s: s.extend([helm_release("cert-manager", "v1.21.1"), helm_release("traefik", "37.4.0")]),
+        "prod",
+    ),
     ("deployment-scraped", "monitoring on and the users Service scraped", monitoring("metrics"), "prod"),
     ("deployment-scraped", "monitoring off: nothing needs a ServiceMonitor", lambda s: None, "prod"),
     (

@@ -24,6 +24,9 @@ METRICS_PATH = "/metrics"
 METRICS_PORT_OFFSET = 1090
 # On the Namespace of an environment whose monitoring is on; the policy rule `deployment-scraped` reads it.
 MONITORING_LABEL = "commerce-platform/monitoring"
+# On the Namespace of an environment whose cluster provides the metrics API (addons.metrics_server: cluster); the
+# policy rule `hpa-has-metrics-api` reads it (or finds the metrics-server release in the stack).
+METRICS_API_LABEL = "commerce-platform/metrics-api"
 
 
 @dataclass(frozen=True)

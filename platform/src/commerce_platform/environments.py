@@ -141,6 +141,52 @@ class Monitoring(_Strict):
         return self
 
 
+# How the cluster gets an add-on: `release` (this stack installs the pinned Helm release, components/addons.py),
+# `cluster` (the cluster already has it: a managed offering, or the stack that owns the cluster, as dev's for
+# review stacks), `off` (not there at all; the policy rules say what then breaks).
+AddonMode = Literal["release", "cluster", "off"]
+
+
+class IngressController(_Strict):
+    """Traefik (the ingress-nginx controller is retired): serves the environment's Ingress class."""
+
+    mode: AddonMode = "cluster"
+    service_type: Literal["LoadBalancer", "NodePort"] = "LoadBalancer"
+    http_node_port: int | None = Field(
+        default=None, ge=30000, le=32767
+    )  # NodePort (kind maps it to the host)
+    https_node_port: int | None = Field(default=None, ge=30000, le=32767)
+
+
+class CertManager(_Strict):
+    """cert-manager, an ACME Issuer in the namespace and the Certificate for the TLS Secret the Ingress serves."""
+
+    mode: AddonMode = "off"
+    acme_server: str = Field(default="https://acme-v02.api.letsencrypt.org/directory", pattern=r"^https://")
+    acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+
+    @model_validator(mode="after")
+    def _email_for_release(self) -> CertManager:
+        if self.mode != "off" and not self.acme_email:
+            raise ValueError("cert_manager needs acme_email (the ACME account's contact) unless it is off")
+        return self
+
+
+class Addons(_Strict):
+    metrics_server: AddonMode = "cluster"  # the metrics API every HorizontalPodAutoscaler reads
+    ingress: IngressController = IngressController()
+    cert_manager: CertManager = CertManager()
+
+    def provided_by_cluster(self) -> Addons:
+        """The same add-ons, each one the cluster provides (review stacks share dev's cluster and add-ons)."""
+        cluster = lambda mode: "cluster" if mode == "release" else mode  # noqa: E731
+        return Addons(
+            metrics_server=cluster(self.metrics_server),
+            ingress=self.ingress.model_copy(update={"mode": cluster(self.ingress.mode)}),
+            cert_manager=self.cert_manager.model_copy(update={"mode": cluster(self.cert_manager.mode)}),
+        )
+
+
 class Quota(_Strict):
     cpu: Quantity
     memory: Quantity
@@ -157,6 +203,7 @@ class EnvironmentSpec(_Strict):
     redis: Redis
     quota: Quota
     monitoring: Monitoring = Monitoring()
+    addons: Addons = Addons()
 
 
 class StackSettings(BaseModel):
@@ -168,8 +215,8 @@ class StackSettings(BaseModel):
     namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     domain: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     k8s_version: str = Field(default=DEFAULT_K8S_VERSION, alias="k8sVersion")
-    ingress_class: str = "nginx"
-    ingress_namespace: str = "ingress-nginx"
+    ingress_class: str = "traefik"
+    ingress_namespace: str = "traefik"
     tls_certificate: str | None = None  # name of the kubernetes.io/tls Secret the Ingress serves
     admin_username: str = "admin"
 
@@ -328,7 +375,7 @@ def declared_secrets(stack: str, repo_root: Path) -> dict[str, str]:
 
 
 def _review_spec(dev: EnvironmentSpec) -> EnvironmentSpec:
-    """pr-<N>: dev's release, one replica each, minimal sizing, nothing retained."""
+    """pr-<N>: dev's release, one replica each, minimal sizing, nothing retained, dev's cluster add-ons."""
     services = {
         name: svc.model_copy(
             update={
@@ -346,6 +393,7 @@ def _review_spec(dev: EnvironmentSpec) -> EnvironmentSpec:
             "services": services,
             "postgres": dev.postgres.model_copy(update={"storage": "1Gi", "retain_volume": False}),
             "quota": Quota(cpu="4", memory="8Gi", pods=30),
+            "addons": dev.addons.provided_by_cluster(),
         }
     )
 

@@ -59,6 +59,11 @@ class ClusterBaseline(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/warn": "restricted",
                     "pod-security.kubernetes.io/warn-version": version,
                     **({catalogue.MONITORING_LABEL: "enabled"} if env.spec.monitoring.enabled else {}),
+                    **(
+                        {catalogue.METRICS_API_LABEL: "cluster"}
+                        if env.spec.addons.metrics_server == "cluster"
+                        else {}
+                    ),
                 },
             ),
             opts=child,

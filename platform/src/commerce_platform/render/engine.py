@@ -49,6 +49,7 @@ SDK_MODULES = {
     "networking.v1": ("NetworkPolicy", "Ingress"),
     "autoscaling.v2": ("HorizontalPodAutoscaler",),
     "policy.v1": ("PodDisruptionBudget",),
+    "helm.v3": ("Release",),
     "meta.v1": (),
 }
 

@@ -22,6 +22,11 @@ def service_pods(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "api"}
 
 
+def retains_data(env: Environment) -> bool:
+    """The environment keeps data in the cluster across destroys (in-cluster Postgres with retain_volume)."""
+    return env.spec.postgres.mode == "in-cluster" and env.spec.postgres.retain_volume
+
+
 def call_edges(services: tuple[catalogue.ServiceSpec, ...]) -> list[tuple[str, str]]:
     """(caller, callee) pairs: the catalogue's calls plus every verifier fetching the issuer's JWKS."""
     issuer = token_issuer(services).name
@@ -43,7 +48,6 @@ class ClusterBaseline(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:platform:ClusterBaseline", name, None, opts)
         self._env = env
         self._labels = labels("commerce-platform", f"commerce-{env.name}", "baseline")
-        child = pulumi.ResourceOptions(parent=self)
         version = f"v{env.stack.k8s_version}"
         ns = k8s.core.v1.Namespace(
             "namespace",
@@ -66,7 +70,9 @@ class ClusterBaseline(pulumi.ComponentResource):
                     ),
                 },
             ),
-            opts=child,
+            # Deleting the Namespace deletes every PersistentVolumeClaim in it: protected where data is retained
+            # (`pulumi state unprotect` first to really destroy such an environment).
+            opts=pulumi.ResourceOptions(parent=self, protect=retains_data(env)),
         )
         self.namespace = ns.metadata.name
         self._ns_opts = pulumi.ResourceOptions(parent=self, depends_on=[ns])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 PART_OF = "commerce-platform"
@@ -40,6 +44,24 @@ def metadata(
     name: str, namespace: str | None, obj_labels: dict[str, str], **extra
 ) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=obj_labels, **extra)
+
+
+# Pod template annotation: a digest of the secret material the pods read, so a changed credential rolls the
+# Deployment (and replaces a Job) like a changed image does. Only the digest is written, never a value.
+SECRET_CHECKSUM = "commerce-platform/secret-checksum"
+# A Job that failed (or never completed) is replaced on the next `pulumi up` instead of being left failed.
+JOB_ANNOTATIONS = {"pulumi.com/replaceUnready": "true"}
+
+
+def secret_checksum(scope: str, values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """Digest of `values` (secret Outputs) salted with `scope`; a plain Output (the digest is no secret, and
+    stays plain in previews and graph.json, so a changed secret shows as a changed checksum)."""
+
+    def digest(resolved: dict[str, str]) -> str:
+        material = json.dumps({"scope": scope, "values": resolved}, sort_keys=True)
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+    return pulumi.Output.unsecret(pulumi.Output.all(**dict(values)).apply(digest))
 
 
 def version_label(image_ref: str) -> str:

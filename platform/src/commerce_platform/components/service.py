@@ -11,12 +11,15 @@ import pulumi_kubernetes as k8s
 from commerce_platform import catalogue
 from commerce_platform.components.baseline import POSTGRES_CLIENT, REDIS_CLIENT
 from commerce_platform.components.meta import (
+    JOB_ANNOTATIONS,
+    SECRET_CHECKSUM,
     TYPE_PREFIX,
     container_security,
     labels,
     metadata,
     pod_security,
     resources,
+    secret_checksum,
     selector,
     tmp_volume,
 )
@@ -121,13 +124,20 @@ class ServiceDeployment(pulumi.ComponentResource):
         rollout_after = [config, secret, account, *needs]
         if spec.uses_postgres:
             migration_labels = labels(svc, instance, "migration", version)
+            # The migration reads DATABASE_URL only: a new database credential replaces (re-runs) the Job.
+            migration_checksum = secret_checksum(
+                f"{instance}/migration", {k: v for k, v in secret_env.items() if k == "DATABASE_URL"}
+            )
             migrate = k8s.batch.v1.Job(
                 f"{svc}-migration",
-                metadata=metadata(f"{svc}-migrate", namespace, migration_labels),
+                metadata=metadata(f"{svc}-migrate", namespace, migration_labels, annotations=JOB_ANNOTATIONS),
                 spec=k8s.batch.v1.JobSpecArgs(
                     backoff_limit=3,
                     template=core.PodTemplateSpecArgs(
-                        metadata=k8s.meta.v1.ObjectMetaArgs(labels={**migration_labels, **clients}),
+                        metadata=k8s.meta.v1.ObjectMetaArgs(
+                            labels={**migration_labels, **clients},
+                            annotations={SECRET_CHECKSUM: migration_checksum},
+                        ),
                         spec=core.PodSpecArgs(
                             service_account_name=svc,
                             automount_service_account_token=False,
@@ -170,7 +180,10 @@ class ServiceDeployment(pulumi.ComponentResource):
                 template=core.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
                         labels={**app_labels, **clients},
-                        annotations={"commerce-platform/config-checksum": config_checksum},
+                        annotations={
+                            "commerce-platform/config-checksum": config_checksum,
+                            SECRET_CHECKSUM: secret_checksum(instance, secret_env),
+                        },
                     ),
                     spec=core.PodSpecArgs(
                         service_account_name=svc,

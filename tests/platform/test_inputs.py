@@ -47,7 +47,7 @@ def test_external_database_url_is_required_per_service(repo_copy):
         (
             "environments/dev.yaml",
             lambda d: d.update(replicas=3),
-            "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, monitoring, postgres, quota, redis, services, settings",
+            "environments/dev.yaml: unknown key 'replicas'; allowed keys: addons, description, image_repository, log_level, monitoring, postgres, quota, redis, services, settings",
         ),
         (
             "environments/dev.yaml",

@@ -70,7 +70,36 @@ def monitoring(scraped_port: str | None = None, namespace_label: bool = True):
 
 
 # (rule id, what the edit does, edit, environment)
+def retain_postgres(protect_statefulset: bool, protect_namespace: bool):
+    """The postgres StatefulSet retains its claims; protect it and/or its Namespace (graph.json options)."""
+
+    def edit(s):
+        find(s, "StatefulSet")["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": "Retain",
+            "whenScaled": "Retain",
+        }
+        for e in s:
+            if e["props"].get("kind") == "StatefulSet" and protect_statefulset:
+                e["options"] = {"protect": True}
+            if e["props"].get("kind") == "Namespace" and protect_namespace:
+                e["options"] = {"protect": True}
+
+    return edit
+
+
 VIOLATIONS = [
+    (
+        "retained-data-protected",
+        "retained claims, unprotected StatefulSet",
+        retain_postgres(False, True),
+        "dev",
+    ),
+    (
+        "retained-data-protected",
+        "retained claims in an unprotected Namespace (its deletion deletes them)",
+        retain_postgres(True, False),
+        "dev",
+    ),
     (
         "hpa-has-metrics-api",
         "an HPA, no metrics-server release, and the cluster provides no metrics API",
@@ -376,6 +405,8 @@ VIOLATIONS = [
 
 # (rule id, what is allowed, edit, environment): edge cases that must NOT be reported
 PASSES = [
+    ("retained-data-protected", "retained and protected", retain_postgres(True, True), "dev"),
+    ("retained-data-protected", "nothing retained (review stacks)", lambda s: None, "pr-42"),
     (
         "hpa-has-metrics-api",
         "the stack installs metrics-server",

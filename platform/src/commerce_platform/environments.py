@@ -219,6 +219,9 @@ class StackSettings(BaseModel):
     ingress_namespace: str = "traefik"
     tls_certificate: str | None = None  # name of the kubernetes.io/tls Secret the Ingress serves
     admin_username: str = "admin"
+    # Where this stack's builds are pushed and pulled from, instead of environments/<env>.yaml's image_repository
+    # (a local cluster's own registry: .github/kind/up.sh sets localhost:5001/commerce on its dev stack).
+    image_repository: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$")
 
     @field_validator("k8s_version")
     @classmethod
@@ -505,6 +508,8 @@ def load_environment(
     stack = parse_stack(
         f"Pulumi.{name}.yaml" if not review else f"Pulumi.{base}.yaml (derived for {name})", values
     )
+    if stack.image_repository:
+        spec = spec.model_copy(update={"image_repository": stack.image_repository})
     if name == "prod":
         for svc, release in spec.services.items():
             if release.builds:

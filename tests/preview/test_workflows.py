@@ -218,8 +218,8 @@ def _runs_pulumi(step: dict) -> bool:
     return False
 
 
-def _pulumi_jobs():
-    for path in WORKFLOWS:
+def _pulumi_jobs(paths):
+    for path in paths:
         data = _workflow(path)
         for name, job in data["jobs"].items():
             steps = job.get("steps", ())
@@ -228,26 +228,37 @@ def _pulumi_jobs():
                 yield path.name, name, job, data, steps, first
 
 
-def test_every_job_that_runs_pulumi_gets_uv_and_a_credential_from_the_pulumi_action_first():
-    seen = set()
-    for workflow, name, job, data, steps, first in _pulumi_jobs():
+def credential_problems(paths) -> tuple[list[str], set[tuple[str, str]]]:
+    """(what is wrong, which jobs run pulumi) for every job of `paths` that runs the Pulumi CLI."""
+    problems, jobs = [], set()
+    for workflow, name, job, data, steps, first in _pulumi_jobs(paths):
         where = f"{workflow}: job {name}"
+        jobs.add((workflow, name))
         actions = [i for i, s in enumerate(steps) if s.get("uses") == PULUMI_ACTION]
-        assert actions and actions[0] < first, f"{where} runs pulumi without {PULUMI_ACTION} before it"
+        if not actions or actions[0] > first:
+            problems.append(
+                f"{where} runs pulumi without {PULUMI_ACTION} (uv on PATH, a credential) before it"
+            )
+            continue
         inputs = steps[actions[0]].get("with") or {}
-        assert inputs.get("stack"), f"{where}: {PULUMI_ACTION} needs the stack"
+        if not inputs.get("stack"):
+            problems.append(f"{where}: {PULUMI_ACTION} needs the stack")
         if inputs.get("backend", "cloud") == "cloud":
             permissions = job.get("permissions", data.get("permissions")) or {}
-            assert permissions.get("id-token") == "write", f"{where}: the OIDC login needs id-token: write"
-            assert "secrets.PULUMI_ORG" in str(inputs.get("organization")), f"{where}: no organization"
-        else:
-            assert inputs["backend"] == "local" and "PULUMI_CONFIG_PASSPHRASE" in {
-                **data.get("env", {}),
-                **job.get("env", {}),
-            }
-        # No long-lived Pulumi token anywhere: the credential is the OIDC exchange.
-        assert "PULUMI_ACCESS_TOKEN" not in yaml.safe_dump(job), f"{where} still passes PULUMI_ACCESS_TOKEN"
-        seen.add((workflow, name))
+            if permissions.get("id-token") != "write":
+                problems.append(f"{where}: the OIDC login needs permissions id-token: write")
+            if "secrets.PULUMI_ORG" not in str(inputs.get("organization")):
+                problems.append(f"{where}: no Pulumi organization")
+        elif "PULUMI_CONFIG_PASSPHRASE" not in {**data.get("env", {}), **job.get("env", {})}:
+            problems.append(f"{where}: a local backend needs PULUMI_CONFIG_PASSPHRASE")
+        if "PULUMI_ACCESS_TOKEN" in yaml.safe_dump(job):  # the credential is the OIDC exchange, never a token
+            problems.append(f"{where} still passes a long-lived PULUMI_ACCESS_TOKEN")
+    return problems, jobs
+
+
+def test_every_job_that_runs_pulumi_gets_uv_and_a_credential_from_the_pulumi_action_first():
+    problems, jobs = credential_problems(WORKFLOWS)
+    assert problems == []
     assert {
         ("pull-request.yml", "pulumi-preview"),
         ("main.yml", "deploy-dev"),
@@ -257,7 +268,28 @@ def test_every_job_that_runs_pulumi_gets_uv_and_a_credential_from_the_pulumi_act
         ("promote.yml", "promote"),
         ("drift.yml", "drift"),
         ("kind.yml", "kind-up"),
-    } <= seen
+    } <= jobs
+
+
+@pytest.mark.parametrize(
+    "job, edit, problem",
+    [
+        ("deploy-prod", lambda j: j["steps"].pop(2), "runs pulumi without ./.github/actions/pulumi"),
+        ("deploy-dev", lambda j: j.pop("permissions"), "needs permissions id-token: write"),
+        (
+            "deploy-dev",
+            lambda j: j["steps"][-1].setdefault("env", {}).update(PULUMI_ACCESS_TOKEN="x"),
+            "PULUMI_ACCESS_TOKEN",
+        ),
+    ],
+)
+def test_a_job_without_uv_or_a_credential_is_caught(tmp_path, job, edit, problem):
+    data = yaml.safe_load((REPO / ".github/workflows/main.yml").read_text())
+    edit(data["jobs"][job])
+    broken = tmp_path / "main.yml"
+    broken.write_text(yaml.safe_dump(data))
+    problems, _ = credential_problems([broken])
+    assert len(problems) == 1 and problem in problems[0] and f"job {job}" in problems[0]
 
 
 def test_the_pulumi_action_puts_uv_on_path_installs_the_pinned_cli_and_logs_in():
@@ -272,10 +304,8 @@ def test_the_pulumi_action_puts_uv_on_path_installs_the_pinned_cli_and_logs_in()
     assert ".github/scripts/select_stack.sh" in scripts
 
 
-def test_a_job_without_the_action_is_caught(tmp_path):
-    broken = {"jobs": {"deploy": {"steps": [{"uses": "actions/checkout@v4"}, {"run": "pulumi up --yes"}]}}}
-    steps = broken["jobs"]["deploy"]["steps"]
-    assert _runs_pulumi(steps[1]) and not any(s.get("uses") == PULUMI_ACTION for s in steps)
+def test_pulumi_steps_are_recognised():
+    assert _runs_pulumi({"run": "pulumi up --yes"})
     assert _runs_pulumi({"uses": "pulumi/actions@v6", "with": {"command": "up"}})
     assert _runs_pulumi({"run": ".venv/bin/python .github/scripts/stack_secrets.py pr-1"})
     assert not _runs_pulumi({"run": "./.ci/ops render dev"})

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Select (or create) the stack and, on Pulumi Cloud, import the ESC environment that holds its cluster credential.
-# Run by .github/actions/pulumi; inputs come as STACK, BACKEND (cloud|local), ESC_ENVIRONMENT, CREATE.
+# Run by .github/actions/pulumi; inputs come as STACK, BACKEND (cloud|local), ESC_ENVIRONMENT, CREATE and
+# CLUSTER_CREDENTIAL (false: a job that only reads stack outputs, e.g. promote, needs no kubeconfig).
 set -euo pipefail
 
 if [ "$CREATE" = "true" ]; then
@@ -13,7 +14,7 @@ else
   pulumi stack select "$STACK"
 fi
 
-if [ "$BACKEND" = "cloud" ]; then
+if [ "$BACKEND" = "cloud" ] && [ "${CLUSTER_CREDENTIAL:-true}" = "true" ]; then
   environment="$ESC_ENVIRONMENT"
   if [ -z "$environment" ]; then
     case "$STACK" in

@@ -190,3 +190,26 @@ def test_both_files_make_an_environment(repo_copy):
     graph = render_environment("staging", repo_copy)
     assert graph["environment"] == "staging"
     assert graph["outputs"]["namespace"] == "commerce-staging"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["settings"].update(DB_POOL_MAX_SIZE="five"),
+            "environments/dev.yaml: settings.DB_POOL_MAX_SIZE: 'five' is not valid for users "
+            "(UsersSettings.db_pool_max_size: int): Input should be a valid integer, unable to parse string as an "
+            "integer; fix: set it to a valid int",
+        ),
+        (
+            lambda d: d["services"]["inventory"]["settings"].update(PRODUCT_CACHE_ENABLED="maybe"),
+            "environments/dev.yaml: services.inventory.settings.PRODUCT_CACHE_ENABLED: 'maybe' is not valid for "
+            "inventory (InventorySettings.product_cache_enabled: bool)",
+        ),
+    ],
+)
+def test_settings_values_are_checked_against_the_settings_class_at_render_time(repo_copy, edit, message):
+    _edit(repo_copy / "environments/dev.yaml", edit)
+    for env in ("dev", "pr-7"):
+        error = _error(env, repo_copy)
+        assert error.startswith(message) and "\n" not in error

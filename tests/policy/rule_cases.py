@@ -87,7 +87,18 @@ def retain_postgres(protect_statefulset: bool, protect_namespace: bool):
     return edit
 
 
+def egress_to(cidr: str):
+    def edit(s):
+        spec = find(s, "NetworkPolicy", "default-deny")["spec"]
+        spec["egress"] = [
+            {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": 5432.0, "protocol": "TCP"}]}
+        ]
+
+    return edit
+
+
 VIOLATIONS = [
+    ("egress-not-everywhere", "egress to 0.0.0.0/0 in prod", egress_to("0.0.0.0/0"), "prod"),
     (
         "retained-data-protected",
         "retained claims, unprotected StatefulSet",
@@ -405,6 +416,8 @@ VIOLATIONS = [
 
 # (rule id, what is allowed, edit, environment): edge cases that must NOT be reported
 PASSES = [
+    ("egress-not-everywhere", "egress to the managed store's subnet", egress_to("10.40.0.0/24"), "prod"),
+    ("egress-not-everywhere", "outside prod", egress_to("0.0.0.0/0"), "dev"),
     ("retained-data-protected", "retained and protected", retain_postgres(True, True), "dev"),
     ("retained-data-protected", "nothing retained (review stacks)", lambda s: None, "pr-42"),
     (

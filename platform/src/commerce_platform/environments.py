@@ -20,6 +20,7 @@ key gets the closest valid one ("did you mean 'autoscaling'?"), a bad quantity t
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -27,7 +28,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from commerce_platform import catalogue
@@ -76,7 +85,10 @@ class Autoscaling(_Strict):
     min: int = Field(ge=1, le=100)
     max: int = Field(ge=1, le=100)
     cpu_percent: int = Field(default=70, ge=10, le=100)
-    memory_percent: int = Field(default=80, ge=10, le=100)
+    # Off by default: a service's memory does not fall when replicas are added (it is mostly the interpreter and
+    # its caches, not per-request), so a memory target below the idle footprint scales up and never back down.
+    # When set, it is a share of the memory *limit* (scale out before the OOM killer), which idle pods stay under.
+    memory_percent: int | None = Field(default=None, ge=50, le=95)
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Autoscaling:
@@ -103,7 +115,29 @@ class ServiceRelease(_Strict):
         return self.release == BUILD
 
 
-class Postgres(_Strict):
+def _networks(values: list[str]) -> list[str]:
+    for value in values:
+        network = ipaddress.ip_network(value, strict=True)  # ValueError → the one-line message
+        if network.prefixlen == 0:
+            raise ValueError(f"{value} is everywhere; name the managed store's own network")
+    return values
+
+
+Networks = Annotated[list[str], AfterValidator(_networks)]
+
+
+class _ExternalStore(_Strict):
+    # Where the managed store lives (external mode): client egress is allowed to these networks only.
+    cidrs: Networks = []
+
+    @model_validator(mode="after")
+    def _cidrs_for_external(self):
+        if self.mode == "external" and not self.cidrs:
+            raise ValueError("external mode needs cidrs: the managed store's networks, e.g. ['10.40.0.0/24']")
+        return self
+
+
+class Postgres(_ExternalStore):
     mode: Literal["in-cluster", "external"]
     image: str = "postgres:16-alpine"
     uid: int = 70  # the image's postgres user (alpine images: 70)
@@ -113,7 +147,7 @@ class Postgres(_Strict):
     resources: Resources = Resources(cpu="250m", memory="512Mi")
 
 
-class Redis(_Strict):
+class Redis(_ExternalStore):
     mode: Literal["in-cluster", "external"]
     image: str = "redis:7-alpine"
     uid: int = 999  # the image's redis user

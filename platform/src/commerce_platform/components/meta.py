@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -13,13 +12,6 @@ import pulumi_kubernetes as k8s
 PART_OF = "commerce-platform"
 MANAGED_BY = "pulumi"
 TYPE_PREFIX = "commerce-platform"
-
-
-def platform_version() -> str:
-    try:
-        return version("commerce-platform")
-    except PackageNotFoundError:  # running from a source tree without the dist installed
-        return "0.0.0"
 
 
 def selector(name: str, instance: str, component: str) -> dict[str, str]:
@@ -31,12 +23,17 @@ def selector(name: str, instance: str, component: str) -> dict[str, str]:
     }
 
 
+VERSION_LABEL = "app.kubernetes.io/version"
+
+
 def labels(name: str, instance: str, component: str, app_version: str | None = None) -> dict[str, str]:
+    """The recommended labels; the version only when given: it belongs where it means something (a pod
+    template: what runs), so a promotion changes the pods, not every object's metadata."""
     return {
         **selector(name, instance, component),
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/version": app_version or platform_version(),
+        **({VERSION_LABEL: app_version} if app_version else {}),
     }
 
 

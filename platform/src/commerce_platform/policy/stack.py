@@ -300,3 +300,22 @@ def retained_data_protected(resources: Sequence[Resource]) -> Findings:
         namespace = namespaces.get(statefulset.namespace)
         if namespace is not None and not namespace.protected:
             yield namespace, f"holds retained data ({statefulset.display}) but is not protected"
+
+
+EVERYWHERE = frozenset({"0.0.0.0/0", "::/0"})
+
+
+@stack_rule(
+    id="egress-not-everywhere",
+    severity=Severity.HIGH,
+    environments=PRODUCTION,
+    description="In production no NetworkPolicy allows egress to every address (0.0.0.0/0, ::/0): clients reach a "
+    "managed data store at its own networks (environments/<env>.yaml postgres/redis cidrs).",
+)
+def egress_not_everywhere(resources: Sequence[Resource]) -> Findings:
+    for policy in of_kind(resources, "NetworkPolicy"):
+        for rule in dig(policy.props, "spec", "egress") or []:
+            for peer in rule.get("to") or []:
+                cidr = (peer.get("ipBlock") or {}).get("cidr")
+                if cidr in EVERYWHERE:
+                    yield policy, f"allows egress to {cidr}"

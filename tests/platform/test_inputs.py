@@ -213,3 +213,30 @@ def test_settings_values_are_checked_against_the_settings_class_at_render_time(r
     for env in ("dev", "pr-7"):
         error = _error(env, repo_copy)
         assert error.startswith(message) and "\n" not in error
+
+
+def test_a_memory_target_is_a_share_of_the_limit(repo_copy):
+    from commerce_platform.components.service import memory_share
+
+    _edit(
+        repo_copy / "environments/dev.yaml",
+        lambda d: d["services"]["users"]["autoscaling"].update(memory_percent=85),
+    )
+    graph = render_environment("dev", repo_copy, check_schema=False)
+    [hpa] = [
+        m["object"]
+        for m in graph["manifests"]
+        if m["object"]["kind"] == "HorizontalPodAutoscaler" and m["object"]["metadata"]["name"] == "users"
+    ]
+    memory = next(m for m in hpa["spec"]["metrics"] if m["resource"]["name"] == "memory")
+    assert memory["resource"]["target"] == {"type": "AverageValue", "averageValue": "217Mi"}  # 85% of 256Mi
+    assert memory_share("512Mi", 85) == "435Mi" and memory_share("1Gi", 50) == "512Mi"
+
+
+def test_external_stores_need_their_networks(repo_copy):
+    _edit(repo_copy / "environments/prod.yaml", lambda d: d["redis"].pop("cidrs"))
+    assert _error("prod", repo_copy).startswith(
+        "environments/prod.yaml: redis: external mode needs cidrs: the managed store's networks"
+    )
+    _edit(repo_copy / "environments/prod.yaml", lambda d: d["redis"].update(cidrs=["0.0.0.0/0"]))
+    assert "0.0.0.0/0 is everywhere" in _error("prod", repo_copy)

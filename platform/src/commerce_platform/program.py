@@ -90,7 +90,7 @@ def build(
             "JWT_PRIVATE_KEY": secrets.get("jwtPrivateKey"),
             "ADMIN_PASSWORD": secrets.get("adminPassword"),
         }
-        image, _ = service_image(env, spec, pulumi.ResourceOptions())
+        image, _ = service_image(env, spec, pulumi.ResourceOptions(), repo_root)
         deployment = ServiceDeployment(
             spec.name,
             spec=spec,

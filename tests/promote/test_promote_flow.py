@@ -350,3 +350,53 @@ def test_a_failed_copy_commits_nothing(clone, pristine, dev_outputs, tmp_path):
     assert result.stderr.strip().startswith("ops promote: refused: crane copy registry.dev.")
     assert result.stderr.strip().endswith("UNAUTHORIZED: authentication required")
     _unchanged(clone, pristine)
+
+
+def _commit_prod_release(clone, service: str, ref: str, message: str) -> str:
+    path = clone / "environments" / "prod.yaml"
+    text = path.read_text()
+    current = re.search(rf"release: (\S+/{service}@sha256:[0-9a-f]{{64}})", text).group(1)
+    path.write_text(text.replace(current, ref))
+    git(clone, "commit", "--quiet", "-am", message)
+    return current
+
+
+def test_rollback_restores_the_releases_of_an_earlier_commit_as_a_reviewed_branch(clone, pristine):
+    old = _commit_prod_release(
+        clone, "payments", f"{REPOSITORY}/payments@sha256:{_digest('e')}", "promote payments"
+    )
+    result = ops(clone, "rollback", "prod", pristine)
+    assert result.returncode == 0, result.stderr
+    head = git(clone, "rev-parse", "HEAD~1")
+    assert (
+        git(clone, "rev-parse", "--abbrev-ref", "HEAD")
+        == f"rollback/prod-at-{pristine[:7]}-to-prod-{head[:7]}"
+    )
+    message = git(clone, "log", "-1", "--format=%B").splitlines()
+    assert message[0] == f"Roll back prod@{pristine[:7]} → prod: payments"
+    assert message[2] == f"Image digests read from environments/prod.yaml at {pristine[:7]}."
+    diff = git(clone, "diff", "--unified=0", "HEAD~1..HEAD", "--", "environments/prod.yaml")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == [f"-    release: {REPOSITORY}/payments@sha256:{_digest('e')}", f"+    release: {old}"]
+    assert "Infrastructure preview" in result.stdout or "payments" in result.stdout
+
+
+def test_rollback_refuses_like_promote(clone, pristine):
+    unknown = ops(clone, "rollback", "prod", "no-such-commit")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1,
+        "ops rollback: refused: unknown commit 'no-such-commit'",
+    )
+    same = ops(clone, "rollback", "prod", "HEAD")
+    assert same.returncode == 3 and "nothing to promote" in same.stderr
+    # A commit where prod named an image in dev's registry: never restored into prod.
+    _commit_prod_release(
+        clone, "orders", f"registry.dev.commerce.example.com/commerce/orders@sha256:{_digest('d')}", "bad pin"
+    )
+    bad = git(clone, "rev-parse", "HEAD")
+    _commit_prod_release(clone, "orders", f"{REPOSITORY}/orders@sha256:{_digest('f')}", "fixed pin")
+    start = git(clone, "rev-parse", "HEAD")
+    refused = ops(clone, "rollback", "prod", bad)
+    assert refused.returncode == 1
+    assert "is outside prod's registry ghcr.io/commerce-platform" in refused.stderr
+    _unchanged(clone, start)

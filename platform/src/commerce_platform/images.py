@@ -76,7 +76,9 @@ def service_image(
     release = env.spec.services[spec.name].release
     if not env.spec.services[spec.name].builds:
         return pulumi.Output.from_input(release), None
-    root = Path(repo_root) if repo_root else repo_root_default()
+    # The checkout the images are built from: the given root when it holds the services (a full checkout, as
+    # `ops diff` renders each side), else this code's own (a render of another folder's environments/ only).
+    root = Path(repo_root) if repo_root and (Path(repo_root) / "services").is_dir() else repo_root_default()
     dockerfile = root / "services" / spec.name / "Dockerfile"
     context = context_digest(root, dockerfile)[:16]
     image = docker.Image(

@@ -96,7 +96,7 @@ pulumi up --yes --skip-preview --refresh --stack "$STACK" --policy-pack platform
 say "smoke test through the Ingress host ${HOST} (${INGRESS})"
 namespace="$(pulumi config get --stack "$STACK" namespace)"
 kubectl --context "kind-${CLUSTER}" -n "$namespace" wait --for=condition=Available deployment --all --timeout=300s
-api() { curl -fsS --retry 10 --retry-delay 3 --retry-all-errors --resolve "${HOST}:${INGRESS##*:}:${INGRESS%:*}" "$@"; }
+api() { curl -fsS --retry 10 --retry-delay 3 --retry-connrefused --resolve "${HOST}:${INGRESS##*:}:${INGRESS%:*}" "$@"; }
 base="http://${HOST}:${INGRESS##*:}"
 api "$base/users/" -H 'content-type: application/json' \
   -d '{"username": "kind-smoke", "email": "kind-smoke@example.com", "password": "kind-smoke-password-1"}' \

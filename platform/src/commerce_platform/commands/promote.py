@@ -8,6 +8,12 @@ from typing import Annotated
 
 import typer
 
+# The options promote and rollback share.
+Services = Annotated[
+    list[str] | None, typer.Option("--service", help="Only this service (repeatable; default: all).")
+]
+Push = Annotated[bool, typer.Option("--push", help="Push the branch and open the pull request.")]
+
 
 def register(app: typer.Typer) -> None:
     @app.command("promote")
@@ -18,9 +24,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="JSON of `pulumi stack output --json` for FROM (default: ask pulumi)."),
         ] = None,
-        service: Annotated[
-            list[str] | None, typer.Option("--service", help="Only this service (repeatable; default: all).")
-        ] = None,
+        service: Services = None,
         include_sizing: Annotated[
             bool, typer.Option("--include-sizing", help="Also copy autoscaling and resources from FROM.")
         ] = False,
@@ -31,9 +35,7 @@ def register(app: typer.Typer) -> None:
                 help="Copy images outside TO's image_repository into it by digest (crane copy) first.",
             ),
         ] = False,
-        push: Annotated[
-            bool, typer.Option("--push", help="Push the branch and open the pull request.")
-        ] = False,
+        push: Push = False,
     ) -> None:
         """Promote FROM's images to TO through a pull request.
 
@@ -64,12 +66,8 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Argument(metavar="COMMIT", help="Commit whose environments/ENV.yaml releases to restore."),
         ],
-        service: Annotated[
-            list[str] | None, typer.Option("--service", help="Only this service (repeatable; default: all).")
-        ] = None,
-        push: Annotated[
-            bool, typer.Option("--push", help="Push the branch and open the pull request.")
-        ] = False,
+        service: Services = None,
+        push: Push = False,
     ) -> None:
         """Restore ENV's releases as of COMMIT through a pull request.
 

@@ -22,6 +22,20 @@ from pulumi_policy import (
 from commerce_platform.policy import RULES, Enforcement, Resource, Rule, environment_from_urn
 
 PACK_NAME = "commerce-platform"
+
+
+def _options(opts) -> dict:
+    """The resource options CrossGuard shows, in graph.json's `options` shape."""
+    if opts is None:
+        return {}
+    options = {"protect": True} if opts.protect else {}
+    if opts.delete_before_replace:
+        options["deleteBeforeReplace"] = True
+    if opts.ignore_changes:
+        options["ignoreChanges"] = sorted(opts.ignore_changes)
+    return options
+
+
 ENFORCEMENT_LEVELS = {
     Enforcement.MANDATORY: EnforcementLevel.MANDATORY,
     Enforcement.ADVISORY: EnforcementLevel.ADVISORY,
@@ -43,7 +57,13 @@ def resource_policy(rule: Rule) -> ResourceValidationPolicy:
         environment = environment_from_urn(args.urn)
         if not rule.applies_to(environment):
             args.not_applicable(f"applies to {', '.join(sorted(rule.environments))} only, not {environment}")
-        resource = Resource(type=args.resource_type, name=args.name, props=args.props, urn=args.urn)
+        resource = Resource(
+            type=args.resource_type,
+            name=args.name,
+            props=args.props,
+            urn=args.urn,
+            options=_options(args.opts),
+        )
         for message in rule.check(resource):
             report_violation(message, None)
 
@@ -58,7 +78,8 @@ def stack_policy(rule: Rule) -> StackValidationPolicy:
         if not rule.applies_to(environment):
             args.not_applicable(f"applies to {', '.join(sorted(rule.environments))} only, not {environment}")
         resources = [
-            Resource(type=r.resource_type, name=r.name, props=r.props, urn=r.urn) for r in args.resources
+            Resource(type=r.resource_type, name=r.name, props=r.props, urn=r.urn, options=_options(r.opts))
+            for r in args.resources
         ]
         for resource, message in rule.check(resources):
             report_violation(f"{resource.display}: {message}", resource.urn)

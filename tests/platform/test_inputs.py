@@ -47,7 +47,7 @@ def test_external_database_url_is_required_per_service(repo_copy):
         (
             "environments/dev.yaml",
             lambda d: d.update(replicas=3),
-            "environments/dev.yaml: unknown key 'replicas'; allowed keys: description, image_repository, log_level, monitoring, postgres, quota, redis, services, settings",
+            "environments/dev.yaml: unknown key 'replicas'; allowed keys: addons, description, image_repository, log_level, monitoring, postgres, quota, redis, services, settings",
         ),
         (
             "environments/dev.yaml",
@@ -190,3 +190,53 @@ def test_both_files_make_an_environment(repo_copy):
     graph = render_environment("staging", repo_copy)
     assert graph["environment"] == "staging"
     assert graph["outputs"]["namespace"] == "commerce-staging"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["settings"].update(DB_POOL_MAX_SIZE="five"),
+            "environments/dev.yaml: settings.DB_POOL_MAX_SIZE: 'five' is not valid for users "
+            "(UsersSettings.db_pool_max_size: int): Input should be a valid integer, unable to parse string as an "
+            "integer; fix: set it to a valid int",
+        ),
+        (
+            lambda d: d["services"]["inventory"]["settings"].update(PRODUCT_CACHE_ENABLED="maybe"),
+            "environments/dev.yaml: services.inventory.settings.PRODUCT_CACHE_ENABLED: 'maybe' is not valid for "
+            "inventory (InventorySettings.product_cache_enabled: bool)",
+        ),
+    ],
+)
+def test_settings_values_are_checked_against_the_settings_class_at_render_time(repo_copy, edit, message):
+    _edit(repo_copy / "environments/dev.yaml", edit)
+    for env in ("dev", "pr-7"):
+        error = _error(env, repo_copy)
+        assert error.startswith(message) and "\n" not in error
+
+
+def test_a_memory_target_is_a_share_of_the_limit(repo_copy):
+    from commerce_platform.components.service import memory_share
+
+    _edit(
+        repo_copy / "environments/dev.yaml",
+        lambda d: d["services"]["users"]["autoscaling"].update(memory_percent=85),
+    )
+    graph = render_environment("dev", repo_copy, check_schema=False)
+    [hpa] = [
+        m["object"]
+        for m in graph["manifests"]
+        if m["object"]["kind"] == "HorizontalPodAutoscaler" and m["object"]["metadata"]["name"] == "users"
+    ]
+    memory = next(m for m in hpa["spec"]["metrics"] if m["resource"]["name"] == "memory")
+    assert memory["resource"]["target"] == {"type": "AverageValue", "averageValue": "217Mi"}  # 85% of 256Mi
+    assert memory_share("512Mi", 85) == "435Mi" and memory_share("1Gi", 50) == "512Mi"
+
+
+def test_external_stores_need_their_networks(repo_copy):
+    _edit(repo_copy / "environments/prod.yaml", lambda d: d["redis"].pop("cidrs"))
+    assert _error("prod", repo_copy).startswith(
+        "environments/prod.yaml: redis: external mode needs cidrs: the managed store's networks"
+    )
+    _edit(repo_copy / "environments/prod.yaml", lambda d: d["redis"].update(cidrs=["0.0.0.0/0"]))
+    assert "0.0.0.0/0 is everywhere" in _error("prod", repo_copy)

@@ -152,7 +152,7 @@ def test_monitoring_namespace_reaches_each_service_on_its_metrics_port_only():
     namespace = graph["outputs"]["namespace"]
     policies = objects(graph, "NetworkPolicy")
     prometheus = ({NAME: "monitoring"}, {"app.kubernetes.io/name": "prometheus"})
-    ingress_controller = ({NAME: "ingress-nginx"}, {"app.kubernetes.io/name": "ingress-nginx"})
+    ingress_controller = ({NAME: "traefik"}, {"app.kubernetes.io/name": "traefik"})
     orders = ({NAME: namespace}, pod_labels(graph, "orders"))
     for spec in catalogue.SERVICES:
         pod = pod_labels(graph, spec.name)

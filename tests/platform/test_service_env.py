@@ -56,5 +56,7 @@ def test_local_runtime_gets_the_same_names_with_its_own_addresses():
     assert "JWT_JWKS_URL" not in users and users["ADMIN_USERNAME"] == "admin"
     inventory = plain_env("dev", "inventory", local, REPO_ROOT)
     assert inventory["PRODUCT_CACHE_TTL_SECONDS"] == "30"  # the per-service override in environments/dev.yaml
-    assert secret_env_names("users") == {"DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEY", "ADMIN_PASSWORD"}
-    assert secret_env_names("orders") == {"DATABASE_URL", "REDIS_URL"}
+    # Redis only for inventory (its product cache): the others' settings do not require it.
+    assert secret_env_names("users") == {"DATABASE_URL", "JWT_PRIVATE_KEY", "ADMIN_PASSWORD"}
+    assert secret_env_names("orders") == {"DATABASE_URL"}
+    assert secret_env_names("inventory") == {"DATABASE_URL", "REDIS_URL"}

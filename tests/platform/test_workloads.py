@@ -15,8 +15,8 @@ RECOMMENDED_LABELS = {
     "app.kubernetes.io/component",
     "app.kubernetes.io/part-of",
     "app.kubernetes.io/managed-by",
-    "app.kubernetes.io/version",
 }
+VERSION_LABEL = "app.kubernetes.io/version"
 
 
 def test_hpa_targets_are_the_deployments_and_own_their_replicas(graph):
@@ -31,7 +31,9 @@ def test_hpa_targets_are_the_deployments_and_own_their_replicas(graph):
         assert "replicas" not in deployments[target["name"]]["spec"], "the HPA owns the replica count"
         metrics = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"]["metrics"]}
         assert metrics["cpu"] == {"type": "Utilization", "averageUtilization": 70}
-        assert "memory" in metrics
+        # Memory does not fall when pods are added: no memory target unless set (then a share of the limit).
+        assert "memory" not in metrics
+        assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
 def test_services_select_exactly_one_workloads_pods(graph):
@@ -111,7 +113,11 @@ def test_service_pods_shut_down_gracefully_and_roll_without_losing_capacity(grap
             > PRESTOP_SLEEP_SECONDS + graceful
         )
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-        assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} >= {"kubernetes.io/hostname"}
+        spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+        assert set(spread) >= {"kubernetes.io/hostname"}
+        if graph["environment"] == "prod":  # 2+ replicas: never two on one node
+            assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+            assert spread["kubernetes.io/hostname"]["minDomains"] == 2
         assert pod["serviceAccountName"] == spec.name
         assert by_name(graph, "ServiceAccount")[spec.name]["automountServiceAccountToken"] is False
 
@@ -141,6 +147,15 @@ def test_every_object_is_named_and_carries_the_recommended_labels(graph):
     for obj in objects(graph):
         assert obj["metadata"]["name"], obj["kind"]
         assert RECOMMENDED_LABELS <= set(obj["metadata"]["labels"]), (obj["kind"], obj["metadata"]["name"])
+
+
+def test_the_version_label_is_on_service_pod_templates_only(graph):
+    # A promotion changes what runs (the pod templates), not the metadata of every object of the service.
+    for obj in objects(graph):
+        if obj["metadata"]["labels"].get("app.kubernetes.io/name") in SERVICE_NAMES:
+            assert VERSION_LABEL not in obj["metadata"]["labels"], (obj["kind"], obj["metadata"]["name"])
+            if obj["kind"] in ("Deployment", "Job"):
+                assert VERSION_LABEL in obj["spec"]["template"]["metadata"]["labels"]
 
 
 def test_namespace_enforces_restricted_pod_security_and_everything_lives_in_it(graph):
@@ -221,7 +236,7 @@ def test_prod_builds_nothing_and_runs_only_pinned_digests():
     policies = by_name(graph, "NetworkPolicy")
     assert "postgres-from-clients" not in policies and "redis-from-clients" not in policies
     egress = policies["postgres-clients-egress"]["spec"]["egress"][0]
-    assert egress["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+    assert egress["to"] == [{"ipBlock": {"cidr": "10.40.0.0/24"}}]  # environments/prod.yaml postgres.cidrs
     assert egress["ports"] == [{"port": 5432, "protocol": "TCP"}]
 
 

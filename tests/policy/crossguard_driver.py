@@ -29,8 +29,17 @@ def load_pack() -> dict:
     return runpy.run_path(str(PACK_DIR / "__main__.py"), run_name="commerce_policy_pack")
 
 
-def options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+def options(entry: dict | None = None) -> PolicyResourceOptions:
+    """The options CrossGuard hands a policy, from a graph entry's recorded `options`."""
+    recorded = (entry or {}).get("options") or {}
+    return PolicyResourceOptions(
+        bool(recorded.get("protect")),
+        list(recorded.get("ignoreChanges") or []),
+        recorded.get("deleteBeforeReplace"),
+        [],
+        PolicyCustomTimeouts(0, 0, 0),
+        [],
+    )
 
 
 def crossguard_findings(pack: dict, stack: list[dict]) -> set[tuple[str, str, str]]:
@@ -50,7 +59,7 @@ def crossguard_findings(pack: dict, stack: list[dict]) -> set[tuple[str, str, st
                         unknown_checking_proxy(copy.deepcopy(e["props"])),
                         e["urn"],
                         e["name"],
-                        options(),
+                        options(e),
                         None,
                     )
                     before = len(reported)
@@ -63,7 +72,7 @@ def crossguard_findings(pack: dict, stack: list[dict]) -> set[tuple[str, str, st
                         unknown_checking_proxy(copy.deepcopy(e["props"])),
                         e["urn"],
                         e["name"],
-                        options(),
+                        options(e),
                         None,
                         None,
                         [],

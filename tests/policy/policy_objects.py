@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from commerce_platform.catalogue import METRICS_API_LABEL
 from commerce_platform.policy import Resource
+from commerce_platform.policy.workloads import environment_registry
 
 ENVIRONMENTS = ("dev", "prod", "pr-42")  # the real environments every test renders
 NAMESPACE = "commerce"
@@ -119,7 +121,13 @@ def compliant_stack(env: str = "prod") -> list[dict]:
     NetworkPolicy; a migration Job; a StatefulSet (postgres) and a CronJob, each with its NetworkPolicy."""
     svc = "users"
     stack = [
-        entry("Namespace", NAMESPACE, {}, env, namespaced=False),
+        entry(
+            "Namespace",
+            NAMESPACE,
+            {"metadata": {"labels": {**labels(NAMESPACE), METRICS_API_LABEL: "cluster"}}},
+            env,
+            namespaced=False,
+        ),
         entry("ServiceAccount", svc, {"automountServiceAccountToken": False}, env),
         entry("Deployment", svc, {"spec": {"selector": selector(svc), "template": template(svc)}}, env),
         entry(
@@ -184,7 +192,36 @@ def compliant_stack(env: str = "prod") -> list[dict]:
     ]
     for sa in ("postgres", "cleanup"):
         stack.append(entry("ServiceAccount", sa, {"automountServiceAccountToken": False}, env))
+    # Images come from the environment's own registry (image-from-environment-registry).
+    registry = environment_registry(env)
+    for e in stack:
+        for c in _all_containers(e["props"]):
+            c["image"] = c["image"].replace("ghcr.io/commerce-platform/", f"{registry}/")
     return stack
+
+
+def _all_containers(props: dict) -> list[dict]:
+    spec = props.get("spec") or {}
+    template = (
+        spec.get("template") or ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    )
+    return list((template.get("spec") or {}).get("containers") or [])
+
+
+def helm_release(
+    chart: str, version: str | None = "3.13.0", env: str = "prod", repo: str | None = None
+) -> dict:
+    """A graph entry of a pulumi-kubernetes helm.v3.Release (no Kubernetes object of its own)."""
+    props = {"chart": chart, "version": version, "namespace": "kube-system"}
+    props["repositoryOpts"] = {"repo": repo or f"https://charts.example.com/{chart}"}
+    return {
+        "urn": f"urn:pulumi:{env}::commerce-platform::kubernetes:helm.sh/v3:Release::{chart}-release",
+        "type": "kubernetes:helm.sh/v3:Release",
+        "name": f"{chart}-release",
+        "parent": None,
+        "dependencies": [],
+        "props": props,
+    }
 
 
 def as_resources(stack: list[dict]) -> list[Resource]:

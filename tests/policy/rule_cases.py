@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from policy_objects import entry, find, first_container, pod_template_of, remove, selector
+from policy_objects import entry, find, first_container, helm_release, pod_template_of, remove, selector
 
-from commerce_platform.catalogue import MONITORING_LABEL
+from commerce_platform.catalogue import METRICS_API_LABEL, MONITORING_LABEL
 
 
 def set_security(key, value, kind="Deployment", name=None):
@@ -70,7 +70,65 @@ def monitoring(scraped_port: str | None = None, namespace_label: bool = True):
 
 
 # (rule id, what the edit does, edit, environment)
+def retain_postgres(protect_statefulset: bool, protect_namespace: bool):
+    """The postgres StatefulSet retains its claims; protect it and/or its Namespace (graph.json options)."""
+
+    def edit(s):
+        find(s, "StatefulSet")["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": "Retain",
+            "whenScaled": "Retain",
+        }
+        for e in s:
+            if e["props"].get("kind") == "StatefulSet" and protect_statefulset:
+                e["options"] = {"protect": True}
+            if e["props"].get("kind") == "Namespace" and protect_namespace:
+                e["options"] = {"protect": True}
+
+    return edit
+
+
+def egress_to(cidr: str):
+    def edit(s):
+        spec = find(s, "NetworkPolicy", "default-deny")["spec"]
+        spec["egress"] = [
+            {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": 5432.0, "protocol": "TCP"}]}
+        ]
+
+    return edit
+
+
 VIOLATIONS = [
+    ("egress-not-everywhere", "egress to 0.0.0.0/0 in prod", egress_to("0.0.0.0/0"), "prod"),
+    (
+        "retained-data-protected",
+        "retained claims, unprotected StatefulSet",
+        retain_postgres(False, True),
+        "dev",
+    ),
+    (
+        "retained-data-protected",
+        "retained claims in an unprotected Namespace (its deletion deletes them)",
+        retain_postgres(True, False),
+        "dev",
+    ),
+    (
+        "hpa-has-metrics-api",
+        "an HPA, no metrics-server release, and the cluster provides no metrics API",
+        lambda s: find(s, "Namespace")["metadata"]["labels"].pop(METRICS_API_LABEL),
+        "prod",
+    ),
+    (
+        "helm-release-pinned",
+        "a version range",
+        lambda s: s.append(helm_release("traefik", "^37.0.0")),
+        "prod",
+    ),
+    (
+        "helm-release-pinned",
+        "no version (whatever is latest)",
+        lambda s: s.append(helm_release("metrics-server", None)),
+        "dev",
+    ),
     ("deployment-scraped", "monitoring on, no ServiceMonitor", monitoring(), "prod"),
     ("deployment-scraped", "ServiceMonitor on a port the Service lacks", monitoring("metric"), "prod"),
     (
@@ -195,6 +253,22 @@ VIOLATIONS = [
         "untagged (registry with port)",
         lambda s: first_container(s).__setitem__("image", "registry:5000/users"),
         "dev",
+    ),
+    (
+        "image-from-environment-registry",
+        "a dev-registry digest in prod",
+        lambda s: first_container(s).__setitem__(
+            "image", f"registry.dev.commerce.example.com/commerce/users@sha256:{'a' * 64}"
+        ),
+        "prod",
+    ),
+    (
+        "image-from-environment-registry",
+        "prod's registry in a review stack (pr-<N> pulls from dev's)",
+        lambda s: first_container(s, "Job").__setitem__(
+            "image", f"ghcr.io/commerce-platform/users@sha256:{'a' * 64}"
+        ),
+        "pr-42",
     ),
     (
         "image-digest-pinned",
@@ -342,6 +416,25 @@ VIOLATIONS = [
 
 # (rule id, what is allowed, edit, environment): edge cases that must NOT be reported
 PASSES = [
+    ("egress-not-everywhere", "egress to the managed store's subnet", egress_to("10.40.0.0/24"), "prod"),
+    ("egress-not-everywhere", "outside prod", egress_to("0.0.0.0/0"), "dev"),
+    ("retained-data-protected", "retained and protected", retain_postgres(True, True), "dev"),
+    ("retained-data-protected", "nothing retained (review stacks)", lambda s: None, "pr-42"),
+    (
+        "hpa-has-metrics-api",
+        "the stack installs metrics-server",
+        lambda s: (
+            find(s, "Namespace")["metadata"]["labels"].pop(METRICS_API_LABEL),
+            s.append(helm_release("metrics-server")),
+        ),
+        "prod",
+    ),
+    (
+        "helm-release-pinned",
+        "exact chart versions, v-prefixed or not",
+        lambda s: s.extend([helm_release("cert-manager", "v1.21.1"), helm_release("traefik", "37.4.0")]),
+        "prod",
+    ),
     ("deployment-scraped", "monitoring on and the users Service scraped", monitoring("metrics"), "prod"),
     ("deployment-scraped", "monitoring off: nothing needs a ServiceMonitor", lambda s: None, "prod"),
     (
@@ -411,6 +504,12 @@ PASSES = [
         "image-tag-pinned",
         "registry port + tag",
         lambda s: first_container(s).__setitem__("image", "registry:5000/users:1.0"),
+        "dev",
+    ),
+    (
+        "image-from-environment-registry",
+        "dev pulls from dev's registry; third-party data store images are not service images",
+        lambda s: first_container(s, "StatefulSet").__setitem__("image", "postgres:16-alpine"),
         "dev",
     ),
     (

@@ -31,9 +31,14 @@ def git(clone: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def ops(clone: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """Run the `ops` CLI with the clone as working directory (and as the only repo root it may use)."""
+def ops(
+    clone: Path, *args: str, timeout: int = 600, path_first: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `ops` CLI with the clone as working directory (and as the only repo root it may use);
+    `path_first`: a folder of stand-in tools put first on PATH."""
     env = {k: v for k, v in os.environ.items() if k != "COMMERCE_REPO_ROOT"}
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env['PATH']}"
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "200"
     return subprocess.run(

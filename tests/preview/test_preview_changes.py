@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 from commerce_platform.preview.changes import ABSENT, SECRET, diff_graphs, forces_replace
 from commerce_platform.preview.report import COMMENT_MARKER, to_markdown, to_text
@@ -179,3 +180,47 @@ def test_markdown_renders_as_html_tables():
     assert html.count("<table>") == 5  # overview, counts, resources, and one field table per changed resource
     assert "<td><code>spec.maxReplicas</code></td>\n<td><code>6</code></td>\n<td><code>10</code></td>" in html
     assert "<td><code>&quot;a|b&quot;</code></td>" in html  # the escaped pipe stays inside its cell
+
+
+def test_a_service_code_change_shows_as_that_services_image_change_only(tmp_path):
+    """`release: build`: the image tag is a digest of the build context the Dockerfile copies (after
+    .dockerignore), so a code change is a preview change of that one service; ignored files change nothing."""
+    import shutil
+
+    from commerce_platform.render import render_environment
+
+    root = Path(__file__).resolve().parents[2]
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("environments", "services"):
+        shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in (
+        "Pulumi.yaml",
+        "Pulumi.dev.yaml",
+        "Pulumi.prod.yaml",
+        "pyproject.toml",
+        "uv.lock",
+        ".dockerignore",
+    ):
+        shutil.copy2(root / name, copy / name)
+
+    def images() -> dict[str, str]:
+        return render_environment("dev", copy, check_schema=False)["outputs"]["images"]
+
+    before = images()
+    cache = copy / "services" / "orders" / "src" / "orders_service" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "main.cpython-311.pyc").write_bytes(b"ignored by .dockerignore")
+    assert images() == before
+    main = copy / "services" / "orders" / "src" / "orders_service" / "main.py"
+    main.write_text(main.read_text() + "\n# a code change\n")
+    after = images()
+    assert {s for s in after if after[s] != before[s]} == {"orders"}
+    kit = copy / "services" / "kit" / "src" / "service_kit" / "health.py"
+    kit.write_text(kit.read_text() + "\n# every service copies the kit\n")
+    assert {s for s, ref in images().items() if ref != after[s]} == {
+        "users",
+        "inventory",
+        "orders",
+        "payments",
+    }

@@ -65,7 +65,7 @@ def test_changing_a_deployment_selector_is_a_replace(clone, restore):
     # base ref's code from its worktree, the working tree side runs the edited code.
     path = clone / "platform" / "src" / "commerce_platform" / "components" / "service.py"
     text = path.read_text()
-    deployment_selector = r"selector=k8s\.meta\.v1\.LabelSelectorArgs\(match_labels=(\w+)\)"
+    deployment_selector = r"(?<![\w])selector=k8s\.meta\.v1\.LabelSelectorArgs\(match_labels=(\w+)\)"
     edited, count = re.subn(
         deployment_selector,
         r'selector=k8s.meta.v1.LabelSelectorArgs(match_labels={**\1, "epoch": "2"})',
@@ -101,3 +101,24 @@ def test_an_environment_new_in_the_working_tree_is_all_creates(clone, restore):
     actions = {line.split()[1] for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)}
     assert actions == {"create"}
     assert re.search(r"^\d+ to create, 0 unchanged$", result.stdout, re.MULTILINE)
+
+
+def test_a_new_database_password_in_ops_diff_rolls_its_deployment_and_replaces_the_init_jobs(clone, restore):
+    path = clone / "Pulumi.dev.yaml"
+    key = "  commerce-platform:ordersDbPassword:\n    secure: {}\n"
+    path.write_text(path.read_text() + key.format("v1:orders-password-one"))
+    git(clone, "commit", "--quiet", "-am", "dev: orders' database password")
+    path.write_text(path.read_text().replace("v1:orders-password-one", "v1:orders-password-two"))
+    result = ops(clone, "diff", "dev", "--base", "HEAD")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)]
+    assert {tuple(row[1:4]) for row in rows} == {
+        ("replace", "Secret", "orders-secret"),
+        ("replace", "Secret", "postgres-credentials"),
+        ("update", "Deployment", "orders-deployment"),  # the one Deployment that reads it
+        ("replace", "Job", "orders-migration"),
+        ("replace", "Job", "postgres-init-job"),
+    }
+    assert "commerce-platform/secret-checksum" in result.stdout
+    for value in ("orders-password-one", "orders-password-two", "render-placeholder-"):
+        assert value not in result.stdout + result.stderr

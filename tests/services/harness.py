@@ -224,11 +224,12 @@ class ServiceStack:
         spec = catalogue.get(name)
         env = {
             "DATABASE_URL": self.database_url(name),
-            "REDIS_URL": self.redis_url(),
             "LOG_LEVEL": "INFO",
             "DB_POOL_MIN_SIZE": "1",
             "DB_POOL_MAX_SIZE": "10",
         }
+        if spec.uses_redis:  # as the platform does: only a service whose settings require Redis gets one
+            env["REDIS_URL"] = self.redis_url()
         if name == "users":
             env |= {
                 "JWT_PRIVATE_KEY": self.signing_key.private_pem,

@@ -131,7 +131,6 @@ async def accounts(services):
     pool = await asyncpg.create_pool(database_url("users"), min_size=1, max_size=2)
     settings = UsersSettings(
         database_url=database_url("users"),
-        redis_url=services.redis_url(),
         jwt_private_key=services.signing_key.private_pem,
     )
     try:

@@ -24,6 +24,9 @@ METRICS_PATH = "/metrics"
 METRICS_PORT_OFFSET = 1090
 # On the Namespace of an environment whose monitoring is on; the policy rule `deployment-scraped` reads it.
 MONITORING_LABEL = "commerce-platform/monitoring"
+# On the Namespace of an environment whose cluster provides the metrics API (addons.metrics_server: cluster); the
+# policy rule `hpa-has-metrics-api` reads it (or finds the metrics-server release in the stack).
+METRICS_API_LABEL = "commerce-platform/metrics-api"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,6 @@ class ServiceSpec:
     public_prefixes: tuple[str, ...]
     calls: tuple[str, ...] = ()  # other services this one calls over HTTP
     uses_postgres: bool = True
-    uses_redis: bool = True
 
     @property
     def app(self) -> str:
@@ -53,6 +55,12 @@ class ServiceSpec:
     @property
     def settings(self) -> type[BaseSettings]:
         return _load(self.settings_class)
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether Redis is a dependency: its settings class requires REDIS_URL (the kit's default is none)."""
+        field = self.settings.model_fields.get("redis_url")
+        return field is not None and field.is_required()
 
     @property
     def env_var_names(self) -> set[str]:

@@ -17,7 +17,18 @@ from typer.core import TyperGroup
 
 from commerce_platform import commands
 
-COMMAND_ORDER = ("dev", "test", "render", "policy", "secrets", "diff", "promote", "bench", "chaos")
+COMMAND_ORDER = (
+    "dev",
+    "test",
+    "render",
+    "policy",
+    "secrets",
+    "diff",
+    "promote",
+    "rollback",
+    "bench",
+    "chaos",
+)
 
 
 class _OrderedGroup(TyperGroup):

@@ -20,6 +20,7 @@ key gets the closest valid one ("did you mean 'autoscaling'?"), a bad quantity t
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -27,7 +28,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from commerce_platform import catalogue
@@ -76,7 +85,10 @@ class Autoscaling(_Strict):
     min: int = Field(ge=1, le=100)
     max: int = Field(ge=1, le=100)
     cpu_percent: int = Field(default=70, ge=10, le=100)
-    memory_percent: int = Field(default=80, ge=10, le=100)
+    # Off by default: a service's memory does not fall when replicas are added (it is mostly the interpreter and
+    # its caches, not per-request), so a memory target below the idle footprint scales up and never back down.
+    # When set, it is a share of the memory *limit* (scale out before the OOM killer), which idle pods stay under.
+    memory_percent: int | None = Field(default=None, ge=50, le=95)
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Autoscaling:
@@ -103,7 +115,29 @@ class ServiceRelease(_Strict):
         return self.release == BUILD
 
 
-class Postgres(_Strict):
+def _networks(values: list[str]) -> list[str]:
+    for value in values:
+        network = ipaddress.ip_network(value, strict=True)  # ValueError → the one-line message
+        if network.prefixlen == 0:
+            raise ValueError(f"{value} is everywhere; name the managed store's own network")
+    return values
+
+
+Networks = Annotated[list[str], AfterValidator(_networks)]
+
+
+class _ExternalStore(_Strict):
+    # Where the managed store lives (external mode): client egress is allowed to these networks only.
+    cidrs: Networks = []
+
+    @model_validator(mode="after")
+    def _cidrs_for_external(self):
+        if self.mode == "external" and not self.cidrs:
+            raise ValueError("external mode needs cidrs: the managed store's networks, e.g. ['10.40.0.0/24']")
+        return self
+
+
+class Postgres(_ExternalStore):
     mode: Literal["in-cluster", "external"]
     image: str = "postgres:16-alpine"
     uid: int = 70  # the image's postgres user (alpine images: 70)
@@ -113,7 +147,7 @@ class Postgres(_Strict):
     resources: Resources = Resources(cpu="250m", memory="512Mi")
 
 
-class Redis(_Strict):
+class Redis(_ExternalStore):
     mode: Literal["in-cluster", "external"]
     image: str = "redis:7-alpine"
     uid: int = 999  # the image's redis user
@@ -141,6 +175,52 @@ class Monitoring(_Strict):
         return self
 
 
+# How the cluster gets an add-on: `release` (this stack installs the pinned Helm release, components/addons.py),
+# `cluster` (the cluster already has it: a managed offering, or the stack that owns the cluster, as dev's for
+# review stacks), `off` (not there at all; the policy rules say what then breaks).
+AddonMode = Literal["release", "cluster", "off"]
+
+
+class IngressController(_Strict):
+    """Traefik (the ingress-nginx controller is retired): serves the environment's Ingress class."""
+
+    mode: AddonMode = "cluster"
+    service_type: Literal["LoadBalancer", "NodePort"] = "LoadBalancer"
+    http_node_port: int | None = Field(
+        default=None, ge=30000, le=32767
+    )  # NodePort (kind maps it to the host)
+    https_node_port: int | None = Field(default=None, ge=30000, le=32767)
+
+
+class CertManager(_Strict):
+    """cert-manager, an ACME Issuer in the namespace and the Certificate for the TLS Secret the Ingress serves."""
+
+    mode: AddonMode = "off"
+    acme_server: str = Field(default="https://acme-v02.api.letsencrypt.org/directory", pattern=r"^https://")
+    acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+
+    @model_validator(mode="after")
+    def _email_for_release(self) -> CertManager:
+        if self.mode != "off" and not self.acme_email:
+            raise ValueError("cert_manager needs acme_email (the ACME account's contact) unless it is off")
+        return self
+
+
+class Addons(_Strict):
+    metrics_server: AddonMode = "cluster"  # the metrics API every HorizontalPodAutoscaler reads
+    ingress: IngressController = IngressController()
+    cert_manager: CertManager = CertManager()
+
+    def provided_by_cluster(self) -> Addons:
+        """The same add-ons, each one the cluster provides (review stacks share dev's cluster and add-ons)."""
+        cluster = lambda mode: "cluster" if mode == "release" else mode  # noqa: E731
+        return Addons(
+            metrics_server=cluster(self.metrics_server),
+            ingress=self.ingress.model_copy(update={"mode": cluster(self.ingress.mode)}),
+            cert_manager=self.cert_manager.model_copy(update={"mode": cluster(self.cert_manager.mode)}),
+        )
+
+
 class Quota(_Strict):
     cpu: Quantity
     memory: Quantity
@@ -157,6 +237,7 @@ class EnvironmentSpec(_Strict):
     redis: Redis
     quota: Quota
     monitoring: Monitoring = Monitoring()
+    addons: Addons = Addons()
 
 
 class StackSettings(BaseModel):
@@ -168,10 +249,13 @@ class StackSettings(BaseModel):
     namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     domain: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     k8s_version: str = Field(default=DEFAULT_K8S_VERSION, alias="k8sVersion")
-    ingress_class: str = "nginx"
-    ingress_namespace: str = "ingress-nginx"
+    ingress_class: str = "traefik"
+    ingress_namespace: str = "traefik"
     tls_certificate: str | None = None  # name of the kubernetes.io/tls Secret the Ingress serves
     admin_username: str = "admin"
+    # Where this stack's builds are pushed and pulled from, instead of environments/<env>.yaml's image_repository
+    # (a local cluster's own registry: .github/kind/up.sh sets localhost:5001/commerce on its dev stack).
+    image_repository: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$")
 
     @field_validator("k8s_version")
     @classmethod
@@ -328,7 +412,7 @@ def declared_secrets(stack: str, repo_root: Path) -> dict[str, str]:
 
 
 def _review_spec(dev: EnvironmentSpec) -> EnvironmentSpec:
-    """pr-<N>: dev's release, one replica each, minimal sizing, nothing retained."""
+    """pr-<N>: dev's release, one replica each, minimal sizing, nothing retained, dev's cluster add-ons."""
     services = {
         name: svc.model_copy(
             update={
@@ -346,6 +430,7 @@ def _review_spec(dev: EnvironmentSpec) -> EnvironmentSpec:
             "services": services,
             "postgres": dev.postgres.model_copy(update={"storage": "1Gi", "retain_volume": False}),
             "quota": Quota(cpu="4", memory="8Gi", pods=30),
+            "addons": dev.addons.provided_by_cluster(),
         }
     )
 
@@ -457,6 +542,8 @@ def load_environment(
     stack = parse_stack(
         f"Pulumi.{name}.yaml" if not review else f"Pulumi.{base}.yaml (derived for {name})", values
     )
+    if stack.image_repository:
+        spec = spec.model_copy(update={"image_repository": stack.image_repository})
     if name == "prod":
         for svc, release in spec.services.items():
             if release.builds:

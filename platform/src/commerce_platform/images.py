@@ -1,28 +1,90 @@
-"""Service images: built from services/<name>/Dockerfile, or a pinned `repo@sha256:` digest."""
+"""Service images: built from services/<name>/Dockerfile, or a pinned `repo@sha256:` digest.
+
+A built image is tagged with a digest of the build context it is made from: the files its Dockerfile copies
+(COPY/ADD sources), after `.dockerignore`, as docker itself selects them (the docker SDK's PatternMatcher,
+dockerfile-parse for the instructions). So a change to a service's code changes its tag, and `ops diff` (and the
+engine) show that service's image change, while a change elsewhere (tests, docs, another service) shows none.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
 from commerce_platform import catalogue
-from commerce_platform.environments import Environment
+from commerce_platform.environments import Environment, repo_root_default
 
 # Pulumi runs the program with the `main` directory (platform/) as working directory; the build context is the
 # repo root because every Dockerfile copies the shared service kit as well as its own service.
 BUILD_CONTEXT = ".."
 
 
+def _dockerignore(root: Path) -> list[str]:
+    path = root / ".dockerignore"
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths a Dockerfile's COPY/ADD instructions read (not `--from` other stages)."""
+    from dockerfile_parse import DockerfileParser
+
+    sources: list[str] = []
+    for instruction in DockerfileParser(str(dockerfile)).structure:
+        if instruction["instruction"] not in ("COPY", "ADD"):
+            continue
+        words = instruction["value"].split()
+        if any(w.startswith("--from=") for w in words):
+            continue
+        sources += [w for w in words if not w.startswith("--")][:-1]  # the last word is the destination
+    return sources
+
+
+def context_digest(root: Path, dockerfile: Path) -> str:
+    """sha256 over the Dockerfile and every context file it copies that .dockerignore lets through."""
+    from docker.utils.build import PatternMatcher
+
+    matcher = PatternMatcher(_dockerignore(root))
+    digest = hashlib.sha256()
+    digest.update(dockerfile.read_bytes())
+    files: list[Path] = []
+    for source in copy_sources(dockerfile):
+        base = root / source
+        if base.is_file():
+            files.append(base)
+        for folder, dirs, names in os.walk(base):
+            dirs.sort()
+            files += [Path(folder) / n for n in names]
+    for path in sorted(set(files)):
+        relative = path.relative_to(root).as_posix()
+        if matcher.matches(relative):
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def service_image(
-    env: Environment, spec: catalogue.ServiceSpec, opts: pulumi.ResourceOptions
+    env: Environment, spec: catalogue.ServiceSpec, opts: pulumi.ResourceOptions, repo_root: Path | None = None
 ) -> tuple[pulumi.Output[str], docker.Image | None]:
     """The image reference a Deployment runs (always by digest), and the Image resource when it is built."""
     release = env.spec.services[spec.name].release
     if not env.spec.services[spec.name].builds:
         return pulumi.Output.from_input(release), None
+    # The checkout the images are built from: the given root when it holds the services (a full checkout, as
+    # `ops diff` renders each side), else this code's own (a render of another folder's environments/ only).
+    root = Path(repo_root) if repo_root and (Path(repo_root) / "services").is_dir() else repo_root_default()
+    dockerfile = root / "services" / spec.name / "Dockerfile"
+    context = context_digest(root, dockerfile)[:16]
     image = docker.Image(
         f"{spec.name}-image",
-        image_name=f"{env.spec.image_repository}/{spec.name}:{env.name}",
+        # The tag names the source: a code change is a new tag (and a new digest), visible in every preview.
+        image_name=f"{env.spec.image_repository}/{spec.name}:{env.name}-{context}",
         build=docker.DockerBuildArgs(
             context=BUILD_CONTEXT,
             dockerfile=f"{BUILD_CONTEXT}/services/{spec.name}/Dockerfile",

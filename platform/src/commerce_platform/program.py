@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
+from commerce_platform.components.addons import ClusterAddons
 from commerce_platform.components.baseline import ClusterBaseline
 from commerce_platform.components.datastores import Postgres, Redis
 from commerce_platform.components.ingress import PublicIngress
@@ -74,6 +75,7 @@ def build(
     in_cluster = pulumi.ResourceOptions(providers=[provider])
     baseline = ClusterBaseline("baseline", env, services, opts=in_cluster)
     namespace = baseline.namespace
+    addons = ClusterAddons("addons", env, namespace, opts=in_cluster)
     postgres = Postgres("postgres", env, namespace, services, secrets, opts=in_cluster)
     redis = Redis("redis", env, namespace, secrets, opts=in_cluster)
 
@@ -88,7 +90,7 @@ def build(
             "JWT_PRIVATE_KEY": secrets.get("jwtPrivateKey"),
             "ADMIN_PASSWORD": secrets.get("adminPassword"),
         }
-        image, _ = service_image(env, spec, pulumi.ResourceOptions())
+        image, _ = service_image(env, spec, pulumi.ResourceOptions(), repo_root)
         deployment = ServiceDeployment(
             spec.name,
             spec=spec,
@@ -104,7 +106,9 @@ def build(
         )
         deployments.append(deployment)
         images[spec.name] = image
-    ingress = PublicIngress("ingress", env, namespace, services, deployments, opts=in_cluster)
+    ingress = PublicIngress(
+        "ingress", env, namespace, services, [*deployments, *addons.releases.values()], opts=in_cluster
+    )
     if env.spec.monitoring.enabled:
         Monitoring("monitoring", env, namespace, services, deployments, opts=in_cluster)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from commerce_platform import catalogue
 from commerce_platform.environments import Environment, EnvironmentConfigError, load_environment
 
@@ -116,3 +118,26 @@ def check_settings_overrides(
             raise EnvironmentConfigError(
                 f"{file}: {key}.{name}: not a non-secret setting the service reads; allowed: {', '.join(sorted(allowed))}"
             )
+    for name, value in overrides.items():
+        for spec in services:
+            _check_value(file, f"{key}.{name}", spec, name, value)
+
+
+def _check_value(file: str, key: str, spec: catalogue.ServiceSpec, name: str, value: object) -> None:
+    """The value as the service will read it (the env var's text) must parse as its settings field: a bad value
+    fails the render and `ops policy`, not the pod's start-up."""
+    field = spec.settings.model_fields.get(name.lower())
+    if field is None:
+        return
+    try:
+        TypeAdapter(field.annotation).validate_python(_text(value))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise EnvironmentConfigError(
+            f"{file}: {key}: {value!r} is not valid for {spec.name} ({spec.settings.__name__}.{name.lower()}: "
+            f"{_type_name(field.annotation)}): {error['msg']}; fix: set it to a valid {_type_name(field.annotation)}"
+        ) from None
+
+
+def _type_name(annotation: object) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

@@ -44,8 +44,9 @@ def register(app: typer.Typer) -> None:
         console = Console()
         if review:
             console.print(
-                f"{stack} is a review stack (no Pulumi.{stack}.yaml): the review-stack workflow gives it fresh "
-                "random values (.github/scripts/stack_secrets.py)",
+                f"{stack} is a review stack (no Pulumi.{stack}.yaml): the review-stack workflow generates its "
+                f"values once into the ESC environment commerce-platform/review-{stack} and reads them back on "
+                "every push (.github/scripts/stack_secrets.py)",
                 highlight=False,
             )
         table = Table(title=f"secrets of stack {stack}", title_justify="left")
@@ -57,7 +58,10 @@ def register(app: typer.Typer) -> None:
             table.add_row(secret.key, state, secret.purpose)
         optional = "yes" if "kubeconfig" in declared else "-"
         table.add_row(
-            "kubeconfig", optional, "optional: without it, the kube context from Pulumi.<stack>.yaml"
+            "kubeconfig",
+            optional,
+            "optional here: CI imports it from the stack's ESC environment (docs/deploying.md); "
+            "without it, the kube context from Pulumi.<stack>.yaml",
         )
         console.print(table)
         missing = [secret for secret in needed if secret.key not in declared]

@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata
-from commerce_platform.environments import Environment
+from commerce_platform.environments import Environment, Postgres, Redis
 from commerce_platform.service_env import token_issuer
 
 POSTGRES_CLIENT = "commerce-platform/postgres-client"
@@ -20,6 +20,11 @@ npv1 = k8s.networking.v1
 
 def service_pods(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "api"}
+
+
+def retains_data(env: Environment) -> bool:
+    """The environment keeps data in the cluster across destroys (in-cluster Postgres with retain_volume)."""
+    return env.spec.postgres.mode == "in-cluster" and env.spec.postgres.retain_volume
 
 
 def call_edges(services: tuple[catalogue.ServiceSpec, ...]) -> list[tuple[str, str]]:
@@ -43,7 +48,6 @@ class ClusterBaseline(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:platform:ClusterBaseline", name, None, opts)
         self._env = env
         self._labels = labels("commerce-platform", f"commerce-{env.name}", "baseline")
-        child = pulumi.ResourceOptions(parent=self)
         version = f"v{env.stack.k8s_version}"
         ns = k8s.core.v1.Namespace(
             "namespace",
@@ -59,9 +63,16 @@ class ClusterBaseline(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/warn": "restricted",
                     "pod-security.kubernetes.io/warn-version": version,
                     **({catalogue.MONITORING_LABEL: "enabled"} if env.spec.monitoring.enabled else {}),
+                    **(
+                        {catalogue.METRICS_API_LABEL: "cluster"}
+                        if env.spec.addons.metrics_server == "cluster"
+                        else {}
+                    ),
                 },
             ),
-            opts=child,
+            # Deleting the Namespace deletes every PersistentVolumeClaim in it: protected where data is retained
+            # (`pulumi state unprotect` first to really destroy such an environment).
+            opts=pulumi.ResourceOptions(parent=self, protect=retains_data(env)),
         )
         self.namespace = ns.metadata.name
         self._ns_opts = pulumi.ResourceOptions(parent=self, depends_on=[ns])
@@ -205,15 +216,18 @@ class ClusterBaseline(pulumi.ComponentResource):
                 self._from_namespace(
                     f"{s.name}-metrics-from-monitoring", s.name, env.spec.monitoring.namespace, s.metrics_port
                 )
-        self._data_store_policies("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres.mode)
+        self._data_store_policies("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres)
         self._data_store_policies(
             "redis",
             REDIS_CLIENT,
             REDIS_PORTS[:1] if env.spec.redis.mode == "in-cluster" else REDIS_PORTS,
-            env.spec.redis.mode,
+            env.spec.redis,
         )
 
-    def _data_store_policies(self, store: str, client_label: str, ports: tuple[int, ...], mode: str) -> None:
+    def _data_store_policies(
+        self, store: str, client_label: str, ports: tuple[int, ...], spec: Postgres | Redis
+    ) -> None:
+        mode = spec.mode
         clients = k8s.meta.v1.LabelSelectorArgs(match_labels={client_label: "true"})
         store_pods = k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": store})
         np_ports = [npv1.NetworkPolicyPortArgs(port=p, protocol="TCP") for p in ports]
@@ -230,15 +244,15 @@ class ClusterBaseline(pulumi.ComponentResource):
                     ],
                 ),
             )
-            peer = npv1.NetworkPolicyPeerArgs(pod_selector=store_pods)
+            peers = [npv1.NetworkPolicyPeerArgs(pod_selector=store_pods)]
         else:
-            # A managed store sits outside the cluster at an address only its secret URL knows: allow the port.
-            peer = npv1.NetworkPolicyPeerArgs(ip_block=npv1.IPBlockArgs(cidr="0.0.0.0/0"))
+            # A managed store sits outside the cluster: its networks (environments/<env>.yaml cidrs), its ports.
+            peers = [npv1.NetworkPolicyPeerArgs(ip_block=npv1.IPBlockArgs(cidr=cidr)) for cidr in spec.cidrs]
         self._policy(
             f"{store}-clients-egress",
             npv1.NetworkPolicySpecArgs(
                 pod_selector=clients,
                 policy_types=["Egress"],
-                egress=[npv1.NetworkPolicyEgressRuleArgs(to=[peer], ports=np_ports)],
+                egress=[npv1.NetworkPolicyEgressRuleArgs(to=peers, ports=np_ports)],
             ),
         )

@@ -13,12 +13,15 @@ import pulumi_kubernetes as k8s
 from commerce_platform import catalogue, dbinit
 from commerce_platform.components.baseline import POSTGRES_CLIENT, POSTGRES_PORT
 from commerce_platform.components.meta import (
+    JOB_ANNOTATIONS,
+    SECRET_CHECKSUM,
     TYPE_PREFIX,
     container_security,
     labels,
     metadata,
     pod_security,
     resources,
+    secret_checksum,
     selector,
     tmp_volume,
 )
@@ -86,14 +89,15 @@ class Postgres(pulumi.ComponentResource):
         app_labels = labels("postgres", f"postgres-{env.name}", "database", _image_version(spec.image))
         pod_selector = selector("postgres", f"postgres-{env.name}", "database")
         child = pulumi.ResourceOptions(parent=self)
+        credential_values = {
+            "POSTGRES_PASSWORD": secrets.get("postgresPassword"),
+            **{f"{db.upper()}_PASSWORD": secrets.db_password(db) for db in clients},
+        }
         credentials = core.Secret(
             "postgres-credentials",
             metadata=metadata("postgres-credentials", namespace, app_labels),
             type="Opaque",
-            string_data={
-                "POSTGRES_PASSWORD": secrets.get("postgresPassword"),
-                **{f"{db.upper()}_PASSWORD": secrets.db_password(db) for db in clients},
-            },
+            string_data=credential_values,
             opts=child,
         )
         account = _service_account(self, "postgres", namespace, app_labels)
@@ -176,9 +180,13 @@ class Postgres(pulumi.ComponentResource):
                 ],
             ),
             # Fixed name: a replace (a new selector: immutable) deletes first, as for the Deployments; the data
-            # stays in the PVC `data-postgres-0`, which the new StatefulSet mounts again.
+            # stays in the PVC `data-postgres-0`, which the new StatefulSet mounts again. Retained data survives
+            # `pulumi destroy` and any replace: protected (the Namespace too, baseline.py).
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[credentials, service, account], delete_before_replace=True
+                parent=self,
+                depends_on=[credentials, service, account],
+                delete_before_replace=True,
+                protect=spec.retain_volume,
             ),
         )
         tmp, tmp_mount = tmp_volume()
@@ -193,11 +201,17 @@ class Postgres(pulumi.ComponentResource):
         )
         job = k8s.batch.v1.Job(
             "postgres-init-job",
-            metadata=metadata("postgres-init", namespace, init_labels),
+            metadata=metadata("postgres-init", namespace, init_labels, annotations=JOB_ANNOTATIONS),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=10,  # retries while Postgres is still starting
                 template=core.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels={**init_labels, POSTGRES_CLIENT: "true"}),
+                    # The init sets every login's password: a changed credential replaces (re-runs) the Job.
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels={**init_labels, POSTGRES_CLIENT: "true"},
+                        annotations={
+                            SECRET_CHECKSUM: secret_checksum(f"postgres-{env.name}/init", credential_values)
+                        },
+                    ),
                     spec=core.PodSpecArgs(
                         restart_policy="OnFailure",
                         service_account_name="postgres",
@@ -304,7 +318,15 @@ class Redis(pulumi.ComponentResource):
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
                 template=core.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=app_labels),
+                    # A new password restarts Redis with it (the clients roll on the same checksum change).
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=app_labels,
+                        annotations={
+                            SECRET_CHECKSUM: secret_checksum(
+                                f"redis-{env.name}", {"REDIS_PASSWORD": password}
+                            )
+                        },
+                    ),
                     spec=core.PodSpecArgs(
                         service_account_name="redis",
                         automount_service_account_token=False,

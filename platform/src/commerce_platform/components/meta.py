@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import hashlib
+import json
+from collections.abc import Mapping
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 PART_OF = "commerce-platform"
 MANAGED_BY = "pulumi"
 TYPE_PREFIX = "commerce-platform"
-
-
-def platform_version() -> str:
-    try:
-        return version("commerce-platform")
-    except PackageNotFoundError:  # running from a source tree without the dist installed
-        return "0.0.0"
 
 
 def selector(name: str, instance: str, component: str) -> dict[str, str]:
@@ -27,12 +23,17 @@ def selector(name: str, instance: str, component: str) -> dict[str, str]:
     }
 
 
+VERSION_LABEL = "app.kubernetes.io/version"
+
+
 def labels(name: str, instance: str, component: str, app_version: str | None = None) -> dict[str, str]:
+    """The recommended labels; the version only when given: it belongs where it means something (a pod
+    template: what runs), so a promotion changes the pods, not every object's metadata."""
     return {
         **selector(name, instance, component),
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/version": app_version or platform_version(),
+        **({VERSION_LABEL: app_version} if app_version else {}),
     }
 
 
@@ -40,6 +41,24 @@ def metadata(
     name: str, namespace: str | None, obj_labels: dict[str, str], **extra
 ) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=obj_labels, **extra)
+
+
+# Pod template annotation: a digest of the secret material the pods read, so a changed credential rolls the
+# Deployment (and replaces a Job) like a changed image does. Only the digest is written, never a value.
+SECRET_CHECKSUM = "commerce-platform/secret-checksum"
+# A Job that failed (or never completed) is replaced on the next `pulumi up` instead of being left failed.
+JOB_ANNOTATIONS = {"pulumi.com/replaceUnready": "true"}
+
+
+def secret_checksum(scope: str, values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """Digest of `values` (secret Outputs) salted with `scope`; a plain Output (the digest is no secret, and
+    stays plain in previews and graph.json, so a changed secret shows as a changed checksum)."""
+
+    def digest(resolved: dict[str, str]) -> str:
+        material = json.dumps({"scope": scope, "values": resolved}, sort_keys=True)
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+    return pulumi.Output.unsecret(pulumi.Output.all(**dict(values)).apply(digest))
 
 
 def version_label(image_ref: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,12 +12,15 @@ import pulumi_kubernetes as k8s
 from commerce_platform import catalogue
 from commerce_platform.components.baseline import POSTGRES_CLIENT, REDIS_CLIENT
 from commerce_platform.components.meta import (
+    JOB_ANNOTATIONS,
+    SECRET_CHECKSUM,
     TYPE_PREFIX,
     container_security,
     labels,
     metadata,
     pod_security,
     resources,
+    secret_checksum,
     selector,
     tmp_volume,
 )
@@ -40,6 +44,50 @@ def uvicorn_command(spec: catalogue.ServiceSpec) -> list[str]:
         str(spec.port),
         "--timeout-graceful-shutdown",
         str(GRACEFUL_SHUTDOWN_SECONDS),
+    ]
+
+
+MEMORY_UNITS = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+}
+
+
+def memory_share(quantity: str, percent: int) -> str:
+    """`percent` of a memory quantity, in Mi (HPA AverageValue): memory_share("512Mi", 85) == "435Mi"."""
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity)
+    number, unit = float(match.group(1)), match.group(2)
+    size = number * MEMORY_UNITS.get(unit, 1)
+    return f"{int(size * percent / 100 / 2**20)}Mi"
+
+
+def spread(pod_selector: dict[str, str], min_replicas: int) -> list[core.TopologySpreadConstraintArgs]:
+    """Across zones where the cluster has them (best effort), and across nodes for real wherever the service
+    always runs 2+ replicas (prod): two pods on one node are one node failure from an outage. A one-replica
+    environment (dev on a single kind node) keeps the node spread best effort, or its scale-ups could never land."""
+    hard = min_replicas >= 2
+    return [
+        core.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="topology.kubernetes.io/zone",
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
+        ),
+        core.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="kubernetes.io/hostname",
+            when_unsatisfiable="DoNotSchedule" if hard else "ScheduleAnyway",
+            min_domains=min_replicas if hard else None,
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
+            # Only the pods of the current ReplicaSet count, so a rolling update is not blocked by the old ones.
+            match_label_keys=["pod-template-hash"],
+        ),
     ]
 
 
@@ -71,11 +119,12 @@ class ServiceDeployment(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:app:ServiceDeployment", name, None, opts)
         svc = spec.name
         instance = f"{svc}-{environment}"
-        app_labels = labels(svc, instance, "api", version)
+        app_labels = labels(svc, instance, "api")  # objects' metadata: no version (VERSION_LABEL)
         pod_selector = selector(svc, instance, "api")
         clients = {POSTGRES_CLIENT: "true"} if spec.uses_postgres else {}
         if spec.uses_redis:
             clients[REDIS_CLIENT] = "true"
+        pod_labels = {**labels(svc, instance, "api", version), **clients}
         child = pulumi.ResourceOptions(parent=self)
         tmp, tmp_mount = tmp_volume()
 
@@ -120,14 +169,21 @@ class ServiceDeployment(pulumi.ComponentResource):
 
         rollout_after = [config, secret, account, *needs]
         if spec.uses_postgres:
-            migration_labels = labels(svc, instance, "migration", version)
+            migration_labels = labels(svc, instance, "migration")
+            # The migration reads DATABASE_URL only: a new database credential replaces (re-runs) the Job.
+            migration_checksum = secret_checksum(
+                f"{instance}/migration", {k: v for k, v in secret_env.items() if k == "DATABASE_URL"}
+            )
             migrate = k8s.batch.v1.Job(
                 f"{svc}-migration",
-                metadata=metadata(f"{svc}-migrate", namespace, migration_labels),
+                metadata=metadata(f"{svc}-migrate", namespace, migration_labels, annotations=JOB_ANNOTATIONS),
                 spec=k8s.batch.v1.JobSpecArgs(
                     backoff_limit=3,
                     template=core.PodTemplateSpecArgs(
-                        metadata=k8s.meta.v1.ObjectMetaArgs(labels={**migration_labels, **clients}),
+                        metadata=k8s.meta.v1.ObjectMetaArgs(
+                            labels={**labels(svc, instance, "migration", version), **clients},
+                            annotations={SECRET_CHECKSUM: migration_checksum},
+                        ),
                         spec=core.PodSpecArgs(
                             service_account_name=svc,
                             automount_service_account_token=False,
@@ -169,23 +225,18 @@ class ServiceDeployment(pulumi.ComponentResource):
                 ),
                 template=core.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels={**app_labels, **clients},
-                        annotations={"commerce-platform/config-checksum": config_checksum},
+                        labels=pod_labels,
+                        annotations={
+                            "commerce-platform/config-checksum": config_checksum,
+                            SECRET_CHECKSUM: secret_checksum(instance, secret_env),
+                        },
                     ),
                     spec=core.PodSpecArgs(
                         service_account_name=svc,
                         automount_service_account_token=False,
                         security_context=pod_security(APP_UID),
                         termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-                        topology_spread_constraints=[
-                            core.TopologySpreadConstraintArgs(
-                                max_skew=1,
-                                topology_key=key,
-                                when_unsatisfiable="ScheduleAnyway",
-                                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
-                            )
-                            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
-                        ],
+                        topology_spread_constraints=spread(pod_selector, release.autoscaling.min),
                         containers=[
                             core.ContainerArgs(
                                 name=svc,
@@ -251,14 +302,40 @@ class ServiceDeployment(pulumi.ComponentResource):
                     k8s.autoscaling.v2.MetricSpecArgs(
                         type="Resource",
                         resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                            name=metric,
+                            name="cpu",
                             target=k8s.autoscaling.v2.MetricTargetArgs(
-                                type="Utilization", average_utilization=target
+                                type="Utilization", average_utilization=scaling.cpu_percent
                             ),
                         ),
-                    )
-                    for metric, target in (("cpu", scaling.cpu_percent), ("memory", scaling.memory_percent))
+                    ),
+                    *(
+                        [
+                            k8s.autoscaling.v2.MetricSpecArgs(
+                                type="Resource",
+                                resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                                    name="memory",
+                                    target=k8s.autoscaling.v2.MetricTargetArgs(
+                                        type="AverageValue",
+                                        average_value=memory_share(res.limit_memory, scaling.memory_percent),
+                                    ),
+                                ),
+                            )
+                        ]
+                        if scaling.memory_percent
+                        else []
+                    ),
                 ],
+                # Scale in slowly (the HPA's default removes pods as fast as load drops).
+                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                        stabilization_window_seconds=300,
+                        policies=[
+                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                                type="Percent", value=50, period_seconds=60
+                            )
+                        ],
+                    )
+                ),
             ),
             opts=child,
         )

@@ -12,12 +12,15 @@ digests are derived from the service name: well-formed, stable, and served by no
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from commerce_platform import catalogue
 from commerce_platform.engine.toolchain import Toolchain, engine_env
@@ -36,9 +39,29 @@ def pinned_image(repository: str, service: str) -> str:
     return f"{repository}/{service}@sha256:{digest}"
 
 
+def cluster_provides_addons(path: Path) -> None:
+    """Add-ons `release` → `cluster` in an environments/ file: the local control plane has no network to fetch
+    Helm charts from and no kubelets to run them (kwok stands in for nodes); its kwok stages stand in for them."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    data = yaml.load(path.read_text())
+    addons = data.get("addons") or {}
+    if addons.get("metrics_server") == "release":
+        addons["metrics_server"] = "cluster"
+    for key in ("ingress", "cert_manager"):
+        if (addons.get(key) or {}).get("mode") == "release":
+            addons[key]["mode"] = "cluster"
+    out = io.StringIO()
+    yaml.dump(data, out)
+    path.write_text(out.getvalue())
+
+
 def pin_images(root: Path, env: str) -> list[str]:
-    """Rewrite environments/<env>.yaml's `release: build` entries to pinned digests; returns the services changed."""
+    """Prepare environments/<env>.yaml for the local control plane: `release: build` entries become pinned
+    digests (returns the services changed), and the cluster add-ons are the cluster's (cluster_provides_addons)."""
     path = root / "environments" / f"{env}.yaml"
+    cluster_provides_addons(path)
     environment = load_environment(env, root)
     images = {
         name: pinned_image(environment.spec.image_repository, name)

@@ -3,7 +3,7 @@
 Importing this package registers every rule in `RULES`.
 """
 
-from commerce_platform.policy import pod_security, stack, workloads  # noqa: F401  (registers the rules)
+from commerce_platform.policy import addons, pod_security, stack, workloads  # noqa: F401  (registers the rules)
 from commerce_platform.policy.model import (
     PRODUCTION,
     RULES,

@@ -37,10 +37,23 @@ class Resource:
     name: str
     props: Mapping[str, Any]
     urn: str = ""
+    # Lifecycle options (graph.json `options`; under CrossGuard from the resource's options): protect,
+    # deleteBeforeReplace, ignoreChanges, ...
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_graph_entry(cls, entry: Mapping[str, Any]) -> Resource:
-        return cls(type=entry["type"], name=entry["name"], props=entry.get("props") or {}, urn=entry["urn"])
+        return cls(
+            type=entry["type"],
+            name=entry["name"],
+            props=entry.get("props") or {},
+            urn=entry["urn"],
+            options=entry.get("options") or {},
+        )
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.options.get("protect"))
 
     @property
     def kind(self) -> str | None:

@@ -273,3 +273,49 @@ def deployment_scraped(resources: Sequence[Resource]) -> Findings:
         ]
         if not any(_scrapes(m, s) for m in monitors for s in fronts):
             yield deployment, "monitoring is on, but no ServiceMonitor scrapes a Service of these pods"
+
+
+def retains_data(statefulset: Resource) -> bool:
+    policy = dig(statefulset.props, "spec", "persistentVolumeClaimRetentionPolicy") or {}
+    return policy.get("whenDeleted") == "Retain"
+
+
+@stack_rule(
+    id="retained-data-protected",
+    severity=Severity.HIGH,
+    description="Data an environment retains (a StatefulSet whose volume claims are retained) survives "
+    "`pulumi destroy`: the StatefulSet and its Namespace, when the stack owns it, are protected (deleting the "
+    "Namespace would delete the claims whatever their retention policy says).",
+)
+def retained_data_protected(resources: Sequence[Resource]) -> Findings:
+    namespaces = {object_name(ns): ns for ns in of_kind(resources, "Namespace")}
+    for statefulset in of_kind(resources, "StatefulSet"):
+        if not retains_data(statefulset):
+            continue
+        if not statefulset.protected:
+            yield (
+                statefulset,
+                "retains its volume claims but is not protected (ResourceOptions(protect=True))",
+            )
+        namespace = namespaces.get(statefulset.namespace)
+        if namespace is not None and not namespace.protected:
+            yield namespace, f"holds retained data ({statefulset.display}) but is not protected"
+
+
+EVERYWHERE = frozenset({"0.0.0.0/0", "::/0"})
+
+
+@stack_rule(
+    id="egress-not-everywhere",
+    severity=Severity.HIGH,
+    environments=PRODUCTION,
+    description="In production no NetworkPolicy allows egress to every address (0.0.0.0/0, ::/0): clients reach a "
+    "managed data store at its own networks (environments/<env>.yaml postgres/redis cidrs).",
+)
+def egress_not_everywhere(resources: Sequence[Resource]) -> Findings:
+    for policy in of_kind(resources, "NetworkPolicy"):
+        for rule in dig(policy.props, "spec", "egress") or []:
+            for peer in rule.get("to") or []:
+                cidr = (peer.get("ipBlock") or {}).get("cidr")
+                if cidr in EVERYWHERE:
+                    yield policy, f"allows egress to {cidr}"

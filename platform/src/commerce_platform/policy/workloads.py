@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 
 from commerce_platform import catalogue
 from commerce_platform.policy.k8s import (
@@ -20,6 +21,7 @@ from commerce_platform.policy.k8s import (
     pod_spec,
 )
 from commerce_platform.policy.model import PRODUCTION, Enforcement, Resource, Severity, resource_rule
+from commerce_platform.policy.runner import environment_from_urn
 
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -131,6 +133,41 @@ def image_digest_pinned(resource: Resource) -> Iterator[str]:
         image = container.get("image") or ""
         if not DIGEST.search(image):
             yield f"container {container.get('name')!r} image {image!r} is not pinned by digest"
+
+
+@cache
+def environment_registry(environment: str) -> str | None:
+    """environments/<env>.yaml's image_repository (pr-<N>: dev's), or None for an environment not defined here."""
+    from commerce_platform.environments import EnvironmentConfigError, load_environment
+
+    try:
+        return load_environment(environment).spec.image_repository
+    except (EnvironmentConfigError, OSError):
+        return None
+
+
+@resource_rule(
+    id="image-from-environment-registry",
+    severity=Severity.HIGH,
+    description="A service's pods pull only from their environment's own registry (image_repository in "
+    "environments/<env>.yaml): prod never runs a reference into dev's registry (`ops promote --copy-images`).",
+)
+def image_from_environment_registry(resource: Resource) -> Iterator[str]:
+    spec = pod_spec(resource)
+    service = pod_labels(resource).get(NAME_LABEL) or resource.labels.get(NAME_LABEL)
+    if spec is None or service not in catalogue.BY_NAME or not resource.urn:
+        return
+    environment = environment_from_urn(resource.urn)
+    registry = environment_registry(environment)
+    if registry is None:
+        return
+    for container in containers(spec):
+        image = str(container.get("image") or "")
+        if not image.startswith(f"{registry}/"):
+            yield (
+                f"container {container.get('name')!r} image {image!r} is not from {environment}'s registry "
+                f"{registry}"
+            )
 
 
 @resource_rule(

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from commerce_platform.catalogue import BY_NAME
-from commerce_platform.environments import REVIEW_STACK
+from commerce_platform.environments import REVIEW_STACK, EnvironmentConfigError, load_environment
 from commerce_platform.preview.baseline import PreviewError, render_both
 from commerce_platform.preview.changes import Plan, diff_graphs
 from commerce_platform.preview.report import to_markdown
 from commerce_platform.promote import NothingToPromote, PromotionRefused
+from commerce_platform.promote.registries import ImageCopy, copy_images, refuse_without_copy, retarget
 from commerce_platform.promote.rewrite import ServiceChange, load_sizing, rewrite_releases
 from commerce_platform.promote.sources import check_digests, source_images
 
@@ -32,10 +33,12 @@ class Promotion:
     commit: str = ""
     plan: Plan | None = None
     pr_command: list[str] = field(default_factory=list)
+    copies: list[ImageCopy] = field(default_factory=list)
+    verb: str = "Promote"  # or "Roll back" (ops rollback)
 
     @property
     def title(self) -> str:
-        return f"Promote {self.source} → {self.target}: {', '.join(c.service for c in self.changes)}"
+        return f"{self.verb} {self.source} → {self.target}: {', '.join(c.service for c in self.changes)}"
 
     def commit_message(self) -> str:
         lines = [self.title, "", f"Image digests read from {self.read_from}.", ""]
@@ -44,6 +47,9 @@ class Promotion:
                 lines.append(f"- {change.service}: {change.old} → {change.new}")
             if change.sizing:
                 lines.append(f"- {change.service}: sizing ({', '.join(change.sizing)}) from {self.source}")
+        if self.copies:
+            lines += ["", f"Copied by digest into {self.target}'s registry:"]
+            lines += [f"- {c.source} → {c.target}" for c in self.copies]
         return "\n".join(lines) + "\n"
 
 
@@ -114,15 +120,25 @@ def promote(
     outputs: Path | None = None,
     services: Sequence[str] = (),
     include_sizing: bool = False,
+    copy: bool = False,
+    images_from: tuple[dict, str] | None = None,
+    verb: str = "Promote",
 ) -> Promotion:
-    """Rewrite the target's environment file and commit it on a new promotion branch; refuse with one line."""
+    """Rewrite the target's environment file and commit it on a new promotion branch; refuse with one line.
+    `images_from`: (images by service, where they were read) instead of the source's (ops rollback)."""
     if source == target:
         raise PromotionRefused("source and target are the same environment")
     _require_clean(root)
     target_file = _target_file(root, target)
     names = _selected(services)
-    images, read_from = source_images(source, root, outputs)
-    digests = check_digests(images, names, read_from)
+    images, read_from = images_from or source_images(source, root, outputs)
+    try:
+        target_repository = load_environment(target, root).spec.image_repository
+    except EnvironmentConfigError as exc:
+        raise PromotionRefused(str(exc)) from None
+    digests, copies = retarget(check_digests(images, names, read_from), target_repository, target)
+    if not copy:
+        refuse_without_copy(copies, target, target_repository)
     sizing = None
     if include_sizing:
         source_file = root / "environments" / f"{source}.yaml"
@@ -138,13 +154,17 @@ def promote(
             f"nothing to promote: {target} already runs what {source} runs ({', '.join(names)})"
         )
 
-    promotion = Promotion(source, target, changes, read_from, base_sha=_git(root, "rev-parse", "HEAD"))
+    promotion = Promotion(
+        source, target, changes, read_from, base_sha=_git(root, "rev-parse", "HEAD"), verb=verb
+    )
+    promotion.copies = [c for c in copies if c.service in {ch.service for ch in changes}]
     promotion.base_branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     if promotion.base_branch == "HEAD":
         raise PromotionRefused(
             "HEAD is detached; check out the branch the promotion pull request should target"
         )
-    promotion.branch = f"promote/{source}-to-{target}-{promotion.base_sha[:7]}"
+    prefix = "promote" if verb == "Promote" else "rollback"
+    promotion.branch = f"{prefix}/{source.replace('@', '-at-')}-to-{target}-{promotion.base_sha[:7]}"
     if _git(root, "branch", "--list", promotion.branch):
         raise PromotionRefused(
             f"branch {promotion.branch} already exists; delete it or promote from a newer commit"
@@ -162,6 +182,11 @@ def promote(
     promotion.plan = diff_graphs(
         before, after, base_label=promotion.base_sha[:7], head_label=promotion.branch
     )
+    try:
+        copy_images(promotion.copies)  # the images exist in the target registry before any commit names them
+    except PromotionRefused:
+        target_file.write_text(original)
+        raise
     try:
         _git(root, "switch", "--quiet", "-c", promotion.branch)
         _git(root, "commit", "--quiet", "-m", promotion.commit_message(), "--", label)
@@ -212,3 +237,37 @@ def push_and_open_pr(promotion: Promotion, root: Path) -> tuple[list[str], bool]
 
 def shell_command(command: Sequence[str]) -> str:
     return shlex.join(command)
+
+
+def rollback(target: str, commit: str, root: Path, *, services: Sequence[str] = ()) -> Promotion:
+    """`target` back to the releases environments/<target>.yaml pinned at `commit`, as a reviewed pull request:
+    the same checks, refusals, preview and branch as a promotion (from `<target>@<commit>`)."""
+    _target_file(root, target)
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise PromotionRefused(f"unknown commit {commit!r}")
+    sha = found.stdout.strip()
+    path = f"environments/{target}.yaml"
+    result = subprocess.run(["git", "show", f"{sha}:{path}"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PromotionRefused(f"{path} does not exist at {commit}")
+    from ruamel.yaml import YAML
+
+    try:
+        data = YAML(typ="safe").load(result.stdout) or {}
+    except Exception as exc:  # a malformed file at that commit: one line, not a traceback
+        raise PromotionRefused(f"{path} at {commit} is not valid YAML: {exc}") from None
+    images = {name: (svc or {}).get("release") for name, svc in (data.get("services") or {}).items()}
+    return promote(
+        f"{target}@{sha[:7]}",
+        target,
+        root,
+        services=services,
+        images_from=(images, f"{path} at {sha[:7]}"),
+        verb="Roll back",
+    )

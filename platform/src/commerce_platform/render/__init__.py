@@ -2,7 +2,8 @@
 
 `render_environment(env)` returns `{"environment", "k8s_version", "outputs", "resources", "manifests"}`:
 resources sorted by urn (urn, type, name, parent, dependencies, provider, props, secrets = paths of secret
-inputs), manifests sorted in apply order (`file`, `object`), every secret value replaced by "[secret]" and every
+inputs, options = the lifecycle options set: protect, retainOnDelete, deleteBeforeReplace, ignoreChanges,
+customTimeouts), manifests sorted in apply order (`file`, `object`), every secret value replaced by "[secret]" and every
 manifest validated strictly against the stack's Kubernetes version. `write_render` puts it on disk as
 `manifests/NNN-<kind>-<name>.yaml` and `graph.json`; both are byte-identical across runs.
 
@@ -126,6 +127,8 @@ def render_environment(
             "props": props,
             "secrets": secrets,
         }
+        if reg.options:
+            resource["options"] = reg.options
         if fingerprints := secret_fingerprints(reg.inputs):
             resource["secret_fingerprints"] = fingerprints
         resources.append(resource)

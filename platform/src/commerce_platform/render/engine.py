@@ -49,6 +49,7 @@ SDK_MODULES = {
     "networking.v1": ("NetworkPolicy", "Ingress"),
     "autoscaling.v2": ("HorizontalPodAutoscaler",),
     "policy.v1": ("PodDisruptionBudget",),
+    "helm.v3": ("Release",),
     "meta.v1": (),
 }
 
@@ -101,6 +102,33 @@ class Registration:
     provider: str
     custom: bool
     inputs: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def resource_options(request) -> dict[str, Any]:
+    """The lifecycle options a registration asked for (only those set): what `pulumi up` will do on delete and
+    replace, recorded in graph.json so `ops diff` and the policy rules see them."""
+    options: dict[str, Any] = {}
+    if request.protect:
+        options["protect"] = True
+    if request.retainOnDelete:
+        options["retainOnDelete"] = True
+    if request.deleteBeforeReplaceDefined and request.deleteBeforeReplace:
+        options["deleteBeforeReplace"] = True
+    if request.ignoreChanges:
+        options["ignoreChanges"] = sorted(request.ignoreChanges)
+    timeouts = request.customTimeouts
+    if timeouts.create or timeouts.update or timeouts.delete:
+        options["customTimeouts"] = {
+            k: v
+            for k, v in (
+                ("create", timeouts.create),
+                ("update", timeouts.update),
+                ("delete", timeouts.delete),
+            )
+            if v
+        }
+    return options
 
 
 @dataclass
@@ -151,6 +179,7 @@ class RecordingMonitor(mocks.MockMonitor):
             provider=request.provider.split("::")[-2] if request.provider else "",
             custom=bool(request.custom),
             inputs=inputs,
+            options=resource_options(request),
         )
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)

@@ -38,7 +38,7 @@ KIND_ORDER = (
 )
 # Custom resources: strict JSON schemas generated from a package of the CRDs' models (crd_schemas/generate.py).
 CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
-CRD_GROUPS = {"monitoring.coreos.com/v1": "monitoring-v1"}
+CRD_GROUPS = {"monitoring.coreos.com/v1": "monitoring-v1", "cert-manager.io/v1": "certmanager-v1"}
 
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, 5x faster
@@ -94,8 +94,12 @@ def _redact(value: Any) -> Any:
     return REDACTED
 
 
+# pulumi-kubernetes types that are no single Kubernetes object (a Helm release is a release in graph.json).
+NOT_OBJECTS = ("kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
+
+
 def is_kubernetes_object(resource_type: str) -> bool:
-    return resource_type.startswith("kubernetes:") and not resource_type.startswith("pulumi:providers:")
+    return resource_type.startswith("kubernetes:") and not resource_type.startswith(NOT_OBJECTS)
 
 
 def to_manifest(props: dict[str, Any]) -> dict[str, Any]:

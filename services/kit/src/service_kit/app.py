@@ -87,7 +87,7 @@ def create_app(
             http_timeout_seconds, targets=outgoing_targets(settings), wrap=tracing.transport
         )
         app.state.db = await create_pool(settings)
-        app.state.redis = create_redis(settings)
+        app.state.redis = create_redis(settings) if settings.redis_url is not None else None
         app.state.metrics.watch_pool(app.state.db)
         try:
             app.state.verifier = verifier_factory(settings, app.state.http)
@@ -101,7 +101,8 @@ def create_app(
         finally:
             app.state.metrics.close()
             await app.state.http.aclose()
-            await app.state.redis.aclose()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
             try:
                 await asyncio.wait_for(app.state.db.close(), timeout=10)
             except TimeoutError:

@@ -1,4 +1,5 @@
-"""Liveness (process only) and readiness (own Postgres and Redis, short timeouts)."""
+"""Liveness (process only) and readiness (hard dependencies only: own Postgres, and Redis where the service
+has one; short timeouts)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ async def _check(probe) -> str:
 async def ready(request: Request) -> JSONResponse:
     state = request.app.state
     timeout = state.settings.dependency_timeout_seconds
-    postgres, redis_ = await asyncio.gather(
-        _check(db.ping(state.db, timeout)), _check(cache.ping(state.redis, timeout))
-    )
-    checks = {"postgres": postgres, "redis": redis_}
+    probes = {"postgres": db.ping(state.db, timeout)}
+    if state.redis is not None:
+        probes["redis"] = cache.ping(state.redis, timeout)
+    results = await asyncio.gather(*(_check(probe) for probe in probes.values()))
+    checks = dict(zip(probes, results, strict=True))
     failing = sorted(name for name, result in checks.items() if result != "ok")
     if failing:
         return JSONResponse(

@@ -24,7 +24,9 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
-    redis_url: SecretStr
+    # Only a service whose settings require it (inventory's cache) gets a Redis; for the others Redis is no
+    # dependency at all: no client, no readiness check, no REDIS_URL from the platform.
+    redis_url: SecretStr | None = None
     # Readiness checks must answer fast even when a dependency hangs.
     dependency_timeout_seconds: float = 1.0
 

@@ -1,0 +1,53 @@
+"""Readiness gates on hard dependencies only: Redis is one for inventory (its product cache), for no one else.
+
+The three services that do not use Redis get no REDIS_URL from the platform (the same `service_env` code the
+Deployments and `ops dev` use), open no Redis client, and stay ready while a real Redis server is stopped.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from commerce_platform import catalogue
+from commerce_platform.local.redis import EmbeddedRedis
+from commerce_platform.service_env import secret_env_names
+
+WITHOUT_REDIS = ("users", "orders", "payments")
+
+
+def test_only_inventory_is_given_redis_by_the_platform():
+    assert {s.name for s in catalogue.SERVICES if s.uses_redis} == {"inventory"}
+    assert "REDIS_URL" in secret_env_names("inventory")
+    for name in WITHOUT_REDIS:
+        assert "REDIS_URL" not in secret_env_names(name)
+
+
+def test_with_redis_stopped_users_orders_and_payments_stay_ready(services, tmp_path):
+    redis = EmbeddedRedis(tmp_path / "redis")
+    server = redis.start(die_with_parent=True)
+    instances = {}
+    try:
+        instances = {
+            name: services.start_extra(
+                name, env={"REDIS_URL": redis.url()} if catalogue.get(name).uses_redis else None
+            )
+            for name in (*WITHOUT_REDIS, "inventory")
+        }
+        for instance in instances.values():
+            assert "REDIS_URL" not in instance.env or instance.name == "inventory"
+            assert httpx.get(instance.url + "/ready", timeout=10).status_code == 200
+        server.terminate()
+        server.wait(timeout=10)
+        assert not redis.ping()
+        for name in WITHOUT_REDIS:
+            ready = httpx.get(instances[name].url + "/ready", timeout=10)
+            assert ready.status_code == 200, (name, ready.text)
+            assert ready.json() == {"status": "ready", "checks": {"postgres": "ok"}}
+        inventory = httpx.get(instances["inventory"].url + "/ready", timeout=10)
+        assert inventory.status_code == 503
+        assert inventory.json()["detail"] == "not ready: redis failing"
+    finally:
+        for instance in instances.values():
+            services.stop(instance)
+        if server.poll() is None:
+            server.kill()

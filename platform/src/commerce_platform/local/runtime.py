@@ -191,7 +191,16 @@ class LocalPlatform:
             jwt_private_key=self.secrets.jwt_private_key,
             admin_username=self.admin_username,
             admin_password=self.secrets.admin_password,
+            client_secrets=self.client_secrets(),
         )
+
+    def client_secrets(self) -> dict[str, str]:
+        """Each calling service's client secret; ones made now are saved before any service gets them."""
+        known = dict(self.secrets.client_secrets)
+        found = {spec.name: self.secrets.client_secret(spec.name) for spec in catalogue.SERVICES if spec.calls}
+        if found != known:
+            save(self.layout.secrets_file, self.secrets)
+        return found
 
     @property
     def admin_username(self) -> str:

@@ -27,6 +27,8 @@ class ServiceSettings(BaseSettings):
     redis_url: SecretStr
     # Readiness checks must answer fast even when a dependency hangs.
     dependency_timeout_seconds: float = 1.0
+    # Request bodies above this many bytes are refused with 413 before they are read whole (service_kit.limits).
+    max_body_bytes: int = 1024 * 1024
 
     jwt_issuer: str = "commerce-users"
     jwt_audience: str = "commerce-platform"

@@ -100,8 +100,11 @@ class IssuerActiveCheck:
             active = False
         elif response.status_code == 200:
             try:
-                active = response.json().get("is_active") is True
+                active = response.json().get("is_active")
             except (ValueError, AttributeError):
+                active = None
+            if not isinstance(active, bool):  # not the issuer's answer: fail open, as for an outage
+                logger.warning("user status unreadable, failing open")
                 return True
         else:
             logger.warning("user status unavailable, failing open", extra={"status": response.status_code})

@@ -11,7 +11,7 @@ from users_service.domain.models import User, UserCreate, UserUpdate, UserWithRo
 
 router = APIRouter(tags=["users"])
 UserIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
-NOT_FOUND = {404: {"description": "user not found"}}
+NOT_FOUND = {404: {"description": "user not found"}, 409: {"description": "the admin's own account"}}
 
 
 @router.post(
@@ -35,13 +35,13 @@ async def me(principal: CurrentPrincipal, accounts: AccountsDep) -> UserWithRole
 
 @router.patch("/users/{user_id}", response_model=UserWithRoles, responses=NOT_FOUND)
 async def update_user(
-    user_id: UserIdPath, data: UserUpdate, _: AdminPrincipal, accounts: AccountsDep
+    user_id: UserIdPath, data: UserUpdate, admin: AdminPrincipal, accounts: AccountsDep
 ) -> UserWithRoles:
     """Admin: enable or disable an account. A disabled user's tokens stop working everywhere within 60 s."""
-    return UserWithRoles(**(await accounts.set_active(user_id, data.is_active)).model_dump())
+    return UserWithRoles(**(await accounts.set_active(admin, user_id, data.is_active)).model_dump())
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_user(user_id: UserIdPath, _: AdminPrincipal, accounts: AccountsDep) -> None:
+async def delete_user(user_id: UserIdPath, admin: AdminPrincipal, accounts: AccountsDep) -> None:
     """Admin: delete an account; its tokens stop working everywhere within 60 s."""
-    await accounts.delete(user_id)
+    await accounts.delete(admin, user_id)

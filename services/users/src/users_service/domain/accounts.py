@@ -11,7 +11,13 @@ from service_kit.limits import has_control_characters
 from service_kit.metrics import LOGIN_FAILURES
 from users_service.core.security import PasswordHasher, TokenIssuer
 from users_service.core.throttle import LoginThrottle
-from users_service.domain.errors import InvalidClient, InvalidCredentials, LoginThrottled, UserNotFound
+from users_service.domain.errors import (
+    InvalidClient,
+    InvalidCredentials,
+    LoginThrottled,
+    OwnAccount,
+    UserNotFound,
+)
 from users_service.domain.models import MAX_PASSWORD_LENGTH, StoredUser, UserCreate
 from users_service.infrastructure.repository import UserRepository
 
@@ -91,14 +97,18 @@ class Accounts:
         user = await self.by_subject(principal.user_id)
         return user is not None and user.is_active
 
-    async def set_active(self, user_id: int, active: bool) -> StoredUser:
+    async def set_active(self, admin: Principal, user_id: int, active: bool) -> StoredUser:
+        if str(user_id) == admin.user_id:
+            raise OwnAccount()
         user = await self.repository.set_active(user_id, active)
         if user is None:
             raise UserNotFound()
         logger.info("user active changed", extra={"user_id": user_id, "is_active": active})
         return user
 
-    async def delete(self, user_id: int) -> None:
+    async def delete(self, admin: Principal, user_id: int) -> None:
+        if str(user_id) == admin.user_id:
+            raise OwnAccount()
         if not await self.repository.delete(user_id):
             raise UserNotFound()
         logger.info("user deleted", extra={"user_id": user_id})

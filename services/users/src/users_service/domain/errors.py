@@ -48,3 +48,12 @@ class UserNotFound(UsersError):
 
     def __init__(self) -> None:
         super().__init__("user not found")
+
+
+class OwnAccount(UsersError):
+    """An admin may not disable or delete the account they are signed in with (no locking oneself out)."""
+
+    status_code = 409
+
+    def __init__(self) -> None:
+        super().__init__("an admin cannot disable or delete their own account")

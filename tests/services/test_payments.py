@@ -157,7 +157,9 @@ def test_refund_is_idempotent_and_admin_or_orders_only(client, alice, bob, admin
     refunded = client.post(path, headers=auth(admin_token))
     assert refunded.status_code == 200
     assert refunded.json() == payment | {"status": "refunded"}
-    internal = client.post(f"/internal/payments/{payment['id']}/refund", headers=auth(service_token("payments")))
+    internal = client.post(
+        f"/internal/payments/{payment['id']}/refund", headers=auth(service_token("payments"))
+    )
     assert internal.json() == payment | {"status": "refunded"}
     assert client.get(f"/payments/{payment['id']}", headers=auth(alice.token)).json()["status"] == "refunded"
 

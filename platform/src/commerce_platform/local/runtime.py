@@ -197,7 +197,9 @@ class LocalPlatform:
     def client_secrets(self) -> dict[str, str]:
         """Each calling service's client secret; ones made now are saved before any service gets them."""
         known = dict(self.secrets.client_secrets)
-        found = {spec.name: self.secrets.client_secret(spec.name) for spec in catalogue.SERVICES if spec.calls}
+        found = {
+            spec.name: self.secrets.client_secret(spec.name) for spec in catalogue.SERVICES if spec.calls
+        }
         if found != known:
             save(self.layout.secrets_file, self.secrets)
         return found

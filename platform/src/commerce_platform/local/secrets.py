@@ -64,7 +64,6 @@ class LocalSecrets:
             self.database_passwords[role] = _password()
         return self.database_passwords[role]
 
-
     def client_secret(self, service: str) -> str:
         """The client secret a calling service gets service tokens with, created on first use."""
         if service not in self.client_secrets:

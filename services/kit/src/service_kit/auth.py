@@ -203,7 +203,8 @@ class TokenVerifier:
                 algorithms=ALGORITHMS,
                 issuer=self.issuer,
                 # `aud` is required too, but checked below: python-jose's require_aud would force its own check.
-                options={"verify_aud": False} | {f"require_{c}": True for c in _REQUIRED_CLAIMS if c != "aud"},
+                options={"verify_aud": False}
+                | {f"require_{c}": True for c in _REQUIRED_CLAIMS if c != "aud"},
             )
         except JOSEError as exc:
             raise unauthorized("invalid token") from exc

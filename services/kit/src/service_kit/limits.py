@@ -31,8 +31,11 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-# A str field that refuses NUL and control characters (422), for any text stored or shown to people.
-PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+# Refuses NUL and control characters (422), for any text stored or shown to people. Put it after the field's
+# StringConstraints (`Annotated[str, StringConstraints(...), NoControlCharacters]`): nesting an Annotated that
+# carries a validator under StringConstraints loses the constraints.
+NoControlCharacters = AfterValidator(_no_control_characters)
+PlainText = Annotated[str, NoControlCharacters]
 
 
 def has_control_characters(value: str) -> bool:

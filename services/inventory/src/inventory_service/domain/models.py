@@ -8,13 +8,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service_kit.limits import MAX_PRICE, MAX_QUANTITY, PlainText
+from service_kit.limits import MAX_PRICE, MAX_QUANTITY, NoControlCharacters
 
 MAX_ID = 2**63 - 1  # bigint
 # Stock plus any quantity released back must fit the integer column (2**31 - 1), so both stay under 1e9.
 MAX_STOCK = 1_000_000_000
 ProductId = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
+]
 # Above zero (a free product could never be paid for: payments take positive amounts only) and at most
 # MAX_PRICE, so price × the largest quantity an order may ask for fits every amount column (service_kit.limits).
 Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False)]

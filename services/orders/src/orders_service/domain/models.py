@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service_kit.limits import MAX_QUANTITY, PlainText
+from service_kit.limits import MAX_QUANTITY, NoControlCharacters
 
 MAX_BIGINT = 2**63 - 1
 
@@ -29,7 +29,9 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELLED)
 
 
-ShippingAddress = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+ShippingAddress = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoControlCharacters
+]
 
 
 class OrderRequest(BaseModel):

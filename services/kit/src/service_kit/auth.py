@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service_kit.errors import unauthorized
 from service_kit.settings import ServiceSettings
@@ -293,7 +294,7 @@ async def acting_user(
     verifier: TokenVerifier = request.app.state.verifier
     try:
         return await verifier.verify(token)
-    except HTTPException as exc:
+    except StarletteHTTPException as exc:
         raise HTTPException(403, f"{ACTING_USER_HEADER}: {exc.detail}") from None
 
 

@@ -197,7 +197,9 @@ def _complete(answer: bytes) -> bool:
 )
 def test_dot_segments_and_encoded_slashes_are_resolved_before_routing(gateway_url, path):
     """What is routed is what the upstream sees: climbing out of a public prefix reaches no route (404)."""
-    answer = raw_request(gateway_url, f"GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n".encode())
+    answer = raw_request(
+        gateway_url, f"GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n".encode()
+    )
     assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
 
 

@@ -285,7 +285,11 @@ class LocalPlatform:
                     self.admin_username,
                     self.secrets.admin_password,
                 )
-                say(f"seeded {len(created)} demo products" if created else "demo data already present")
+                if created:
+                    ids = ", ".join(f"{p['id']} ({p['name']})" for p in created)
+                    say(f"seeded {len(created)} demo products: {ids}")
+                else:
+                    say("demo data already present (GET /products/ lists them)")
         except BaseException as exc:
             say("start failed; stopping what was started")
             self.stop()

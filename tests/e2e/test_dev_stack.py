@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -321,7 +322,10 @@ def test_issue_14_done_when_against_ops_dev_up(embedded_env, embedded_stack):
         ).json()
         buyers = [_account(http, "e14crowd")[2] for _ in range(20)]
     requests = [(buyer, order_body(scarce["id"], 1)) for buyer in buyers for _ in range(5)]
-    outcomes = asyncio.run(_order_all(gateway, requests))
+    # In a thread of its own: asyncio.run in the main thread would leave it without an event loop, which the
+    # Pulumi import of a later test in this process needs.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        outcomes = pool.submit(asyncio.run, _order_all(gateway, requests)).result()
     assert all(r.status_code == 201 for r in outcomes), [r.text for r in outcomes if r.status_code != 201][:3]
     statuses = [r.json()["status"] for r in outcomes]
     assert (statuses.count("completed"), statuses.count("failed")) == (40, 60)

@@ -31,16 +31,6 @@ def client(payments):
         yield c
 
 
-@pytest.fixture(scope="module")
-def alice(register_and_login):
-    return register_and_login("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(register_and_login):
-    return register_and_login("bob")
-
-
 def as_orders(customer_token: str) -> dict[str, str]:
     return auth(service_token("payments")) | {"X-Acting-User": customer_token}
 

@@ -41,16 +41,6 @@ def stack(services):
 
 
 @pytest.fixture(scope="module")
-def alice(register_and_login):
-    return register_and_login("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(register_and_login):
-    return register_and_login("bob")
-
-
-@pytest.fixture(scope="module")
 def product(stack, admin_token):
     return create_product(stack, admin_token, price="7.25", stock=100, name="security widget")
 
@@ -534,3 +524,21 @@ async def test_no_failed_or_cancelled_order_keeps_an_authorized_payment(stack):
         [o["id"] for o in orders],
     )
     assert authorized == []
+
+
+# --- API docs offline -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("service", [s.name for s in catalogue.SERVICES])
+def test_the_docs_pages_load_their_assets_from_the_service_itself(stack, services, service):
+    """Before: Swagger UI and ReDoc came from a CDN, so without internet the pages were blank."""
+    url = services.start(service).url
+    for page, assets in (
+        ("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")),
+        ("/redoc", ("redoc.standalone.js",)),
+    ):
+        html = httpx.get(url + page).text
+        assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+        for asset in assets:
+            path = f"/static-offline-docs/{asset}"
+            assert path in html, (page, asset)
+            served = httpx.get(url + path)
+            assert served.status_code == 200 and len(served.content) > 10_000

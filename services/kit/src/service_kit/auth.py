@@ -250,27 +250,28 @@ class TokenVerifier:
 _bearer = HTTPBearer(auto_error=False, description="RS256 access token from POST /token on the users service")
 
 
-def _bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+async def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials.strip():
         raise unauthorized()
     return credentials.credentials
 
 
-async def current_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    verifier: TokenVerifier = request.app.state.verifier
-    return await verifier.verify(_bearer_token(credentials))
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+async def current_principal(request: Request, token: BearerToken) -> Principal:
+    """An end user (their token; still active)."""
+    return await request.app.state.verifier.verify(token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-async def calling_service(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> ServiceCaller:
-    verifier: TokenVerifier = request.app.state.verifier
-    return await verifier.verify_service(_bearer_token(credentials))
+async def calling_service(request: Request, token: BearerToken) -> ServiceCaller:
+    """Another service (its own service token for this one): internal routes only."""
+    return await request.app.state.verifier.verify_service(token)
 
 
 CallingService = Annotated[ServiceCaller, Depends(calling_service)]

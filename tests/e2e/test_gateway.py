@@ -115,9 +115,10 @@ def test_routes_by_prefix_and_passes_method_path_query_body_and_request_id(gatew
     assert response.headers["x-request-id"] == "trace-123"
 
 
-def test_appends_the_client_to_an_existing_forwarded_chain(gateway_url):
+def test_a_callers_own_forwarded_for_is_not_believed(gateway_url):
+    """The gateway is the edge: a client claiming another address in X-Forwarded-For is not passed on."""
     response = httpx.get(f"{gateway_url}/echo", headers={"X-Forwarded-For": "203.0.113.7"})
-    assert response.json()["forwarded_for"] == "203.0.113.7, 127.0.0.1"
+    assert response.json()["forwarded_for"] == "127.0.0.1"
 
 
 def test_makes_a_request_id_when_the_caller_has_none(gateway_url):

@@ -14,6 +14,7 @@ Hardened as an edge must be:
 - an idempotent request that meets a connection the service had just closed (stale keep-alive) is sent again once;
 - a `Location` pointing at an upstream is rewritten to a path on the gateway; the upstream's `date` and `server`
   give way to the gateway's own (one of each); `Authorization: Bearer ` with no token is answered 401 here;
+- a caller's own `X-Forwarded-For` is dropped: the one entry forwarded is the peer the gateway saw;
 - `/docs` is one Swagger UI page for the whole public API (`/openapi.json`: the services' public operations
   merged), its assets served from the fastapi-offline wheel, so it works without internet. With `OTEL_TRACES_EXPORTER` set (as `ops dev up`
 does) it is the trace's edge too: a server span per request (continuing a caller's `traceparent`), `traceparent`
@@ -222,14 +223,9 @@ class Gateway:
                 send, 401, {"detail": "not authenticated"}, request_id, [(b"www-authenticate", b"Bearer")]
             )
             return 401
-        client_host = (scope.get("client") or ("", 0))[0].encode()
-        # Append to a chain of proxies rather than hiding it, as an Ingress controller does; the services count
-        # only the last entry, the one this gateway adds (a caller's own entries come before it).
-        chain = (
-            incoming[b"x-forwarded-for"] + b", " + client_host
-            if b"x-forwarded-for" in incoming
-            else client_host
-        )
+        # The gateway is the edge: a caller's own X-Forwarded-For is not passed on (the services would take its
+        # first entry for the client's address); the one entry is the peer this gateway saw.
+        chain = (scope.get("client") or ("", 0))[0].encode()
         forward += [
             (b"x-request-id", request_id.encode()),
             (b"x-forwarded-for", chain),

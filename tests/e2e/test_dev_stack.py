@@ -225,6 +225,13 @@ def _account(http: httpx.Client, prefix: str) -> tuple[dict, str, str]:
     return user.json(), password, token
 
 
+def _in_thread(coro):
+    """Run a coroutine in a thread of its own: asyncio.run in the main thread would leave it without an event
+    loop, which the Pulumi import of a later test in this process (tests/cli) needs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def _order_all(gateway: str, requests: list[tuple[str, dict]]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=len(requests))
     async with httpx.AsyncClient(base_url=gateway, timeout=120, limits=limits) as client:
@@ -322,10 +329,7 @@ def test_issue_14_done_when_against_ops_dev_up(embedded_env, embedded_stack):
         ).json()
         buyers = [_account(http, "e14crowd")[2] for _ in range(20)]
     requests = [(buyer, order_body(scarce["id"], 1)) for buyer in buyers for _ in range(5)]
-    # In a thread of its own: asyncio.run in the main thread would leave it without an event loop, which the
-    # Pulumi import of a later test in this process needs.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        outcomes = pool.submit(asyncio.run, _order_all(gateway, requests)).result()
+    outcomes = _in_thread(_order_all(gateway, requests))
     assert all(r.status_code == 201 for r in outcomes), [r.text for r in outcomes if r.status_code != 201][:3]
     statuses = [r.json()["status"] for r in outcomes]
     assert (statuses.count("completed"), statuses.count("failed")) == (40, 60)
@@ -438,7 +442,7 @@ def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
         walked = walk_flow(
             state["processes"]["gateway"]["url"], admin.group(1), admin_password(tmp_path / "local")
         )
-        assert asyncio.run(_databases(data_servers.database_url, prefix)) == sorted(
+        assert _in_thread(_databases(data_servers.database_url, prefix)) == sorted(
             f"{prefix}{s.name}" for s in catalogue.SERVICES
         )
         # The followed logs show the order's requests, from the gateway and from the orders service.

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client
+from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client, run_async
 
 from commerce_platform import catalogue
 from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
@@ -86,7 +86,7 @@ def test_reads_are_cached_in_redis_as_json_and_writes_invalidate(client, admin, 
     assert json.loads(cache.get(key)) == created
     assert 0 < cache.ttl(key) <= 60
     # A change behind the service's back is not seen while the entry lives: the read is a cache hit.
-    asyncio.run(sql("UPDATE products SET name = 'changed in db' WHERE id = $1", created["id"]))
+    run_async(sql("UPDATE products SET name = 'changed in db' WHERE id = $1", created["id"]))
     assert client.get(f"/products/{created['id']}").json()["name"] == "cached"
     patched = client.patch(f"/products/{created['id']}", json={"price": "9.99"}, headers=admin)
     assert patched.status_code == 200
@@ -190,7 +190,7 @@ def reserve(client, headers, product_id, quantity=1, order_id=None):
 
 
 def stock_of(client, product_id) -> int:
-    return asyncio.run(sql("SELECT stock FROM products WHERE id = $1", product_id))
+    return run_async(sql("SELECT stock FROM products WHERE id = $1", product_id))
 
 
 def test_reservation_is_idempotent_per_order(client, caller, product):

@@ -542,3 +542,38 @@ def test_the_docs_pages_load_their_assets_from_the_service_itself(stack, service
             assert path in html, (page, asset)
             served = httpx.get(url + path)
             assert served.status_code == 200 and len(served.content) > 10_000
+
+
+# --- the kit's service-token client ---------------------------------------------------------------------------
+async def test_service_tokens_are_cached_and_renewed_on_a_401(stack, services, product):
+    """service_kit.identity as orders uses it: one token fetch for many calls, and a refused token (e.g. after
+    the issuer's key was rotated) replaced at once, the call retried with the new one."""
+    from pydantic import SecretStr
+
+    from service_kit.http import create_http_client
+    from service_kit.identity import ServiceTokens
+
+    http = create_http_client()
+    tokens = ServiceTokens(
+        http, stack.users.url + "/internal/token", "orders", SecretStr(services.client_secrets["orders"])
+    )
+    fetches = 0
+
+    async def count(request: httpx.Request) -> None:
+        nonlocal fetches
+        fetches += request.url.path == "/internal/token"
+
+    http.event_hooks["request"].append(count)
+    try:
+        auth_ = tokens.auth("inventory")
+        for _ in range(3):
+            body = {"order_id": str(uuid.uuid4()), "product_id": product["id"], "quantity": 1}
+            reserved = await http.post(stack.inventory.url + "/internal/reservations", json=body, auth=auth_)
+            assert reserved.status_code == 201, reserved.text
+        assert fetches == 1
+        tokens._tokens["inventory"] = ("not-a-token", time.monotonic() + 3600)  # cached, but refused
+        body = {"order_id": str(uuid.uuid4()), "product_id": product["id"], "quantity": 1}
+        reserved = await http.post(stack.inventory.url + "/internal/reservations", json=body, auth=auth_)
+        assert reserved.status_code == 201 and fetches == 2
+    finally:
+        await http.aclose()

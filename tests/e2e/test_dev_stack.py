@@ -8,10 +8,12 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -204,6 +206,140 @@ def test_metrics_and_one_orders_trace_under_ops_dev_up(embedded_env, embedded_st
     assert {r["trace_id"] for r in logs if r.get("request_id") == request_id} == {trace_id}
 
 
+def _raw_get(url: str, path: str) -> bytes:
+    """A request line sent as it is (httpx would resolve the dot segments before sending)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def _account(http: httpx.Client, prefix: str) -> tuple[dict, str, str]:
+    name, password = f"{prefix}_{uuid.uuid4().hex[:10]}", f"pw-{uuid.uuid4().hex}"
+    user = http.post("/users/", json={"username": name, "email": f"{name}@example.com", "password": password})
+    assert user.status_code == 201, user.text
+    token = http.post("/token", data={"username": name, "password": password}).json()["access_token"]
+    return user.json(), password, token
+
+
+def _in_thread(coro):
+    """Run a coroutine in a thread of its own: asyncio.run in the main thread would leave it without an event
+    loop, which the Pulumi import of a later test in this process (tests/cli) needs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _order_all(gateway: str, requests: list[tuple[str, dict]]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(requests))
+    async with httpx.AsyncClient(base_url=gateway, timeout=120, limits=limits) as client:
+        return await asyncio.gather(
+            *(
+                client.post("/orders/", json=body, headers={"Authorization": f"Bearer {token}"})
+                for token, body in requests
+            )
+        )
+
+
+def test_issue_14_done_when_against_ops_dev_up(embedded_env, embedded_stack):
+    """The issue's "done when" list, against the stack `ops dev up` runs: through its gateway, and on the
+    services' own ports for the internal endpoints (which the gateway does not route at all)."""
+    gateway, admin_name, _, output = embedded_stack
+    offset = int(embedded_env["OPS_PORT_OFFSET"])
+    local = Path(embedded_env["OPS_LOCAL_DIR"])
+    direct = {s.name: f"http://127.0.0.1:{s.port + offset}" for s in catalogue.SERVICES}
+    assert re.search(r"seeded 4 demo products: 1 \(Espresso beans 1 kg\), 2 ", output), output
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        admin = http.post("/token", data={"username": admin_name, "password": admin_password(local)})
+        admin_auth = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+        user, password, token = _account(http, "e14")
+        bearer = {"Authorization": f"Bearer {token}"}
+
+        # A user token on each internal endpoint: 403.
+        some = str(uuid.uuid4())
+        internal = [
+            ("inventory", "/internal/reservations", {"order_id": some, "product_id": 1, "quantity": 1}),
+            ("inventory", f"/internal/reservations/{some}/release", None),
+            ("payments", "/internal/payments", {"order_id": some, "amount": "1.00", "currency": "USD"}),
+            ("payments", f"/internal/payments/{some}/refund", None),
+        ]
+        for service, path, body in internal:
+            headers = bearer | {"Idempotency-Key": some, "X-Acting-User": token}
+            assert httpx.post(direct[service] + path, json=body, headers=headers).status_code == 403, path
+        lookup = httpx.get(
+            direct["payments"] + "/internal/payments", params={"order_id": some}, headers=bearer
+        )
+        assert lookup.status_code == 403
+        # ... and through the gateway, not even reachable.
+        assert _raw_get(gateway, "/products/../internal/reservations").startswith(b"HTTP/1.1 404")
+        assert _raw_get(gateway, "/products/%2e%2e/internal/payments").startswith(b"HTTP/1.1 404")
+
+        # A customer cannot refund a completed order; cancelling it refunds and gives the stock back.
+        product = http.post(
+            "/products/", json={"name": "e14 kettle", "price": "10.00", "stock": 5}, headers=admin_auth
+        ).json()
+        order = http.post("/orders/", json=order_body(product["id"], 2), headers=bearer).json()
+        assert order["status"] == "completed", order
+        refund = http.post(f"/payments/{order['payment_id']}/refund", headers=bearer)
+        assert refund.status_code == 403
+        assert http.get(f"/orders/{order['order_id']}", headers=bearer).json()["status"] == "completed"
+
+        # A NUL byte is 422; a 2 MiB body is 413.
+        nul = http.post("/orders/", json=order_body(product["id"], 1, "1 Main St\x00"), headers=bearer)
+        assert nul.status_code == 422
+        assert http.post("/users/", content=b" " * (2 * 1024 * 1024)).status_code == 413
+
+        # Listing, through the gateway: products (public, paginated) and the caller's orders.
+        page = http.get("/products/", params={"limit": 2})
+        assert page.status_code == 200 and len(page.json()["items"]) == 2 and page.json()["next_after"]
+        mine = http.get("/orders/", headers=bearer)
+        assert [o["order_id"] for o in mine.json()] == [order["order_id"]]
+        docs = http.get("/docs")
+        assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+        assert http.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+        spec = http.get("/openapi.json").json()
+        assert {"/products/", "/orders/", "/orders/{order_id}/cancel", "/token"} <= set(spec["paths"])
+        assert not [p for p in spec["paths"] if p.startswith("/internal")]
+
+        # 50 wrong passwords in a row: 429s (with Retry-After) after the first ten.
+        guesses = [
+            http.post("/token", data={"username": user["username"], "password": f"x-{i}"}) for i in range(50)
+        ]
+        assert [g.status_code for g in guesses] == [401] * 10 + [429] * 40
+        assert all(g.headers["retry-after"].isdigit() for g in guesses[10:])
+
+        # A disabled user's token stops working within 60 s.
+        victim, _, victim_token = _account(http, "e14off")
+        victim_auth = {"Authorization": f"Bearer {victim_token}"}
+        assert http.get("/orders/", headers=victim_auth).status_code == 200
+        assert (
+            http.patch(f"/users/{victim['id']}", json={"is_active": False}, headers=admin_auth).status_code
+            == 200
+        )
+        started = time.monotonic()
+        while http.get("/orders/", headers=victim_auth).status_code != 401:
+            assert time.monotonic() - started < 60, "a disabled user's token still works after 60 s"
+            time.sleep(1)
+
+        # 100 concurrent orders on stock 40: exactly 40 complete.
+        scarce = http.post(
+            "/products/", json={"name": "e14 limited", "price": "3.50", "stock": 40}, headers=admin_auth
+        ).json()
+        buyers = [_account(http, "e14crowd")[2] for _ in range(20)]
+    requests = [(buyer, order_body(scarce["id"], 1)) for buyer in buyers for _ in range(5)]
+    outcomes = _in_thread(_order_all(gateway, requests))
+    assert all(r.status_code == 201 for r in outcomes), [r.text for r in outcomes if r.status_code != 201][:3]
+    statuses = [r.json()["status"] for r in outcomes]
+    assert (statuses.count("completed"), statuses.count("failed")) == (40, 60)
+    assert httpx.get(f"{gateway}/products/{scarce['id']}").json()["stock"] == 0
+
+
+def order_body(product_id: int, quantity: int, address: str = "1 Test Street, Testville") -> dict:
+    return {"product_id": product_id, "quantity": quantity, "shipping_address": address}
+
+
 def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack, tmp_path):
     env = embedded_env
     local_dir = Path(env["OPS_LOCAL_DIR"])
@@ -306,7 +442,7 @@ def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
         walked = walk_flow(
             state["processes"]["gateway"]["url"], admin.group(1), admin_password(tmp_path / "local")
         )
-        assert asyncio.run(_databases(data_servers.database_url, prefix)) == sorted(
+        assert _in_thread(_databases(data_servers.database_url, prefix)) == sorted(
             f"{prefix}{s.name}" for s in catalogue.SERVICES
         )
         # The followed logs show the order's requests, from the gateway and from the orders service.

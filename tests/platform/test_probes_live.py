@@ -8,6 +8,7 @@ with the rendered env (cluster addresses mapped to local ones), against the run'
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,7 +40,13 @@ def running(run_databases, redis_db, tmp_path_factory) -> dict[str, tuple[int, d
         url: f"http://127.0.0.1:{ports[name]}"
         for name, url in cluster_addresses(graph["outputs"]["namespace"], catalogue.SERVICES).items()
     }
-    secrets = {"JWT_PRIVATE_KEY": rsa_key_pair()[0], "ADMIN_PASSWORD": "probe-admin-password"}
+    client_secret = "probe-client-secret-of-orders-0123456789"
+    secrets = {
+        "JWT_PRIVATE_KEY": rsa_key_pair()[0],
+        "ADMIN_PASSWORD": "probe-admin-password",
+        "SERVICE_CLIENT_SECRET": client_secret,
+        "SERVICE_CLIENT_SECRETS": json.dumps({"orders": client_secret}),
+    }
     databases = {s.name: run_databases.create(f"probe_{s.name}") for s in catalogue.SERVICES}
     processes: list[subprocess.Popen] = []
     started: dict[str, tuple[int, dict]] = {}

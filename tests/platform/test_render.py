@@ -102,6 +102,7 @@ def _real_secrets() -> dict[str, str]:
         "postgresPassword": "pg-super-s3cret-value",
         **{f"{s.name}DbPassword": f"{s.name}-db-s3cret-value" for s in catalogue.SERVICES},
         "redisPassword": "redis-s3cret-value",
+        **{f"{s.name}ClientSecret": f"{s.name}-client-s3cret-value" for s in catalogue.SERVICES if s.calls},
         "kubeconfig": "apiVersion: v1\nkind: Config\nusers: [{name: x, user: {token: kube-t0ken-s3cret}}]\n",
     }
 

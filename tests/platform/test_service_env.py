@@ -41,7 +41,10 @@ def test_rendered_env_names_are_read_by_the_settings_and_cover_its_required_fiel
     secret_keys = set(by_name(graph, "Secret")[f"{spec.name}-secrets"]["stringData"])
     assert secret_keys == secret
     # the values parse: the settings class accepts exactly this environment
-    settings = spec.settings(**{k.lower(): v for k, v in plain.items()}, **{k.lower(): "x" for k in secret})
+    placeholders = {k.lower(): "x" for k in secret}
+    if "SERVICE_CLIENT_SECRETS" in secret:  # a JSON object of client → secret
+        placeholders["service_client_secrets"] = '{"orders": "' + "x" * 16 + '"}'
+    settings = spec.settings(**{k.lower(): v for k, v in plain.items()}, **placeholders)
     assert settings.service_name == spec.name and settings.environment == env
 
 
@@ -56,7 +59,15 @@ def test_local_runtime_gets_the_same_names_with_its_own_addresses():
     assert "JWT_JWKS_URL" not in users and users["ADMIN_USERNAME"] == "admin"
     inventory = plain_env("dev", "inventory", local, REPO_ROOT)
     assert inventory["PRODUCT_CACHE_TTL_SECONDS"] == "30"  # the per-service override in environments/dev.yaml
-    # Redis only for inventory (its product cache): the others' settings do not require it.
-    assert secret_env_names("users") == {"DATABASE_URL", "JWT_PRIVATE_KEY", "ADMIN_PASSWORD"}
-    assert secret_env_names("orders") == {"DATABASE_URL"}
+    assert orders["SERVICE_TOKEN_URL"] == "http://127.0.0.1:8001/internal/token"
+    assert "SERVICE_TOKEN_URL" not in inventory  # only callers get service tokens
+    # Redis only where the settings require it: inventory's product cache, users' login throttle.
+    assert secret_env_names("users") == {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "JWT_PRIVATE_KEY",
+        "ADMIN_PASSWORD",
+        "SERVICE_CLIENT_SECRETS",
+    }
+    assert secret_env_names("orders") == {"DATABASE_URL", "SERVICE_CLIENT_SECRET"}
     assert secret_env_names("inventory") == {"DATABASE_URL", "REDIS_URL"}

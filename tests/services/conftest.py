@@ -5,6 +5,7 @@
   once per session with its dependencies, on a fresh database of this session's own.
 - `admin_token` (session): a bearer token for the bootstrapped admin.
 - `register_and_login` (session): `register_and_login()` → `Account(token, user, password)` for a new user.
+- `alice`, `bob` (module): two customers of a test module's own.
 """
 
 from __future__ import annotations
@@ -37,3 +38,13 @@ def admin_token(services: ServiceStack) -> str:
 @pytest.fixture(scope="session")
 def register_and_login(services: ServiceStack) -> Callable[..., Account]:
     return services.register_and_login
+
+
+@pytest.fixture(scope="module")
+def alice(register_and_login) -> Account:
+    return register_and_login("alice")
+
+
+@pytest.fixture(scope="module")
+def bob(register_and_login) -> Account:
+    return register_and_login("bob")

@@ -80,6 +80,11 @@ def redis_client() -> redis.Redis:
     return _stack().redis_client()
 
 
+def service_token(audience: str, caller: str = "orders") -> str:
+    """A calling service's token for `audience` in this session's stack (see `ServiceStack.service_token`)."""
+    return _stack().service_token(audience, caller)
+
+
 def _stack() -> ServiceStack:
     if _active is None:
         raise RuntimeError(
@@ -196,6 +201,8 @@ class ServiceStack:
         self.redis_db = redis_db
         self.signing_key = KeyPair.generate()
         self.admin_password = secrets.token_urlsafe(18)
+        # Service identity: each calling service's client secret at the issuer (as the platform's secrets give).
+        self.client_secrets = {s.name: secrets.token_urlsafe(32) for s in catalogue.SERVICES if s.calls}
         self._running: dict[str, RunningService] = {}
         self._extras: list[RunningService] = []
         self._prepared: set[str] = set()
@@ -236,9 +243,13 @@ class ServiceStack:
                 "JWT_KEY_ID": self.signing_key.kid,
                 "ADMIN_USERNAME": ADMIN_USERNAME,
                 "ADMIN_PASSWORD": self.admin_password,
+                "SERVICE_CLIENT_SECRETS": json.dumps(self.client_secrets),
             }
         else:
             env["JWT_JWKS_URL"] = f"{self.start('users').url}/.well-known/jwks.json"
+        if spec.calls:
+            env["SERVICE_TOKEN_URL"] = f"{self.start('users').url}/internal/token"
+            env["SERVICE_CLIENT_SECRET"] = self.client_secrets[name]
         for dependency in spec.calls:
             env[f"{dependency.upper()}_URL"] = self.start(dependency).url
         unknown = set(env) - spec.env_var_names
@@ -349,6 +360,21 @@ class ServiceStack:
     def login(self, username: str, password: str) -> str:
         response = httpx.post(
             self.start("users").url + "/token", data={"username": username, "password": password}, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def service_token(self, audience: str, caller: str = "orders") -> str:
+        """A calling service's token for `audience`, from the issuer (as service_kit.identity gets it)."""
+        response = httpx.post(
+            self.start("users").url + "/internal/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": caller,
+                "client_secret": self.client_secrets[caller],
+                "audience": audience,
+            },
+            timeout=10,
         )
         response.raise_for_status()
         return response.json()["access_token"]

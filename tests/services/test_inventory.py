@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client
+from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client, run_async
 
 from commerce_platform import catalogue
 from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
@@ -34,6 +34,12 @@ def admin(admin_token):
 @pytest.fixture(scope="module")
 def user(register_and_login):
     return auth(register_and_login("shopper").token)
+
+
+@pytest.fixture(scope="module")
+def caller(services, inventory):
+    """Orders' service identity towards inventory (the reservations are for services only)."""
+    return auth(services.service_token("inventory"))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +86,7 @@ def test_reads_are_cached_in_redis_as_json_and_writes_invalidate(client, admin, 
     assert json.loads(cache.get(key)) == created
     assert 0 < cache.ttl(key) <= 60
     # A change behind the service's back is not seen while the entry lives: the read is a cache hit.
-    asyncio.run(sql("UPDATE products SET name = 'changed in db' WHERE id = $1", created["id"]))
+    run_async(sql("UPDATE products SET name = 'changed in db' WHERE id = $1", created["id"]))
     assert client.get(f"/products/{created['id']}").json()["name"] == "cached"
     patched = client.patch(f"/products/{created['id']}", json={"price": "9.99"}, headers=admin)
     assert patched.status_code == 200
@@ -91,7 +97,7 @@ def test_reads_are_cached_in_redis_as_json_and_writes_invalidate(client, admin, 
 
 def test_a_cache_hit_answers_exactly_the_bytes_of_a_miss(client, admin, product, cache):
     # Quotes, a backslash, non-ASCII and a control character: any serialiser difference would show here.
-    created = product(name='Crème "brûlée" \\ ☃\x01 </script>', price="0.10")
+    created = product(name='Crème "brûlée" \\ ☃\t </script>', price="0.10")
     path = f"/products/{created['id']}"
     assert not cache.exists(cache_key(created["id"]))
     miss = client.get(path)
@@ -184,13 +190,13 @@ def reserve(client, headers, product_id, quantity=1, order_id=None):
 
 
 def stock_of(client, product_id) -> int:
-    return asyncio.run(sql("SELECT stock FROM products WHERE id = $1", product_id))
+    return run_async(sql("SELECT stock FROM products WHERE id = $1", product_id))
 
 
-def test_reservation_is_idempotent_per_order(client, user, product):
+def test_reservation_is_idempotent_per_order(client, caller, product):
     existing = product(stock=5, price="3.20")
     order_id = uuid.uuid4()
-    first = reserve(client, user, existing["id"], 2, order_id)
+    first = reserve(client, caller, existing["id"], 2, order_id)
     assert first.status_code == 201
     assert first.json() == {
         "order_id": str(order_id),
@@ -199,57 +205,57 @@ def test_reservation_is_idempotent_per_order(client, user, product):
         "unit_price": "3.20",
         "status": "reserved",
     }
-    again = reserve(client, user, existing["id"], 2, order_id)
+    again = reserve(client, caller, existing["id"], 2, order_id)
     assert again.status_code == 200 and again.json() == first.json()
     assert stock_of(client, existing["id"]) == 3
-    different = reserve(client, user, existing["id"], 1, order_id)
+    different = reserve(client, caller, existing["id"], 1, order_id)
     assert different.status_code == 409
     assert stock_of(client, existing["id"]) == 3
 
 
-def test_reservation_failures(client, user, product):
+def test_reservation_failures(client, caller, product):
     existing = product(stock=1)
-    short = reserve(client, user, existing["id"], 2)
+    short = reserve(client, caller, existing["id"], 2)
     assert short.status_code == 409 and short.json() == {"detail": "insufficient stock"}
-    assert reserve(client, user, 987654321).status_code == 404
+    assert reserve(client, caller, 987654321).status_code == 404
     assert reserve(client, {}, existing["id"]).status_code == 401
     for bad in ({"quantity": 0}, {"order_id": "not-a-uuid"}, {"product_id": 2**63}):
         body = {"order_id": str(uuid.uuid4()), "product_id": existing["id"], "quantity": 1} | bad
-        assert client.post("/internal/reservations", json=body, headers=user).status_code == 422
+        assert client.post("/internal/reservations", json=body, headers=caller).status_code == 422
     assert stock_of(client, existing["id"]) == 1
 
 
-def test_release_restores_stock_exactly_once(client, user, product):
+def test_release_restores_stock_exactly_once(client, caller, product):
     existing = product(stock=4)
     order_id = uuid.uuid4()
-    reserve(client, user, existing["id"], 3, order_id)
+    reserve(client, caller, existing["id"], 3, order_id)
     for _ in range(2):
-        response = client.post(f"/internal/reservations/{order_id}/release", headers=user)
+        response = client.post(f"/internal/reservations/{order_id}/release", headers=caller)
         assert response.status_code == 200
         assert response.json() == {"order_id": str(order_id), "status": "released"}
         assert stock_of(client, existing["id"]) == 4
     # A released order stays released: reserving it again changes nothing.
-    again = reserve(client, user, existing["id"], 3, order_id)
+    again = reserve(client, caller, existing["id"], 3, order_id)
     assert again.status_code == 200 and again.json()["status"] == "released"
     assert stock_of(client, existing["id"]) == 4
-    assert client.post(f"/internal/reservations/{uuid.uuid4()}/release", headers=user).status_code == 404
+    assert client.post(f"/internal/reservations/{uuid.uuid4()}/release", headers=caller).status_code == 404
     assert client.post(f"/internal/reservations/{order_id}/release").status_code == 401
 
 
-def test_stock_changes_invalidate_the_cached_product(client, user, product, cache):
+def test_stock_changes_invalidate_the_cached_product(client, caller, product, cache):
     existing = product(stock=6)
     order_id = uuid.uuid4()
     client.get(f"/products/{existing['id']}")
     assert cache.exists(cache_key(existing["id"]))
-    reserve(client, user, existing["id"], 2, order_id)
+    reserve(client, caller, existing["id"], 2, order_id)
     assert not cache.exists(cache_key(existing["id"]))
     assert client.get(f"/products/{existing['id']}").json()["stock"] == 4
-    client.post(f"/internal/reservations/{order_id}/release", headers=user)
+    client.post(f"/internal/reservations/{order_id}/release", headers=caller)
     assert not cache.exists(cache_key(existing["id"]))
     assert client.get(f"/products/{existing['id']}").json()["stock"] == 6
 
 
-async def test_concurrent_reservations_never_oversell(inventory, user, product):
+async def test_concurrent_reservations_never_oversell(inventory, caller, product):
     existing = product(stock=10)
     async with httpx.AsyncClient(base_url=inventory.url, timeout=30) as client:
         responses = await asyncio.gather(
@@ -257,7 +263,7 @@ async def test_concurrent_reservations_never_oversell(inventory, user, product):
                 client.post(
                     "/internal/reservations",
                     json={"order_id": str(uuid.uuid4()), "product_id": existing["id"], "quantity": 1},
-                    headers=user,
+                    headers=caller,
                 )
                 for _ in range(50)
             )
@@ -268,11 +274,11 @@ async def test_concurrent_reservations_never_oversell(inventory, user, product):
     assert await sql("SELECT count(*) FROM reservations WHERE product_id = $1", existing["id"]) == 10
 
 
-async def test_concurrent_repeats_of_one_order_reserve_once_and_release_once(inventory, user, product):
+async def test_concurrent_repeats_of_one_order_reserve_once_and_release_once(inventory, caller, product):
     existing = product(stock=10)
     order_id = str(uuid.uuid4())
     body = {"order_id": order_id, "product_id": existing["id"], "quantity": 2}
-    async with httpx.AsyncClient(base_url=inventory.url, timeout=30, headers=user) as client:
+    async with httpx.AsyncClient(base_url=inventory.url, timeout=30, headers=caller) as client:
         reserves = await asyncio.gather(
             *(client.post("/internal/reservations", json=body) for _ in range(20))
         )

@@ -69,17 +69,18 @@ def test_errors_are_json_detail(inventory):
     assert wrong_method.status_code == 405 and set(wrong_method.json()) == {"detail"}
 
 
-def test_jwks_is_fetched_once_with_the_forwarded_request_id(services, admin_token):
+def test_jwks_is_fetched_once_with_the_forwarded_request_id(services):
     """A fresh verifier fetches users' JWKS inside the first authenticated request (which forwards its request
     id), and serves later requests from its cache."""
     users = services.start("users")
     instance = services.start_extra("inventory")
+    token = services.service_token("inventory")
     try:
         first, second = f"kit-{uuid.uuid4().hex}", f"kit-{uuid.uuid4().hex}"
         for request_id in (first, second):
             response = httpx.post(
                 f"{instance.url}/internal/reservations/{uuid.uuid4()}/release",
-                headers=auth(admin_token) | {"X-Request-ID": request_id},
+                headers=auth(token) | {"X-Request-ID": request_id},
                 timeout=10,
             )
             assert response.status_code == 404  # authenticated, and no such reservation

@@ -129,30 +129,33 @@ async def test_a_charge_that_was_never_recorded_settles_after_the_grace_period_w
     assert await payments_of(order["order_id"]) == []
 
 
-async def test_payments_lookup_by_order_is_read_only_and_scoped_to_the_caller(
-    stack, admin_token, register_and_login
+async def test_payments_lookup_by_order_is_read_only_and_for_services_only(
+    stack, services, admin_token, register_and_login
 ):
     alice, bob = register_and_login("alice"), register_and_login("bob")
     order_id = str(uuid.uuid4())
+    as_orders = auth(services.service_token("payments"))
     with httpx.Client(base_url=stack.payments.url, timeout=20) as payments:
-        assert (
-            payments.get("/payments/", params={"order_id": order_id}, headers=auth(alice.token)).json() == []
-        )
+        lookup = "/internal/payments"
+        assert payments.get(lookup, params={"order_id": order_id}, headers=as_orders).json() == []
         charged = payments.post(
-            "/payments/",
+            lookup,
             json={"order_id": order_id, "amount": "10.00", "currency": "usd"},
-            headers=auth(alice.token) | {"Idempotency-Key": order_id},
+            headers=as_orders | {"X-Acting-User": alice.token, "Idempotency-Key": order_id},
         )
         assert charged.status_code == 201
-        mine = payments.get("/payments/", params={"order_id": order_id}, headers=auth(alice.token))
-        assert (mine.status_code, mine.json()) == (200, [charged.json()])
-        assert payments.get("/payments/", params={"order_id": order_id}, headers=auth(bob.token)).json() == []
+        found = payments.get(lookup, params={"order_id": order_id}, headers=as_orders)
+        assert (found.status_code, found.json()) == (200, [charged.json()])
+        for user in (alice.token, bob.token, admin_token):  # end users' tokens, whoever: 403
+            assert payments.get(lookup, params={"order_id": order_id}, headers=auth(user)).status_code == 403
+        # The public list is the caller's own: Alice sees it, Bob does not.
         assert payments.get(
-            "/payments/", params={"order_id": order_id}, headers=auth(admin_token)
+            "/payments/", params={"order_id": order_id}, headers=auth(alice.token)
         ).json() == [charged.json()]
+        assert payments.get("/payments/", params={"order_id": order_id}, headers=auth(bob.token)).json() == []
         for params in ({}, {"order_id": "not-a-uuid"}):
-            answer = payments.get("/payments/", params=params, headers=auth(alice.token))
+            answer = payments.get(lookup, params=params, headers=as_orders)
             assert answer.status_code == 422 and "order_id" in answer.text
-        unauthenticated = payments.get("/payments/", params={"order_id": order_id})
+        unauthenticated = payments.get(lookup, params={"order_id": order_id})
         assert unauthenticated.status_code == 401
     assert len(await payments_of(order_id)) == 1  # the lookups charged nothing

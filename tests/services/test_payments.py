@@ -1,4 +1,7 @@
-"""The payments service over real HTTP (uvicorn subprocess, tokens from the real users service)."""
+"""The payments service over real HTTP (uvicorn subprocess, tokens from the real users service).
+
+Payments are taken through the internal endpoint, as orders does: orders' service token, the customer's own
+token in X-Acting-User. Customers read their payments; only an admin refunds on the public route."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from harness import auth
+from harness import auth, service_token
 
 from payments_service.settings import PaymentsSettings
 
@@ -28,19 +31,13 @@ def client(payments):
         yield c
 
 
-@pytest.fixture(scope="module")
-def alice(register_and_login):
-    return register_and_login("alice")
-
-
-@pytest.fixture(scope="module")
-def bob(register_and_login):
-    return register_and_login("bob")
+def as_orders(customer_token: str) -> dict[str, str]:
+    return auth(service_token("payments")) | {"X-Acting-User": customer_token}
 
 
 def charge(client, token, body, key=None):
-    headers = auth(token) | {"Idempotency-Key": key or uuid.uuid4().hex}
-    return client.post("/payments/", json=body, headers=headers)
+    headers = as_orders(token) | {"Idempotency-Key": key or uuid.uuid4().hex}
+    return client.post("/internal/payments", json=body, headers=headers)
 
 
 def new_body(amount="25.00", currency="EUR") -> dict:
@@ -59,7 +56,7 @@ def test_payment_is_authorized_and_shaped_like_the_contract(client, alice):
 
 
 def test_idempotency_key_is_required(client, alice):
-    response = client.post("/payments/", json=new_body(), headers=auth(alice.token))
+    response = client.post("/internal/payments", json=new_body(), headers=as_orders(alice.token))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
 
@@ -91,10 +88,10 @@ def test_keys_belong_to_their_caller(client, alice, bob):
 
 async def test_concurrent_requests_with_one_key_record_one_payment(payments, alice):
     body, key = new_body("42.00"), uuid.uuid4().hex
-    headers = auth(alice.token) | {"Idempotency-Key": key}
+    headers = as_orders(alice.token) | {"Idempotency-Key": key}
     async with httpx.AsyncClient(base_url=payments.url, timeout=30) as client:
         responses = await asyncio.gather(
-            *(client.post("/payments/", json=body, headers=headers) for _ in range(10))
+            *(client.post("/internal/payments", json=body, headers=headers) for _ in range(10))
         )
     outcome = sorted((r.status_code, r.text) for r in responses)
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201], outcome
@@ -142,20 +139,37 @@ def test_only_the_owner_or_an_admin_sees_a_payment(client, alice, bob, admin_tok
     assert anonymous.headers["www-authenticate"] == "Bearer"
 
 
-def test_refund_is_idempotent_and_owner_or_admin_only(client, alice, bob, admin_token):
+def test_refund_is_idempotent_and_admin_or_orders_only(client, alice, bob, admin_token):
     payment = charge(client, alice.token, new_body()).json()
     path = f"/payments/{payment['id']}/refund"
-    assert client.post(path, headers=auth(bob.token)).status_code == 404
-    refunded = client.post(path, headers=auth(alice.token))
+    for customer in (alice, bob):  # not even the owner: customers cancel the order instead
+        assert client.post(path, headers=auth(customer.token)).status_code == 403
+    refunded = client.post(path, headers=auth(admin_token))
     assert refunded.status_code == 200
     assert refunded.json() == payment | {"status": "refunded"}
-    assert client.post(path, headers=auth(admin_token)).json() == payment | {"status": "refunded"}
+    internal = client.post(
+        f"/internal/payments/{payment['id']}/refund", headers=auth(service_token("payments"))
+    )
+    assert internal.json() == payment | {"status": "refunded"}
     assert client.get(f"/payments/{payment['id']}", headers=auth(alice.token)).json()["status"] == "refunded"
 
 
-def test_refunding_a_declined_payment_is_409(client, alice):
+def test_customers_list_their_own_payments_only(client, alice, bob, admin_token):
+    mine = [charge(client, alice.token, new_body()).json() for _ in range(3)]
+    listed = client.get("/payments/", params={"limit": 2}, headers=auth(alice.token))
+    assert listed.status_code == 200
+    assert [p["id"] for p in listed.json()] == [p["id"] for p in reversed(mine)][:2]  # newest first
+    rest = client.get("/payments/", params={"limit": 2, "offset": 2}, headers=auth(alice.token)).json()
+    assert mine[0]["id"] in [p["id"] for p in rest]
+    theirs = client.get("/payments/", params={"limit": 100}, headers=auth(bob.token)).json()
+    assert not {p["id"] for p in mine} & {p["id"] for p in theirs}
+    one = client.get("/payments/", params={"order_id": mine[1]["order_id"]}, headers=auth(admin_token)).json()
+    assert [p["id"] for p in one] == [mine[1]["id"]]
+
+
+def test_refunding_a_declined_payment_is_409(client, alice, admin_token):
     payment = charge(client, alice.token, new_body(str(DECLINE_ABOVE * 2))).json()
-    response = client.post(f"/payments/{payment['id']}/refund", headers=auth(alice.token))
+    response = client.post(f"/payments/{payment['id']}/refund", headers=auth(admin_token))
     assert response.status_code == 409
     assert response.json() == {"detail": "a declined payment cannot be refunded: nothing was charged"}
 

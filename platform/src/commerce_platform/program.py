@@ -82,6 +82,7 @@ def build(
     addresses = cluster_addresses(env.stack.namespace, services)
     deployments: list[pulumi.Resource] = []
     images: dict[str, pulumi.Output[str]] = {}
+    client_secrets = secrets.client_secrets(services)
     for spec in services:
         release = env.spec.services[spec.name]
         secret_values = {
@@ -89,6 +90,9 @@ def build(
             "REDIS_URL": redis.url,
             "JWT_PRIVATE_KEY": secrets.get("jwtPrivateKey"),
             "ADMIN_PASSWORD": secrets.get("adminPassword"),
+            "SERVICE_CLIENT_SECRET": client_secrets.get(spec.name),
+            # The issuer's view of every caller's secret: one JSON object, secret like its parts.
+            "SERVICE_CLIENT_SECRETS": pulumi.Output.secret(pulumi.Output.json_dumps(client_secrets)),
         }
         image, _ = service_image(env, spec, pulumi.ResourceOptions(), repo_root)
         deployment = ServiceDeployment(

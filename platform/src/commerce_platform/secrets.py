@@ -31,6 +31,12 @@ def required_secrets(env: Environment, services: tuple[catalogue.ServiceSpec, ..
         SecretKey("jwtPrivateKey", "RS256 private key (PEM) the token issuer signs with"),
         SecretKey("adminPassword", "password of the bootstrap admin user"),
     ]
+    # Service identity: each service that calls others proves itself to the token issuer with its own secret.
+    keys += [
+        SecretKey(client_secret_key(s.name), f"client secret {s.name} gets service tokens with")
+        for s in services
+        if s.calls
+    ]
     db_users = [s for s in services if s.uses_postgres]
     if env.spec.postgres.mode == "in-cluster":
         keys.append(SecretKey("postgresPassword", "superuser password of the in-cluster Postgres"))
@@ -58,6 +64,10 @@ def missing_secret_message(stack: str, secret: SecretKey) -> str:
     )
 
 
+def client_secret_key(service: str) -> str:
+    return f"{_camel(service)}ClientSecret"
+
+
 def _camel(name: str) -> str:
     head, *rest = name.replace("_", "-").split("-")
     return head + "".join(p.capitalize() for p in rest)
@@ -81,6 +91,10 @@ class PlatformSecrets:
 
     def get(self, key: str) -> pulumi.Output[str]:
         return self._values[key]
+
+    def client_secrets(self, services: tuple[catalogue.ServiceSpec, ...]) -> dict[str, pulumi.Output[str]]:
+        """Each calling service's client secret, by service name."""
+        return {s.name: self._values[client_secret_key(s.name)] for s in services if s.calls}
 
     def db_password(self, service: str) -> pulumi.Output[str]:
         return self._values[f"{_camel(service)}DbPassword"]

@@ -15,6 +15,7 @@ from commerce_platform import catalogue
 from commerce_platform.environments import Environment, EnvironmentConfigError, load_environment
 
 JWKS_PATH = "/.well-known/jwks.json"
+SERVICE_TOKEN_PATH = "/internal/token"  # the issuer's client-credentials endpoint (service identity)
 # Computed here from the environment and the addresses; environments/ may not override them.
 DERIVED = frozenset(
     {
@@ -22,6 +23,7 @@ DERIVED = frozenset(
         "ENVIRONMENT",
         "LOG_LEVEL",
         "JWT_JWKS_URL",
+        "SERVICE_TOKEN_URL",
         "ADMIN_USERNAME",
         "METRICS_PORT",
         "OTEL_TRACES_EXPORTER",
@@ -88,6 +90,8 @@ def env_for(
     issuer = token_issuer(services)
     if spec.name != issuer.name and "JWT_JWKS_URL" in names:
         values["JWT_JWKS_URL"] = addresses[issuer.name] + JWKS_PATH
+    if "SERVICE_TOKEN_URL" in names:
+        values["SERVICE_TOKEN_URL"] = addresses[issuer.name] + SERVICE_TOKEN_PATH
     for callee in spec.calls:
         values[f"{callee.upper()}_URL"] = addresses[callee]
     if "ADMIN_USERNAME" in names:

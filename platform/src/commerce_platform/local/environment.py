@@ -4,8 +4,9 @@ code the Deployments use), with local addresses and the local secret values fill
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from commerce_platform import catalogue
 from commerce_platform import service_env as platform_env
@@ -26,9 +27,12 @@ class SecretValues:
     jwt_private_key: str
     admin_username: str
     admin_password: str
+    client_secrets: dict[str, str] = field(default_factory=dict)  # calling service → its client secret
 
     def value(self, service: str, env_name: str) -> str:
         by_name = {
+            "SERVICE_CLIENT_SECRET": self.client_secrets.get(service),
+            "SERVICE_CLIENT_SECRETS": json.dumps(self.client_secrets, sort_keys=True),
             "DATABASE_URL": self.database_urls.get(service),
             "REDIS_URL": self.redis_url,
             "JWT_PRIVATE_KEY": self.jwt_private_key,

@@ -186,7 +186,18 @@ class LocalPlatform:
             jwt_private_key=self.secrets.jwt_private_key,
             admin_username=self.admin_username,
             admin_password=self.secrets.admin_password,
+            client_secrets=self.client_secrets(),
         )
+
+    def client_secrets(self) -> dict[str, str]:
+        """Each calling service's client secret; ones made now are saved before any service gets them."""
+        known = dict(self.secrets.client_secrets)
+        found = {
+            spec.name: self.secrets.client_secret(spec.name) for spec in catalogue.SERVICES if spec.calls
+        }
+        if found != known:
+            save(self.layout.secrets_file, self.secrets)
+        return found
 
     @property
     def admin_username(self) -> str:
@@ -271,7 +282,11 @@ class LocalPlatform:
                     self.admin_username,
                     self.secrets.admin_password,
                 )
-                say(f"seeded {len(created)} demo products" if created else "demo data already present")
+                if created:
+                    ids = ", ".join(f"{p['id']} ({p['name']})" for p in created)
+                    say(f"seeded {len(created)} demo products: {ids}")
+                else:
+                    say("demo data already present (GET /products/ lists them)")
         except BaseException as exc:
             say("start failed; stopping what was started")
             self.stop()

@@ -1,7 +1,7 @@
 """Local secrets, generated once and kept in `<local dir>/secrets.json` (mode 0600, never committed).
 
-An RS256 key pair for the users service, the admin login, the embedded Postgres superuser password and one
-password per service login.
+An RS256 key pair for the users service, the admin login, the embedded Postgres superuser password, one
+password per service login and one client secret per calling service (service identity).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class LocalSecrets:
     admin_password: str
     postgres_password: str
     database_passwords: dict[str, str] = field(default_factory=dict)
+    client_secrets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def generate(cls) -> LocalSecrets:
@@ -62,6 +63,12 @@ class LocalSecrets:
         if role not in self.database_passwords:
             self.database_passwords[role] = _password()
         return self.database_passwords[role]
+
+    def client_secret(self, service: str) -> str:
+        """The client secret a calling service gets service tokens with, created on first use."""
+        if service not in self.client_secrets:
+            self.client_secrets[service] = secrets.token_urlsafe(32)
+        return self.client_secrets[service]
 
 
 def load_or_create(path: Path) -> tuple[LocalSecrets, bool]:

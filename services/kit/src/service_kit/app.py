@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
 from service_kit.auth import TokenVerifier
@@ -19,6 +20,7 @@ from service_kit.db import create_pool
 from service_kit.errors import install_error_handlers
 from service_kit.health import router as health_router
 from service_kit.http import create_http_client
+from service_kit.limits import BodyLimitMiddleware
 from service_kit.logging import RequestContextMiddleware, configure_logging
 from service_kit.metrics import MetricsServer, outgoing_targets
 from service_kit.metrics import router as metrics_router
@@ -110,8 +112,10 @@ def create_app(
             logger.info("stopped")
             tracing.shutdown()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from assets shipped in the wheel, not a CDN.
+    app = FastAPIOffline(title=title, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)  # innermost: a 413 is still logged, traced and measured
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TracingMiddleware)  # outermost: the server span spans the request's log line
     app.include_router(health_router)

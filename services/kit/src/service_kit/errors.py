@@ -21,6 +21,7 @@ class DomainError(Exception):
     """
 
     status_code = 400
+    headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -28,8 +29,10 @@ class DomainError(Exception):
 
 
 async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers or None)
 
 
 def unauthorized(detail: str = "not authenticated") -> StarletteHTTPException:
@@ -65,6 +68,24 @@ async def _dependency_unavailable(request: Request, exc: Exception) -> JSONRespo
     return JSONResponse({"detail": "dependency unavailable"}, status_code=503, headers={"Retry-After": "1"})
 
 
+# A value the database refuses (a NUL byte in text, a number beyond its column, a CHECK constraint) is the
+# caller's mistake: 422 naming the kind, never a 500. The models bound their fields so this is a last line.
+_DATA_ERRORS = {
+    asyncpg.CharacterNotInRepertoireError: "text contains a character the database cannot store (e.g. NUL)",
+    asyncpg.UntranslatableCharacterError: "text contains a character the database cannot store (e.g. NUL)",
+    asyncpg.NumericValueOutOfRangeError: "a number is out of range",
+    asyncpg.StringDataRightTruncationError: "a text value is too long",
+    asyncpg.CheckViolationError: "a value is not allowed",
+    asyncpg.DataError: "a value is not valid",
+}
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    detail = next(text for kind, text in _DATA_ERRORS.items() if isinstance(exc, kind))
+    logger.warning("database refused a value", extra={"path": request.url.path, "error": type(exc).__name__})
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -76,4 +97,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     for exc_type in _UNAVAILABLE:
         app.add_exception_handler(exc_type, _dependency_unavailable)
+    for exc_type in _DATA_ERRORS:
+        app.add_exception_handler(exc_type, _data_error)
     app.add_exception_handler(Exception, _unexpected_error)

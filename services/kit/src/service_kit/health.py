@@ -1,5 +1,5 @@
 """Liveness (process only) and readiness (hard dependencies only: own Postgres, and Redis where the service
-has one; short timeouts)."""
+has one and its settings count it (`redis_in_readiness`); short timeouts)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def ready(request: Request) -> JSONResponse:
     state = request.app.state
     timeout = state.settings.dependency_timeout_seconds
     probes = {"postgres": db.ping(state.db, timeout)}
-    if state.redis is not None:
+    if state.redis is not None and state.settings.redis_in_readiness:
         probes["redis"] = cache.ping(state.redis, timeout)
     results = await asyncio.gather(*(_check(probe) for probe in probes.values()))
     checks = dict(zip(probes, results, strict=True))

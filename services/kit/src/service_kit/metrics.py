@@ -108,10 +108,12 @@ def observe_request(scope, status: int, started: float) -> None:
 def outgoing_targets(settings: ServiceSettings) -> dict[str, str]:
     """`host:port` → target name, from the service's `<name>_URL` settings (e.g. ORDERS' USERS_URL → `users`).
 
-    The JWKS URL names the token issuer's host; it only gets its own name (`jwks`) when no other setting does.
+    The JWKS and service-token URLs name the token issuer's host; they only get a name of their own (`jwks`,
+    `service_token`) when no other setting (e.g. USERS_URL) does.
     """
     targets: dict[str, str] = {}
-    fields = sorted(type(settings).model_fields, key=lambda name: name == "jwt_jwks_url")
+    issuer_urls = ("jwt_jwks_url", "service_token_url")
+    fields = sorted(type(settings).model_fields, key=lambda name: name in issuer_urls)
     for name in fields:
         value = getattr(settings, name)
         if not name.endswith("_url") or value is None or isinstance(value, SecretStr):

@@ -7,7 +7,7 @@ they set from them, and tests/platform checks that nothing else is set.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,8 +27,13 @@ class ServiceSettings(BaseSettings):
     # Only a service whose settings require it (inventory's cache) gets a Redis; for the others Redis is no
     # dependency at all: no client, no readiness check, no REDIS_URL from the platform.
     redis_url: SecretStr | None = None
+    # Whether a Redis outage makes the service unready (a class attribute, not an env var): inventory's cache
+    # reports it; a service whose every Redis use fails open (users' login throttle) says False.
+    redis_in_readiness: ClassVar[bool] = True
     # Readiness checks must answer fast even when a dependency hangs.
     dependency_timeout_seconds: float = 1.0
+    # Request bodies above this many bytes are refused with 413 before they are read whole (service_kit.limits).
+    max_body_bytes: int = 1024 * 1024
 
     jwt_issuer: str = "commerce-users"
     jwt_audience: str = "commerce-platform"

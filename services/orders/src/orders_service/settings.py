@@ -1,7 +1,7 @@
-from service_kit.settings import ServiceSettings
+from service_kit.identity import CallerSettings
 
 
-class OrdersSettings(ServiceSettings):
+class OrdersSettings(CallerSettings):
     service_name: str = "orders"
     users_url: str
     inventory_url: str

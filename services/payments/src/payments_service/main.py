@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from payments_service.api.payments import internal as internal_router
 from payments_service.api.payments import router as payments_router
 from payments_service.domain.provider import ProviderError, SimulatedProvider
 from payments_service.settings import PaymentsSettings
@@ -25,5 +26,7 @@ async def _provider_error(request: Request, exc: ProviderError) -> JSONResponse:
     return JSONResponse({"detail": f"payment provider error: {exc}"}, status_code=502)
 
 
-app = create_app(PaymentsSettings, title="payments", routers=[payments_router], extension=_provider)
+app = create_app(
+    PaymentsSettings, title="payments", routers=[payments_router, internal_router], extension=_provider
+)
 app.add_exception_handler(ProviderError, _provider_error)

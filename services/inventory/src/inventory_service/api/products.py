@@ -2,26 +2,38 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from inventory_service.core.deps import InventoryDep
-from inventory_service.domain.errors import ProductNotFound
-from inventory_service.domain.models import MAX_ID, Product, ProductCreate, ProductUpdate
+from inventory_service.domain.models import MAX_ID, Product, ProductCreate, ProductPage, ProductUpdate
 from service_kit.auth import AdminPrincipal
+from service_kit.limits import PlainText
 
 router = APIRouter(prefix="/products", tags=["products"])
 ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 NOT_FOUND = {404: {"description": "product not found"}}
 
 
+@router.get(
+    "/",
+    response_model=ProductPage,
+    description="Public. Products by id; `name` filters by a case-insensitive substring; `after` is the last "
+    "id of the previous page (`next_after` of the answer, null on the last page).",
+)
+async def list_products(
+    inventory: InventoryDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    name: Annotated[PlainText | None, Query(min_length=1, max_length=200)] = None,
+) -> ProductPage:
+    return await inventory.page(limit, after, name)
+
+
 # The hot read answers with the product's JSON text as cached (the schema is still Product's, in OpenAPI):
 # re-validating and re-serialising it per request cost more CPU than the rest of the read.
 @router.get("/{product_id}", response_model=Product, responses=NOT_FOUND)
 async def get_product(product_id: ProductIdPath, inventory: InventoryDep) -> Response:
-    try:
-        return Response(await inventory.product_json(product_id), media_type="application/json")
-    except ProductNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None
+    return Response(await inventory.product_json(product_id), media_type="application/json")
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=Product)
@@ -33,7 +45,4 @@ async def create_product(data: ProductCreate, _: AdminPrincipal, inventory: Inve
 async def update_product(
     product_id: ProductIdPath, data: ProductUpdate, _: AdminPrincipal, inventory: InventoryDep
 ) -> Product:
-    try:
-        return await inventory.update(product_id, data)
-    except ProductNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None
+    return await inventory.update(product_id, data)

@@ -1,22 +1,18 @@
-"""Stock reservations for the orders service. Not under a public prefix: only reachable inside the cluster."""
+"""Stock reservations for the orders service: service identity only (an end user's token is 403), and not under
+a public prefix, so only reachable inside the cluster."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
 from inventory_service.core.deps import InventoryDep
-from inventory_service.domain.errors import (
-    InsufficientStock,
-    ProductNotFound,
-    ReservationConflict,
-    ReservationNotFound,
-)
 from inventory_service.domain.models import Released, Reservation, ReservationRequest
-from service_kit.auth import CurrentPrincipal
+from service_kit.auth import CallingService
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"])
+_AUTH = {401: {"description": "no valid service token"}, 403: {"description": "not a service's token"}}
 
 
 @router.post(
@@ -27,32 +23,23 @@ router = APIRouter(prefix="/internal/reservations", tags=["internal"])
         200: {"model": Reservation, "description": "this order's existing reservation"},
         404: {"description": "product not found"},
         409: {"description": "insufficient stock, or the order id is reserved for another product/quantity"},
+        **_AUTH,
     },
 )
 async def reserve(
-    request: ReservationRequest, _: CurrentPrincipal, inventory: InventoryDep, response: Response
+    request: ReservationRequest, _: CallingService, inventory: InventoryDep, response: Response
 ) -> Reservation:
-    try:
-        reservation, created = await inventory.reserve(request)
-    except InsufficientStock:
-        raise HTTPException(status.HTTP_409_CONFLICT, "insufficient stock") from None
-    except ProductNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None
-    except ReservationConflict:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "order already holds a reservation for another product or quantity"
-        ) from None
+    reservation, created = await inventory.reserve(request)
     if not created:
         response.status_code = status.HTTP_200_OK
     return reservation
 
 
 @router.post(
-    "/{order_id}/release", response_model=Released, responses={404: {"description": "no such order"}}
+    "/{order_id}/release",
+    response_model=Released,
+    responses={404: {"description": "no such order"}, **_AUTH},
 )
-async def release(order_id: UUID, _: CurrentPrincipal, inventory: InventoryDep) -> Released:
-    try:
-        reservation = await inventory.release(order_id)
-    except ReservationNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "reservation not found") from None
+async def release(order_id: UUID, _: CallingService, inventory: InventoryDep) -> Released:
+    reservation = await inventory.release(order_id)
     return Released(order_id=reservation.order_id)

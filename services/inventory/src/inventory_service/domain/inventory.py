@@ -8,6 +8,7 @@ from inventory_service.domain.errors import ProductNotFound, ReservationConflict
 from inventory_service.domain.models import (
     Product,
     ProductCreate,
+    ProductPage,
     ProductUpdate,
     Reservation,
     ReservationRequest,
@@ -36,6 +37,13 @@ class Inventory:
         if self.cache is not None:
             await self.cache.set_text(product_id, document)
         return document
+
+    async def page(self, limit: int, after: int, name: str | None) -> ProductPage:
+        """A page of products by id (read from Postgres: lists are not cached)."""
+        products = await self.repository.products(limit + 1, after, name)
+        more = len(products) > limit
+        items = products[:limit]
+        return ProductPage(items=items, next_after=items[-1].id if more else None)
 
     async def create(self, data: ProductCreate) -> Product:
         product = await self.repository.create_product(data.name, data.price, data.stock)

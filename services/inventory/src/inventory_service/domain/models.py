@@ -8,12 +8,18 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from service_kit.limits import MAX_PRICE, MAX_QUANTITY, NoControlCharacters
+
 MAX_ID = 2**63 - 1  # bigint
 # Stock plus any quantity released back must fit the integer column (2**31 - 1), so both stay under 1e9.
 MAX_STOCK = 1_000_000_000
 ProductId = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlCharacters
+]
+# Above zero (a free product could never be paid for: payments take positive amounts only) and at most
+# MAX_PRICE, so price × the largest quantity an order may ask for fits every amount column (service_kit.limits).
+Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, decimal_places=2, allow_inf_nan=False)]
 Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
 
 
@@ -46,10 +52,15 @@ class Product(BaseModel):
     stock: int
 
 
+class ProductPage(BaseModel):
+    items: list[Product]
+    next_after: int | None  # pass as `after` for the next page; null when this is the last one
+
+
 class ReservationRequest(BaseModel):
     order_id: UUID
     product_id: ProductId
-    quantity: Annotated[int, Field(ge=1, le=MAX_STOCK)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
 
 
 class Reservation(BaseModel):

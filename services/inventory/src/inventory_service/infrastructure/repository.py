@@ -15,6 +15,12 @@ from inventory_service.domain.errors import InsufficientStock, ProductNotFound, 
 from inventory_service.domain.models import Product, Reservation
 
 _PRODUCT = "SELECT id, name, price, stock FROM products WHERE id = $1"
+# `name` is matched as a literal substring: LIKE's wildcards in it are escaped.
+_PRODUCTS = """
+SELECT id, name, price, stock FROM products
+WHERE id > $2 AND ($3::text IS NULL OR name ILIKE '%' || replace(replace(replace($3, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')
+ORDER BY id LIMIT $1
+"""
 _PRODUCT_EXISTS = "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)"
 _INSERT_PRODUCT = """
 INSERT INTO products (name, price, stock) VALUES ($1, $2, $3) RETURNING id, name, price, stock
@@ -68,6 +74,9 @@ class InventoryRepository:
 
     async def product(self, product_id: int) -> Product | None:
         return _product(await self.pool.fetchrow(_PRODUCT, product_id))
+
+    async def products(self, limit: int, after: int, name: str | None) -> list[Product]:
+        return [_product(row) for row in await self.pool.fetch(_PRODUCTS, limit, after, name)]
 
     async def create_product(self, name: str, price: Decimal, stock: int) -> Product:
         return _product(await self.pool.fetchrow(_INSERT_PRODUCT, name, price, stock))

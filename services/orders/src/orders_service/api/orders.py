@@ -6,7 +6,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from orders_service.core.deps import OptionalIdempotencyKey, OrderPlacementDep
+from orders_service.core.deps import OptionalIdempotencyKey, OrderPlacementDep, PageLimit, PageOffset
 from orders_service.domain.models import Order, OrderRequest, OrderStatusView
 from service_kit.auth import CurrentPrincipal
 
@@ -15,6 +15,7 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 _ERRORS = {
     400: {"description": "The caller's account is inactive"},
     404: {"description": "No such order visible to the caller"},
+    409: {"description": "The order cannot be cancelled in its state"},
     422: {"description": "Invalid body, or Idempotency-Key reused with a different body"},
     502: {"description": "A downstream service answered unexpectedly"},
     503: {"description": "A downstream service is unavailable"},
@@ -45,6 +46,31 @@ async def place_order(
     if not created:
         response.status_code = status.HTTP_200_OK
     return Order.of(order)
+
+
+@router.get(
+    "/",
+    response_model=list[Order],
+    description="The caller's orders (an admin's: everyone's), newest first, `limit`/`offset` paginated.",
+)
+async def list_orders(
+    principal: CurrentPrincipal, placement: OrderPlacementDep, limit: PageLimit = 20, offset: PageOffset = 0
+) -> list[Order]:
+    return [Order.of(order) for order in await placement.page(principal, limit, offset)]
+
+
+@router.post(
+    "/{order_id}/cancel",
+    response_model=Order,
+    responses=_ERRORS,
+    description=(
+        "The owner or an admin cancels a `completed` order: its payment is refunded, its stock released and its "
+        "status becomes `cancelled`. Idempotent (a cancelled order answers 200 again). `pending`/`processing` "
+        "and `failed` orders answer 409."
+    ),
+)
+async def cancel_order(order_id: UUID, principal: CurrentPrincipal, placement: OrderPlacementDep) -> Order:
+    return Order.of(await placement.cancel(order_id, principal))
 
 
 @router.get("/{order_id}", response_model=Order, responses=_ERRORS)

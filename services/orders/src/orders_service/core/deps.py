@@ -1,10 +1,11 @@
-"""Request-scoped dependencies for the orders routes."""
+"""Request-scoped dependencies for the orders routes, and the placement logic the sweeper shares."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
+from starlette.datastructures import State
 
 from orders_service.domain.placement import OrderPlacement
 from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
@@ -12,12 +13,14 @@ from orders_service.infrastructure.repository import OrdersRepository
 from orders_service.settings import OrdersSettings
 
 
-async def order_placement(request: Request) -> OrderPlacement:
-    state = request.app.state
+def build_placement(state: State) -> OrderPlacement:
+    """Over the app's shared resources: the pool, the HTTP client and orders' own service tokens."""
     settings: OrdersSettings = state.settings
 
     def client(cls, name: str, url: str):
-        return cls(name, state.http, url, settings.http_timeout_seconds, settings.http_retries)
+        return cls(
+            name, state.http, url, settings.http_timeout_seconds, settings.http_retries, state.service_tokens
+        )
 
     return OrderPlacement(
         OrdersRepository(state.db),
@@ -27,6 +30,10 @@ async def order_placement(request: Request) -> OrderPlacement:
         currency=settings.order_currency,
         resume_after_seconds=settings.order_resume_after_seconds,
     )
+
+
+async def order_placement(request: Request) -> OrderPlacement:
+    return build_placement(request.app.state)
 
 
 OrderPlacementDep = Annotated[OrderPlacement, Depends(order_placement)]
@@ -41,3 +48,5 @@ OptionalIdempotencyKey = Annotated[
         description="Optional. Repeating an order with the same key and body returns the same order.",
     ),
 ]
+PageLimit = Annotated[int, Query(ge=1, le=100)]
+PageOffset = Annotated[int, Query(ge=0, le=100_000)]

@@ -8,9 +8,10 @@ not wait for the database), and is cancelled on shutdown.
   lost, so the order is failed; nothing needs undoing.
 - processing, with its flow or its background compensation running in this process
   (`placement.driven_here()`): left to it; that job holds the customer's token the undo needs.
-- processing, with nothing running here (its process died, or its compensation gave up): undoing it needs the
-  customer's token, which orders never stores. It is reported once, and finished when its client retries with
-  the same Idempotency-Key after ORDER_RESUME_AFTER_SECONDS (see services/orders/README.md).
+- processing, with nothing running here (its process died, or its compensation gave up): compensated as orders
+  itself (its service identity, service_kit.identity): any payment looked up and refunded, the stock released,
+  the order failed "interrupted while processing"; what could not be undone yet (a service down) is retried in
+  the background like any compensation.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
-from orders_service.domain.placement import driven_here
-from orders_service.infrastructure.repository import OrdersRepository
+from orders_service.core.deps import build_placement
+from orders_service.domain.placement import OrderPlacement, driven_here
 from orders_service.settings import OrdersSettings
+from service_kit.identity import ServiceTokens
 
 logger = logging.getLogger("orders.recovery")
 
@@ -37,48 +39,63 @@ INTERRUPTED = "interrupted before processing"
 @dataclass
 class SweepResult:
     pending_failed: int
-    orphaned: list[UUID] = field(default_factory=list)  # processing, with nothing running here to finish them
+    compensated: list[UUID] = field(default_factory=list)  # processing orphans undone and failed this round
+    unsettled: list[UUID] = field(default_factory=list)  # orphans whose undo could not be finished yet
 
 
-async def sweep(repository: OrdersRepository, settings: OrdersSettings) -> SweepResult:
+async def sweep(placement: OrderPlacement, settings: OrdersSettings) -> SweepResult:
+    repository = placement.repository
     age = settings.order_stuck_after_seconds
     ours = driven_here()
     failed = await repository.fail_stale_pending(age, INTERRUPTED, list(ours))
-    orphaned = [order_id for order_id in await repository.stale_processing(age) if order_id not in ours]
-    return SweepResult(failed, orphaned)
+    result = SweepResult(failed)
+    for order in await repository.stale_processing(age):
+        if order.id in ours:
+            continue
+        try:
+            await placement.compensate_orphan(order)
+        except Exception as exc:  # e.g. the orders database failed mid-way: next round tries again
+            logger.warning(
+                "stuck order not compensated yet",
+                extra={"order_id": str(order.id), "error": type(exc).__name__},
+            )
+            result.unsettled.append(order.id)
+        else:
+            result.compensated.append(order.id)
+    return result
 
 
 class Sweeper:
-    def __init__(self, repository: OrdersRepository, settings: OrdersSettings) -> None:
-        self.repository = repository
+    def __init__(self, placement: OrderPlacement, settings: OrdersSettings) -> None:
+        self.placement = placement
         self.settings = settings
-        self._reported: set[UUID] = set()
 
     async def run(self) -> None:
         while True:
             try:
-                self._report(await sweep(self.repository, self.settings))
+                self._report(await sweep(self.placement, self.settings))
             except Exception as exc:  # e.g. the database is down: try again next round
                 logger.warning("order sweep skipped", extra={"error": type(exc).__name__})
             await asyncio.sleep(self.settings.order_sweep_interval_seconds)
 
-    def _report(self, result: SweepResult) -> None:
-        new = [order_id for order_id in result.orphaned if order_id not in self._reported]
-        self._reported = set(result.orphaned)  # an orphan that got finished drops out; bounded by the query
-        if result.pending_failed or new:
+    @staticmethod
+    def _report(result: SweepResult) -> None:
+        if result.pending_failed or result.compensated or result.unsettled:
             logger.warning(
                 "stuck orders found",
                 extra={
                     "pending_failed": result.pending_failed,
-                    "processing_awaiting_retry": len(result.orphaned),
-                    "new_processing_order_ids": [str(order_id) for order_id in new[:20]],
+                    "processing_compensated": [str(order_id) for order_id in result.compensated[:20]],
+                    "processing_unsettled": [str(order_id) for order_id in result.unsettled[:20]],
                 },
             )
 
 
 @asynccontextmanager
 async def recovery_extension(app: FastAPI) -> AsyncIterator[None]:
-    sweeper = Sweeper(OrdersRepository(app.state.db), app.state.settings)
+    # Orders' own identity towards inventory and payments (client credentials at the users service).
+    app.state.service_tokens = ServiceTokens.from_settings(app.state.settings, app.state.http)
+    sweeper = Sweeper(build_placement(app.state), app.state.settings)
     task = asyncio.create_task(sweeper.run())
     try:
         yield

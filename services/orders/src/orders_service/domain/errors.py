@@ -11,6 +11,10 @@ class OrderNotFound(OrderError):
     status_code = 404
 
 
+class NotCancellable(OrderError):
+    status_code = 409
+
+
 class IdempotencyKeyReused(OrderError):
     status_code = 422
 

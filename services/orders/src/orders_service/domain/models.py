@@ -12,6 +12,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service_kit.limits import MAX_QUANTITY, NoControlCharacters
+
 MAX_BIGINT = 2**63 - 1
 
 
@@ -20,20 +22,23 @@ class OrderStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (OrderStatus.COMPLETED, OrderStatus.FAILED)
+        return self in (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELLED)
 
 
-ShippingAddress = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+ShippingAddress = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoControlCharacters
+]
 
 
 class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: int = Field(gt=0, le=MAX_BIGINT)
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
     shipping_address: ShippingAddress
 
     def fingerprint(self) -> str:

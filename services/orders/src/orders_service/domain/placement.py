@@ -22,6 +22,7 @@ from orders_service.domain.errors import (
     DownstreamError,
     IdempotencyKeyReused,
     InsufficientStock,
+    NotCancellable,
     OrderNotFound,
     ProductNotFound,
 )
@@ -29,11 +30,13 @@ from orders_service.domain.models import OrderRecord, OrderRequest, OrderStatus,
 from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
 from orders_service.infrastructure.repository import OrdersRepository
 from service_kit.auth import Principal
+from service_kit.limits import MAX_AMOUNT
 from service_kit.metrics import IDEMPOTENT_REPLAYS, SAGA_OUTCOMES
 
 logger = logging.getLogger("orders.placement")
 
 INTERNAL_FAILURE = "internal error while placing the order"
+INTERRUPTED_PROCESSING = "interrupted while processing"
 # Background compensation after an unforeseen failure or an undo that could not be finished (a service down):
 # every 2 s for about a minute, enough to outlast a database or service restart; after that an unfinished order
 # is resumed when its client retries with its Idempotency-Key.
@@ -97,6 +100,43 @@ class OrderPlacement:
             raise OrderNotFound("order not found")
         return order
 
+    async def page(self, principal: Principal, limit: int, offset: int) -> list[OrderRecord]:
+        """The caller's orders, newest first (an admin's: everyone's)."""
+        owner = None if principal.is_admin else principal.user_id
+        return await self.repository.page(owner, limit, offset)
+
+    # --- cancelling ----------------------------------------------------------------------------------------
+    async def cancel(self, order_id: UUID, principal: Principal) -> OrderRecord:
+        """completed → cancelled: refund the payment, give the stock back, then mark it. Idempotent: cancelling a
+        cancelled order repeats the (idempotent) refund and release, so a cancellation cut short by an outage
+        is finished by asking again. Pending/processing (still being placed) and failed (already undone) → 409."""
+        order = await self.get(order_id, principal)
+        if order.status is OrderStatus.FAILED:
+            raise NotCancellable(
+                "a failed order has nothing to cancel: its stock and payment were given back"
+            )
+        if not order.status.finished:
+            raise NotCancellable("the order is still being placed; cancel it once it has completed")
+        if order.payment_id is not None:
+            await self.payments.refund(order.payment_id)
+        await self.inventory.release(order.id)
+        cancelled = await self.repository.cancel(order.id)
+        if order.status is OrderStatus.COMPLETED:
+            logger.info("order cancelled", extra={"order_id": str(order.id)})
+            SAGA_OUTCOMES.labels("cancelled").inc()
+        return cancelled or await self.repository.get(order.id)
+
+    # --- recovering ----------------------------------------------------------------------------------------
+    async def compensate_orphan(self, order: OrderRecord) -> OrderRecord:
+        """Undo an order left processing by a flow that is gone (its process died, or its compensation gave
+        up), as orders itself: look up and refund any payment, release the stock, mark it failed."""
+        progress = _Progress(
+            reservation_requested=True, charge_sent_at=time.monotonic() - LATE_CHARGE_GRACE_SECONDS
+        )
+        failed = await self._compensate(order, progress, INTERRUPTED_PROCESSING)
+        logger.info("stuck order compensated", extra={"order_id": str(order.id), "status": failed.status})
+        return failed
+
     # --- placing -------------------------------------------------------------------------------------------
     async def place(
         self, principal: Principal, request: OrderRequest, idempotency_key: str | None
@@ -152,46 +192,52 @@ class OrderPlacement:
             # with the failed order; if even that fails, keep retrying in the background and let the error out.
             logger.exception("order flow failed; compensating", extra={"order_id": str(order.id)})
             try:
-                return await self._compensate(order, token, progress, INTERNAL_FAILURE)
+                return await self._compensate(order, progress, INTERNAL_FAILURE)
             except Exception:
-                self._compensate_later(order, token, progress, INTERNAL_FAILURE)
+                self._compensate_later(order, progress, INTERNAL_FAILURE)
                 raise
         except BaseException:  # cancelled (e.g. shutdown): finish the undo regardless
             SAGA_OUTCOMES.labels("cancelled").inc()
-            self._compensate_later(order, token, progress, INTERNAL_FAILURE)
+            self._compensate_later(order, progress, INTERNAL_FAILURE)
             raise
 
     async def _steps(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
         progress.reservation_requested = True
         try:
-            reservation = await self.inventory.reserve(token, order.id, order.product_id, order.quantity)
+            reservation = await self.inventory.reserve(order.id, order.product_id, order.quantity)
         except InsufficientStock:
             return await self._fail(order, "insufficient stock", progress, outcome="failed")
         except ProductNotFound:
             return await self._fail(order, "product not found", progress, outcome="failed")
         except DownstreamError as exc:
             # The reservation may have been made before the failure: release it (a no-op if it was not).
-            return await self._compensate(order, token, progress, f"reservation failed: {exc.detail}")
+            return await self._compensate(order, progress, f"reservation failed: {exc.detail}")
         if reservation.status != "reserved":  # a resumed order whose reservation was already given back
             return await self._fail(order, f"reservation {reservation.status}", progress, outcome="failed")
 
         progress.amount = reservation.unit_price * order.quantity
+        if progress.amount > MAX_AMOUNT:  # a price set before the bounds existed: never sent to payments
+            return await self._compensate(order, progress, "amount exceeds the order limit")
         progress.charge_sent_at = time.monotonic()
         try:
             progress.payment = await self.payments.charge(token, order.id, progress.amount, self.currency)
         except DownstreamError as exc:
             # The outcome may be unknown (reset, timeout, 5xx): compensation looks the payment up.
-            return await self._compensate(order, token, progress, f"payment failed: {exc.detail}")
+            return await self._compensate(order, progress, f"payment failed: {exc.detail}")
         payment = progress.payment
         if not payment.authorized:
             reason = f"payment {payment.status}"
             if payment.decline_reason:
                 reason += f": {payment.decline_reason}"
-            return await self._compensate(order, token, progress, reason)
+            return await self._compensate(order, progress, reason)
 
         completed = await self.repository.complete(order.id, progress.amount, payment.id)
-        if completed is None:  # finished by someone else meanwhile (a concurrent resume)
-            return await self.repository.get(order.id)
+        if completed is None:  # finished by someone else meanwhile (a concurrent resume, or the sweeper)
+            current = await self.repository.get(order.id)
+            if current is not None and current.status is not OrderStatus.COMPLETED:
+                # Failed meanwhile (e.g. another replica's sweeper took it for stuck): our charge must not stay.
+                await self._undo(order, progress)
+            return current
         logger.info("order completed", extra={"order_id": str(order.id), "payment_id": str(payment.id)})
         SAGA_OUTCOMES.labels("completed").inc()
         return completed
@@ -207,9 +253,7 @@ class OrderPlacement:
             SAGA_OUTCOMES.labels(outcome).inc()
         return failed or await self.repository.get(order.id)
 
-    async def _compensate(
-        self, order: OrderRecord, token: str, progress: _Progress, reason: str
-    ) -> OrderRecord:
+    async def _compensate(self, order: OrderRecord, progress: _Progress, reason: str) -> OrderRecord:
         """Refund what was charged, give the stock back, then mark the order failed.
 
         The order is failed even when part of the undo could not be done yet (a service down, a charge whose
@@ -219,21 +263,21 @@ class OrderPlacement:
         if current is not None and current.status is OrderStatus.COMPLETED:
             # E.g. "completed" was committed but the reply from the database was lost: nothing to undo.
             return current
-        settled = await self._undo(order, token, progress)
+        settled = await self._undo(order, progress)
         failed = await self._fail(order, reason, progress, outcome="compensated")
         if not settled:
-            self._compensate_later(order, token, progress, reason)
+            self._compensate_later(order, progress, reason)
         return failed
 
-    async def _undo(self, order: OrderRecord, token: str, progress: _Progress) -> bool:
+    async def _undo(self, order: OrderRecord, progress: _Progress) -> bool:
         """Refund and release, each idempotent; True when nothing is left to undo."""
         settled = True
         if progress.payment_unknown():
-            settled = await self._look_up_payment(order, token, progress)
+            settled = await self._look_up_payment(order, progress)
         payment = progress.payment
         if payment is not None and payment.authorized:
             try:
-                await self.payments.refund(token, payment.id)
+                await self.payments.refund(payment.id)
             except DownstreamError as exc:
                 settled = False
                 logger.error(
@@ -247,7 +291,7 @@ class OrderPlacement:
                 )
         if progress.reservation_requested:
             try:
-                await self.inventory.release(token, order.id)
+                await self.inventory.release(order.id)
             except DownstreamError as exc:
                 settled = False
                 logger.error(
@@ -258,10 +302,10 @@ class OrderPlacement:
                 progress.reservation_requested = False  # released (or never made): nothing more to give back
         return settled
 
-    async def _look_up_payment(self, order: OrderRecord, token: str, progress: _Progress) -> bool:
+    async def _look_up_payment(self, order: OrderRecord, progress: _Progress) -> bool:
         """After a charge with an unknown outcome: find the payment, if one was taken. True when known."""
         try:
-            found = await self.payments.for_order(token, order.id)
+            found = await self.payments.for_order(order.id)
         except DownstreamError as exc:
             logger.warning(
                 "payment lookup failed during compensation",
@@ -275,17 +319,15 @@ class OrderPlacement:
         # Nothing recorded yet; conclusive only once a charge still running in payments would have landed.
         return time.monotonic() - progress.charge_sent_at >= LATE_CHARGE_GRACE_SECONDS
 
-    def _compensate_later(self, order: OrderRecord, token: str, progress: _Progress, reason: str) -> None:
+    def _compensate_later(self, order: OrderRecord, progress: _Progress, reason: str) -> None:
         running = _background.get(order.id)
         if running is not None and not running.done():
             return  # already being retried (this call came from that job)
-        task = asyncio.create_task(self._compensate_with_retries(order, token, progress, reason))
+        task = asyncio.create_task(self._compensate_with_retries(order, progress, reason))
         _background[order.id] = task
         task.add_done_callback(_forget)
 
-    async def _compensate_with_retries(
-        self, order: OrderRecord, token: str, progress: _Progress, reason: str
-    ) -> None:
+    async def _compensate_with_retries(self, order: OrderRecord, progress: _Progress, reason: str) -> None:
         # Every compensation step is idempotent (lookup, refund, release, conditional status update).
         for delay in COMPENSATION_RETRY_DELAYS:
             await asyncio.sleep(delay)
@@ -293,7 +335,7 @@ class OrderPlacement:
                 current = await self.repository.get(order.id)
                 if current is not None and current.status is OrderStatus.COMPLETED:
                     return
-                settled = await self._undo(order, token, progress)
+                settled = await self._undo(order, progress)
                 await self._fail(order, reason, progress)
             except Exception as exc:
                 logger.warning(

@@ -1,6 +1,8 @@
 """HTTP clients for the services orders calls, over the one shared httpx client.
 
-Every call has an explicit timeout; retries happen only where repeating is harmless: GET, reservations and
+Inventory and payments are called as orders itself (a service token for each, service_kit.identity); the
+customer a payment is taken for travels as their own token in `X-Acting-User`. Users is asked with the
+customer's token (is this account active?). Every call has an explicit timeout; retries happen only where repeating is harmless: GET, reservations and
 releases (idempotent per order id) and payments (carrying the order id as Idempotency-Key). Failures become
 domain errors with a one-line message, never a raw httpx exception.
 """
@@ -22,29 +24,44 @@ from orders_service.domain.errors import (
     ProductNotFound,
 )
 from orders_service.domain.models import PaymentResult, Reservation
+from service_kit.auth import ACTING_USER_HEADER
 from service_kit.http import RETRYABLE_STATUS, send
+from service_kit.identity import ServiceTokens
 
 
 class ServiceClient:
     def __init__(
-        self, name: str, http: httpx.AsyncClient, base_url: str, timeout: float, retries: int
+        self,
+        name: str,
+        http: httpx.AsyncClient,
+        base_url: str,
+        timeout: float,
+        retries: int,
+        tokens: ServiceTokens | None = None,
     ) -> None:
         self.name = name
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
+        # Calls go as orders itself (audience: the target's name) unless a user's token is given.
+        self.auth = tokens.auth(name) if tokens is not None else None
 
     async def call(
         self,
         method: str,
         path: str,
-        token: str,
+        token: str | None = None,
         *,
         idempotent: bool,
         headers: dict[str, str] | None = None,
         **kw,
     ) -> httpx.Response:
+        if token is not None:
+            kw["headers"] = {"Authorization": f"Bearer {token}", **(headers or {})}
+        else:
+            kw["headers"] = headers or {}
+            kw["auth"] = self.auth
         try:
             response = await send(
                 self.http,
@@ -53,7 +70,6 @@ class ServiceClient:
                 idempotent=idempotent,
                 retries=self.retries,
                 timeout=self.timeout,
-                headers={"Authorization": f"Bearer {token}", **(headers or {})},
                 **kw,
             )
         except httpx.TimeoutException as exc:
@@ -89,11 +105,10 @@ class UsersClient(ServiceClient):
 
 
 class InventoryClient(ServiceClient):
-    async def reserve(self, token: str, order_id: UUID, product_id: int, quantity: int) -> Reservation:
+    async def reserve(self, order_id: UUID, product_id: int, quantity: int) -> Reservation:
         response = await self.call(
             "POST",
             "/internal/reservations",
-            token,
             idempotent=True,  # one reservation per order id, so a repeat returns the same one
             json={"order_id": str(order_id), "product_id": product_id, "quantity": quantity},
         )
@@ -110,33 +125,32 @@ class InventoryClient(ServiceClient):
         except (KeyError, InvalidOperation) as exc:
             raise DownstreamError("inventory service sent an unreadable reservation") from exc
 
-    async def release(self, token: str, order_id: UUID) -> None:
-        response = await self.call(
-            "POST", f"/internal/reservations/{order_id}/release", token, idempotent=True
-        )
+    async def release(self, order_id: UUID) -> None:
+        response = await self.call("POST", f"/internal/reservations/{order_id}/release", idempotent=True)
         # 404: nothing was reserved for this order, so there is nothing to give back.
         if response.status_code not in (200, 404):
             raise self.unexpected(response)
 
 
 class PaymentsClient(ServiceClient):
-    async def charge(self, token: str, order_id: UUID, amount: Decimal, currency: str) -> PaymentResult:
+    async def charge(
+        self, customer_token: str, order_id: UUID, amount: Decimal, currency: str
+    ) -> PaymentResult:
         response = await self.call(
             "POST",
-            "/payments/",
-            token,
+            "/internal/payments",
             idempotent=True,  # the order id is the Idempotency-Key: a repeat returns the recorded payment
-            headers={"Idempotency-Key": str(order_id)},
+            headers={"Idempotency-Key": str(order_id), ACTING_USER_HEADER: customer_token},
             json={"order_id": str(order_id), "amount": str(amount), "currency": currency},
         )
         if response.status_code not in (200, 201):
             raise self.unexpected(response)
         return self._payment(self.body(response))
 
-    async def for_order(self, token: str, order_id: UUID) -> list[PaymentResult]:
+    async def for_order(self, order_id: UUID) -> list[PaymentResult]:
         """The payments recorded for the order (read-only): after a charge whose answer was lost."""
         response = await self.call(
-            "GET", "/payments/", token, idempotent=True, params={"order_id": str(order_id)}
+            "GET", "/internal/payments", idempotent=True, params={"order_id": str(order_id)}
         )
         if response.status_code != 200:
             raise self.unexpected(response)
@@ -148,8 +162,8 @@ class PaymentsClient(ServiceClient):
             raise DownstreamError("payments service sent an unreadable payment list")
         return [self._payment(item) for item in data]
 
-    async def refund(self, token: str, payment_id: UUID) -> None:
-        response = await self.call("POST", f"/payments/{payment_id}/refund", token, idempotent=True)
+    async def refund(self, payment_id: UUID) -> None:
+        response = await self.call("POST", f"/internal/payments/{payment_id}/refund", idempotent=True)
         if response.status_code != 200:
             raise self.unexpected(response)
 

@@ -109,6 +109,26 @@ class OrdersRepository:
         )
         return _record(row)
 
+    async def cancel(self, order_id: UUID) -> OrderRecord | None:
+        """completed → cancelled; None if it was not completed (e.g. already cancelled)."""
+        row = await self.pool.fetchrow(
+            "UPDATE orders SET status = 'cancelled', updated_at = now() "
+            "WHERE id = $1 AND status = 'completed' RETURNING *",
+            order_id,
+        )
+        return _record(row)
+
+    async def page(self, user_id: str | None, limit: int, offset: int) -> list[OrderRecord]:
+        """`user_id`'s orders (everyone's for None), newest first."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM orders WHERE ($1::text IS NULL OR user_id = $1) "
+            "ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+            user_id,
+            limit,
+            offset,
+        )
+        return [_record(row) for row in rows]
+
     async def fail_stale_pending(self, older_than_seconds: float, reason: str, exclude: list[UUID]) -> int:
         """Fail orders still pending (never started: nothing reserved or charged) after `older_than_seconds`,
         except `exclude` (orders whose flow is running here)."""
@@ -125,12 +145,12 @@ class OrdersRepository:
         )
         return len(rows)
 
-    async def stale_processing(self, older_than_seconds: float, limit: int = 1000) -> list[UUID]:
+    async def stale_processing(self, older_than_seconds: float, limit: int = 100) -> list[OrderRecord]:
         """Orders processing for longer than `older_than_seconds`, oldest first."""
         rows = await self.pool.fetch(
-            "SELECT id FROM orders WHERE status = 'processing' "
+            "SELECT * FROM orders WHERE status = 'processing' "
             "AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2",
             older_than_seconds,
             limit,
         )
-        return [row["id"] for row in rows]
+        return [_record(row) for row in rows]

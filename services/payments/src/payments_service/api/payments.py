@@ -1,4 +1,9 @@
-"""Payments HTTP routes: thin, everything else lives in the domain service."""
+"""Payments HTTP routes: thin, everything else lives in the domain service.
+
+Public (`/payments`): a customer reads their own payments; refunds are an admin's. Internal
+(`/internal/payments`, service identity only, not routed by the Ingress or the gateway): orders takes the
+payment for an order on the customer's behalf (`X-Acting-User`), looks up an order's payments and refunds them.
+"""
 
 from __future__ import annotations
 
@@ -9,54 +14,37 @@ from fastapi import APIRouter, Query, Response, status
 
 from payments_service.core.deps import IdempotencyKey, PaymentServiceDep
 from payments_service.domain.models import Payment, PaymentRequest
-from service_kit.auth import CurrentPrincipal
+from service_kit.auth import ActingUser, AdminPrincipal, CallingService, CurrentPrincipal
 
 router = APIRouter(prefix="/payments", tags=["payments"])
+internal = APIRouter(prefix="/internal/payments", tags=["internal"])
 
 _ERRORS = {
     404: {"description": "No such payment visible to the caller"},
     409: {"description": "Order already paid, or payment not refundable"},
     422: {"description": "Invalid body, missing Idempotency-Key, or key reused with a different body"},
 }
-
-
-@router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Payment,
-    responses={
-        200: {"model": Payment, "description": "Replay of an earlier request with the same key"},
-        **_ERRORS,
-    },
-)
-async def create_payment(
-    body: PaymentRequest,
-    idempotency_key: IdempotencyKey,
-    principal: CurrentPrincipal,
-    service: PaymentServiceDep,
-    response: Response,
-) -> Payment:
-    record, created = await service.create(principal.user_id, idempotency_key, body)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return Payment.of(record)
+_SERVICE_ONLY = {
+    401: {"description": "no valid service token"},
+    403: {"description": "not a service's token"},
+}
 
 
 @router.get(
     "/",
     response_model=list[Payment],
-    description=(
-        "The caller's payments for one order (an admin sees everyone's), oldest first; an empty list when there "
-        "are none. Read-only: lets a client whose charge answer was lost find out whether it was taken."
-    ),
+    description="The caller's payments (an admin's: everyone's), newest first, `limit`/`offset` paginated; "
+    "`order_id` narrows them to one order.",
 )
-async def payments_for_order(
-    order_id: Annotated[UUID, Query(description="The order whose payments to list")],
+async def list_payments(
     principal: CurrentPrincipal,
     service: PaymentServiceDep,
+    order_id: Annotated[UUID | None, Query(description="Only this order's payments")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[Payment]:
-    records = await service.for_order(order_id, principal.user_id, principal.is_admin)
-    return [Payment.of(record) for record in records]
+    owner = None if principal.is_admin else principal.user_id
+    return [Payment.of(r) for r in await service.page(owner, order_id, limit, offset)]
 
 
 @router.get("/{payment_id}", response_model=Payment, responses=_ERRORS)
@@ -64,8 +52,56 @@ async def get_payment(payment_id: UUID, principal: CurrentPrincipal, service: Pa
     return Payment.of(await service.get(payment_id, principal.user_id, principal.is_admin))
 
 
-@router.post("/{payment_id}/refund", response_model=Payment, responses=_ERRORS)
-async def refund_payment(
-    payment_id: UUID, principal: CurrentPrincipal, service: PaymentServiceDep
+@router.post(
+    "/{payment_id}/refund",
+    response_model=Payment,
+    responses={403: {"description": "not an admin: customers cancel the order instead"}, **_ERRORS},
+)
+async def refund_payment(payment_id: UUID, _: AdminPrincipal, service: PaymentServiceDep) -> Payment:
+    return Payment.of(await service.refund(payment_id))
+
+
+@internal.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Payment,
+    responses={
+        200: {"model": Payment, "description": "Replay of an earlier request with the same key"},
+        **_ERRORS,
+        **_SERVICE_ONLY,
+    },
+)
+async def create_payment(
+    body: PaymentRequest,
+    idempotency_key: IdempotencyKey,
+    _: CallingService,
+    customer: ActingUser,
+    service: PaymentServiceDep,
+    response: Response,
 ) -> Payment:
-    return Payment.of(await service.refund(payment_id, principal.user_id, principal.is_admin))
+    record, created = await service.create(customer.user_id, idempotency_key, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return Payment.of(record)
+
+
+@internal.get(
+    "",
+    response_model=list[Payment],
+    responses=_SERVICE_ONLY,
+    description=(
+        "Every payment recorded for one order, oldest first; an empty list when there are none. Read-only: "
+        "lets orders find out whether a charge whose answer was lost was taken."
+    ),
+)
+async def payments_for_order(
+    order_id: Annotated[UUID, Query(description="The order whose payments to list")],
+    _: CallingService,
+    service: PaymentServiceDep,
+) -> list[Payment]:
+    return [Payment.of(record) for record in await service.for_order(order_id)]
+
+
+@internal.post("/{payment_id}/refund", response_model=Payment, responses={**_ERRORS, **_SERVICE_ONLY})
+async def refund_for_order(payment_id: UUID, _: CallingService, service: PaymentServiceDep) -> Payment:
+    return Payment.of(await service.refund(payment_id))

@@ -12,6 +12,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from service_kit.limits import MAX_AMOUNT
+
 CENT = Decimal("0.01")
 
 
@@ -21,7 +23,7 @@ def _to_cents(value: Decimal) -> Decimal:
 
 Amount = Annotated[
     Decimal,
-    Field(gt=0, max_digits=12, decimal_places=2, description="Positive, at most 2 decimal places"),
+    Field(gt=0, le=MAX_AMOUNT, decimal_places=2, description="Positive, at most 2 decimal places"),
     AfterValidator(_to_cents),
 ]
 # ISO 4217 alphabetic code; lower case is accepted and normalised so "usd" and "USD" are the same request.

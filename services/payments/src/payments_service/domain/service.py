@@ -107,12 +107,21 @@ class PaymentService:
             raise PaymentNotFound("payment not found")
         return record
 
-    async def for_order(self, order_id: UUID, owner_id: str, is_admin: bool) -> list[PaymentRecord]:
+    async def for_order(self, order_id: UUID) -> list[PaymentRecord]:
         """A read-only lookup, so a caller that lost a charge's answer can learn whether it was taken."""
-        return await self.repository.for_order(order_id, None if is_admin else owner_id)
+        return await self.repository.for_order(order_id, None)
 
-    async def refund(self, payment_id: UUID, owner_id: str, is_admin: bool) -> PaymentRecord:
-        record = await self.get(payment_id, owner_id, is_admin)
+    async def page(
+        self, owner_id: str | None, order_id: UUID | None, limit: int, offset: int
+    ) -> list[PaymentRecord]:
+        """`owner_id`'s payments (everyone's for None), newest first."""
+        return await self.repository.page(owner_id, order_id, limit, offset)
+
+    async def refund(self, payment_id: UUID) -> PaymentRecord:
+        """Refund (idempotent). Only order cancellation/compensation (orders) or an admin gets here."""
+        record = await self.repository.get(payment_id)
+        if record is None:
+            raise PaymentNotFound("payment not found")
         if record.status is PaymentStatus.REFUNDED:
             return record
         if record.status is PaymentStatus.DECLINED:

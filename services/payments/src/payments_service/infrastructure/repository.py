@@ -49,6 +49,19 @@ class PaymentRepository:
         )
         return [_record(row) for row in rows]
 
+    async def page(
+        self, owner_id: str | None, order_id: UUID | None, limit: int, offset: int
+    ) -> list[PaymentRecord]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM payments WHERE ($1::text IS NULL OR owner_id = $1) "
+            "AND ($2::uuid IS NULL OR order_id = $2) ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
+            owner_id,
+            order_id,
+            limit,
+            offset,
+        )
+        return [_record(row) for row in rows]
+
     async def has_authorized(self, order_id: UUID) -> bool:
         return bool(
             await self.pool.fetchval(

@@ -2,25 +2,57 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, Form, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from service_kit.errors import unauthorized
-from users_service.core.deps import AccountsDep, IssuerDep
-from users_service.domain.errors import InactiveUser, InvalidCredentials
-from users_service.domain.models import Token
+from users_service.core.deps import AccountsDep, ClientAddress, IssuerDep
+from users_service.domain.models import ServiceToken, Token
 
 router = APIRouter(tags=["auth"])
+# Tokens are credentials: no cache (the browser's, a proxy's) may keep the response (RFC 6749 §5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@router.post("/token", response_model=Token, responses={401: {"description": "bad credentials"}})
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], accounts: AccountsDep) -> Token:
-    try:
-        return Token(access_token=await accounts.login(form.username, form.password))
-    except InvalidCredentials:
-        raise unauthorized("incorrect username or password") from None
-    except InactiveUser:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "inactive user") from None
+@router.post(
+    "/token",
+    response_model=Token,
+    responses={
+        401: {"description": "bad credentials (also for a disabled account)"},
+        429: {"description": "too many failed logins for this username or client; see Retry-After"},
+    },
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    accounts: AccountsDep,
+    client: ClientAddress,
+    response: Response,
+) -> Token:
+    response.headers.update(NO_STORE)
+    return Token(access_token=await accounts.login(form.username, form.password, client))
+
+
+@router.post(
+    "/internal/token",
+    response_model=ServiceToken,
+    tags=["internal"],
+    responses={401: {"description": "unknown client, wrong secret, or an audience it may not ask for"}},
+    description=(
+        "Client credentials for the services: a short-lived token for one target service (`audience`), with a "
+        "`service` claim naming the caller. Not under a public prefix: only reachable inside the cluster."
+    ),
+)
+async def service_token(
+    accounts: AccountsDep,
+    issuer: IssuerDep,
+    response: Response,
+    grant_type: Annotated[str, Form(max_length=64)],
+    client_id: Annotated[str, Form(max_length=64)],
+    client_secret: Annotated[str, Form(max_length=256)],
+    audience: Annotated[str, Form(max_length=64)],
+) -> ServiceToken:
+    response.headers.update(NO_STORE)
+    access_token = accounts.service_token(grant_type, client_id, client_secret, audience)
+    return ServiceToken(access_token=access_token, expires_in=issuer.service_ttl_seconds)
 
 
 @router.get("/.well-known/jwks.json")

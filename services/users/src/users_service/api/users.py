@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
 
-from service_kit.auth import CurrentPrincipal
-from service_kit.errors import unauthorized
+from fastapi import APIRouter, Path, status
+
+from service_kit.auth import AdminPrincipal, CurrentPrincipal
 from users_service.core.deps import AccountsDep
-from users_service.domain.errors import DuplicateUser
-from users_service.domain.models import User, UserCreate, UserWithRoles
+from users_service.domain.errors import UserNotFound
+from users_service.domain.models import User, UserCreate, UserUpdate, UserWithRoles
 
 router = APIRouter(tags=["users"])
+UserIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+NOT_FOUND = {404: {"description": "user not found"}, 409: {"description": "the admin's own account"}}
 
 
 @router.post(
@@ -18,15 +21,27 @@ router = APIRouter(tags=["users"])
     responses={409: {"description": "username or email already registered"}},
 )
 async def register(data: UserCreate, accounts: AccountsDep) -> User:
-    try:
-        return User(**(await accounts.register(data)).model_dump())
-    except DuplicateUser as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return User(**(await accounts.register(data)).model_dump())
 
 
 @router.get("/users/me/", response_model=UserWithRoles)
 async def me(principal: CurrentPrincipal, accounts: AccountsDep) -> UserWithRoles:
+    # The verifier already refused a disabled or deleted user's token (401); this reads the current record.
     user = await accounts.by_subject(principal.user_id)
     if user is None:
-        raise unauthorized("user no longer exists")
+        raise UserNotFound()
     return UserWithRoles(**user.model_dump())
+
+
+@router.patch("/users/{user_id}", response_model=UserWithRoles, responses=NOT_FOUND)
+async def update_user(
+    user_id: UserIdPath, data: UserUpdate, admin: AdminPrincipal, accounts: AccountsDep
+) -> UserWithRoles:
+    """Admin: enable or disable an account. A disabled user's tokens stop working everywhere within 60 s."""
+    return UserWithRoles(**(await accounts.set_active(admin, user_id, data.is_active)).model_dump())
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+async def delete_user(user_id: UserIdPath, admin: AdminPrincipal, accounts: AccountsDep) -> None:
+    """Admin: delete an account; its tokens stop working everywhere within 60 s."""
+    await accounts.delete(admin, user_id)

@@ -18,5 +18,17 @@ async def get_issuer(request: Request) -> TokenIssuer:
     return request.app.state.accounts.issuer
 
 
+async def client_address(request: Request) -> str:
+    """The client a login is counted against: the address the nearest proxy (the Ingress, the local gateway)
+    appended to X-Forwarded-For, else the peer. Entries before the last one are the client's own claims."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
+    return request.client.host if request.client else "unknown"
+
+
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 IssuerDep = Annotated[TokenIssuer, Depends(get_issuer)]
+ClientAddress = Annotated[str, Depends(client_address)]

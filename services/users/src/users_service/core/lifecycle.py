@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from service_kit.auth import TokenVerifier
 from users_service.core.security import PasswordHasher, TokenIssuer
+from users_service.core.throttle import LoginThrottle
 from users_service.domain.accounts import Accounts
 from users_service.infrastructure.repository import UserRepository
 from users_service.settings import UsersSettings
@@ -43,7 +44,17 @@ async def _bootstrap_admin_until_done(accounts: Accounts, username: str, passwor
 @contextlib.asynccontextmanager
 async def users_extension(app: FastAPI) -> AsyncIterator[None]:
     settings: UsersSettings = app.state.settings
-    app.state.accounts = Accounts(UserRepository(app.state.db), PasswordHasher(), TokenIssuer(settings))
+    accounts = Accounts(
+        UserRepository(app.state.db),
+        PasswordHasher(),
+        TokenIssuer(settings),
+        LoginThrottle(settings),
+        settings.service_clients(),
+    )
+    app.state.accounts = accounts
+    # The issuer checks "still active" against its own database on every request (no cache): the other
+    # services ask it, and keep its answer ACTIVE_CHECK_SECONDS at most.
+    app.state.verifier.active_check = accounts.is_active
     bootstrap = None
     if settings.admin_username and settings.admin_password:
         admin = (app.state.accounts, settings.admin_username, settings.admin_password.get_secret_value())

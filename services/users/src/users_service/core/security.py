@@ -52,6 +52,7 @@ class TokenIssuer:
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.ttl_seconds = settings.access_token_ttl_seconds
+        self.service_ttl_seconds = settings.service_token_ttl_seconds
 
     @cached_property
     def public_pem(self) -> str:
@@ -73,6 +74,20 @@ class TokenIssuer:
             "jti": uuid.uuid4().hex,
             "roles": list(roles),
             "username": username,
+        }
+        return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM, headers={"kid": self.key_id})
+
+    def issue_service(self, service: str, audience: str) -> str:
+        """A calling service's token for one target service (its audience); no roles, a `service` claim."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": f"service:{service}",
+            "service": service,
+            "iat": now,
+            "exp": now + self.service_ttl_seconds,
+            "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM, headers={"kid": self.key_id})
 

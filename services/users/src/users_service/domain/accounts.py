@@ -1,32 +1,56 @@
-"""Registration, login and the admin bootstrap: the users service's logic, free of HTTP."""
+"""Registration, login, service credentials, account admin and the admin bootstrap: free of HTTP."""
 
 from __future__ import annotations
 
+import hmac
 import logging
+import re
 
+from service_kit.auth import Principal
+from service_kit.limits import has_control_characters
 from service_kit.metrics import LOGIN_FAILURES
 from users_service.core.security import PasswordHasher, TokenIssuer
-from users_service.domain.errors import InactiveUser, InvalidCredentials
+from users_service.core.throttle import LoginThrottle
+from users_service.domain.errors import (
+    InvalidClient,
+    InvalidCredentials,
+    LoginThrottled,
+    OwnAccount,
+    UserNotFound,
+)
 from users_service.domain.models import MAX_PASSWORD_LENGTH, StoredUser, UserCreate
 from users_service.infrastructure.repository import UserRepository
 
 ADMIN_ROLE = "admin"
+SERVICE_GRANT = "client_credentials"
+_AUDIENCE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 logger = logging.getLogger("users.accounts")
 
 
 class Accounts:
-    def __init__(self, repository: UserRepository, hasher: PasswordHasher, issuer: TokenIssuer) -> None:
+    def __init__(
+        self,
+        repository: UserRepository,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        throttle: LoginThrottle | None = None,
+        service_clients: dict[str, str] | None = None,
+    ) -> None:
         self.repository = repository
         self.hasher = hasher
         self.issuer = issuer
+        self.throttle = throttle
+        self.service_clients = service_clients or {}
 
     async def register(self, data: UserCreate) -> StoredUser:
         password_hash = await self.hasher.hash(data.password.get_secret_value())
         return await self.repository.insert(data.username, str(data.email), password_hash)
 
     async def authenticate(self, username: str, password: str) -> StoredUser:
-        """The user for these credentials; an unknown user costs one argon2 verification like a known one."""
-        if len(password) > MAX_PASSWORD_LENGTH:
+        """The user for these credentials; an unknown user costs one argon2 verification like a known one, and a
+        disabled account gets the same answer as a wrong password (only after the password check, in the same
+        time), so the answer never confirms a password or an account."""
+        if len(password) > MAX_PASSWORD_LENGTH or len(username) > 320 or has_control_characters(username):
             LOGIN_FAILURES.labels("invalid_credentials").inc()
             raise InvalidCredentials
         user = await self.repository.by_username(username)
@@ -37,12 +61,57 @@ class Accounts:
             raise InvalidCredentials
         if not user.is_active:
             LOGIN_FAILURES.labels("inactive").inc()
-            raise InactiveUser
+            raise InvalidCredentials
         return user
 
-    async def login(self, username: str, password: str) -> str:
-        user = await self.authenticate(username, password)
+    async def login(self, username: str, password: str, client: str = "unknown") -> str:
+        """A token for these credentials, unless this username or client failed too often lately (429)."""
+        if self.throttle is not None:
+            retry_after = await self.throttle.retry_after(username, client)
+            if retry_after is not None:
+                LOGIN_FAILURES.labels("throttled").inc()
+                raise LoginThrottled(retry_after)
+        try:
+            user = await self.authenticate(username, password)
+        except InvalidCredentials:
+            if self.throttle is not None:
+                await self.throttle.failed(username, client)
+            raise
+        if self.throttle is not None:
+            await self.throttle.succeeded(username)
         return self.issuer.issue(user.id, user.username, user.roles)
+
+    def service_token(self, grant_type: str, client_id: str, client_secret: str, audience: str) -> str:
+        """Client credentials: a calling service's short-lived token for one target service."""
+        expected = self.service_clients.get(client_id)
+        # compare_digest on both branches, so an unknown client takes as long as a wrong secret.
+        matches = hmac.compare_digest(client_secret.encode(), (expected or "\0" * 32).encode())
+        if grant_type != SERVICE_GRANT or expected is None or not matches:
+            raise InvalidClient()
+        if not _AUDIENCE.fullmatch(audience) or audience in (self.issuer.audience, client_id):
+            raise InvalidClient(f"audience {audience[:64]!r} is not a service this client may call")
+        return self.issuer.issue_service(client_id, audience)
+
+    async def is_active(self, principal: Principal) -> bool:
+        """Whether a token's user still exists and is active (checked on every request the issuer serves)."""
+        user = await self.by_subject(principal.user_id)
+        return user is not None and user.is_active
+
+    async def set_active(self, admin: Principal, user_id: int, active: bool) -> StoredUser:
+        if str(user_id) == admin.user_id:
+            raise OwnAccount()
+        user = await self.repository.set_active(user_id, active)
+        if user is None:
+            raise UserNotFound()
+        logger.info("user active changed", extra={"user_id": user_id, "is_active": active})
+        return user
+
+    async def delete(self, admin: Principal, user_id: int) -> None:
+        if str(user_id) == admin.user_id:
+            raise OwnAccount()
+        if not await self.repository.delete(user_id):
+            raise UserNotFound()
+        logger.info("user deleted", extra={"user_id": user_id})
 
     async def by_subject(self, subject: str) -> StoredUser | None:
         """The user a token's `sub` names (None when it no longer exists)."""

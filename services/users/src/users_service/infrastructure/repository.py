@@ -29,6 +29,11 @@ WHERE lower(username) = lower($1)
 _BY_ID = """
 SELECT id, username, email, password_hash, is_active, roles, signup_date FROM users WHERE id = $1
 """
+_SET_ACTIVE = """
+UPDATE users SET is_active = $2 WHERE id = $1
+RETURNING id, username, email, password_hash, is_active, roles, signup_date
+"""
+_DELETE = "DELETE FROM users WHERE id = $1 RETURNING id"
 
 
 def _user(row: asyncpg.Record | None) -> StoredUser | None:
@@ -60,3 +65,9 @@ class UserRepository:
 
     async def by_id(self, user_id: int) -> StoredUser | None:
         return _user(await self.pool.fetchrow(_BY_ID, user_id))
+
+    async def set_active(self, user_id: int, active: bool) -> StoredUser | None:
+        return _user(await self.pool.fetchrow(_SET_ACTIVE, user_id, active))
+
+    async def delete(self, user_id: int) -> bool:
+        return await self.pool.fetchval(_DELETE, user_id) is not None

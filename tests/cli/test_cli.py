@@ -157,3 +157,37 @@ def _services():
     from commerce_platform import catalogue
 
     return catalogue.SERVICES
+
+
+def test_help_imports_no_command_module_nor_the_heavy_libraries():
+    """`ops --help` lists the commands from `cli.COMMANDS`: none of their modules is imported (checked in a
+    fresh interpreter, by what is in sys.modules afterwards; not timed)."""
+    probe = (
+        "import sys\n"
+        "from commerce_platform.cli import app\n"
+        "try:\n"
+        "    app(['--help'], prog_name='ops')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split("\n")[-2].split())
+    heavy = ("pydantic", "pydantic_settings", "rich", "pulumi", "yaml", "httpx", "asyncpg", "importlib.metadata")
+    assert not {name for name in loaded if name.split(".")[0] in heavy or name in heavy}
+    assert not {name for name in loaded if name.startswith("commerce_platform.commands")}
+    assert "commerce_platform.catalogue" not in loaded
+
+
+def test_the_command_table_matches_the_command_modules():
+    """Every module under commands/ is in the table, and each command's listed help is its own first line."""
+    import pkgutil
+
+    from commerce_platform import cli, commands
+
+    listed = {module for command in cli.COMMANDS for module in command.modules}
+    assert listed == {m.name for m in pkgutil.iter_modules(commands.__path__)}
+    for command in cli.COMMANDS:
+        own = cli.load_command(command.name).help.strip().splitlines()[0]
+        assert own == command.help, command.name

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi
-import pulumi_docker as docker
 
 from commerce_platform import catalogue
 from commerce_platform.environments import Environment
+
+if TYPE_CHECKING:
+    import pulumi_docker as docker
 
 # Pulumi runs the program with the `main` directory (platform/) as working directory; the build context is the
 # repo root because every Dockerfile copies the shared service kit as well as its own service.
@@ -20,6 +24,9 @@ def service_image(
     release = env.spec.services[spec.name].release
     if not env.spec.services[spec.name].builds:
         return pulumi.Output.from_input(release), None
+    # Imported here: only a building environment needs the Docker provider's SDK (a quarter second to import).
+    import pulumi_docker as docker
+
     image = docker.Image(
         f"{spec.name}-image",
         image_name=f"{env.spec.image_repository}/{spec.name}:{env.name}",

@@ -120,23 +120,35 @@ class Lab:
         return self.extras[name].url if name in self.extras else self.platform.url(name)
 
     def start_extra(
-        self, name: str, app: str, env: dict[str, str], *, health_path: str = "/health", timeout: float = 60
+        self,
+        name: str,
+        app: str,
+        env: dict[str, str],
+        *,
+        health_path: str = "/health",
+        timeout: float = 60,
+        extra_args: tuple[str, ...] = (),
     ) -> Extra:
         port = free_port()
         if "METRICS_PORT" in env:  # a copy of a service: its own metrics port, not the original's
             env = env | {"METRICS_PORT": str(free_port())}
         log_file = self.work_dir / "extras" / f"{name}.log"
-        argv = self.platform.uvicorn_argv(app, port)  # exactly the platform's server settings
+        argv = [*self.platform.uvicorn_argv(app, port), *extra_args]  # the platform's server settings
         popen, record = processes.spawn(name, argv, process_env(env), log_file, port=port)
         extra = Extra(name, port, popen, record, log_file)
         self.extras[name] = extra
         self._wait_answering(extra, health_path, timeout)
         return extra
 
-    def start_service_copy(self, name: str, service: str, **overrides: str) -> Extra:
-        """Another instance of `service`, with the platform's env for it plus `overrides`."""
+    def start_service_copy(
+        self, name: str, service: str, extra_args: tuple[str, ...] = (), **overrides: str
+    ) -> Extra:
+        """Another instance of `service`, with the platform's env for it plus `overrides` (and more uvicorn
+        arguments, e.g. `--workers 2`)."""
         env = self.platform.service_env(service) | overrides
-        return self.start_extra(name, catalogue.get(service).app, env, health_path=catalogue.READINESS_PATH)
+        return self.start_extra(
+            name, catalogue.get(service).app, env, health_path=catalogue.READINESS_PATH, extra_args=extra_args
+        )
 
     def stop_extra(self, name: str) -> None:
         extra = self.extras.pop(name)

@@ -108,7 +108,11 @@ def create_app(
             logger.info("stopped")
             tracing.shutdown()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks off: the kit traces (TracingMiddleware) and measures (metrics) itself,
+    # and FastAPI would otherwise look up the global OTel providers on every request to find them unset.
+    app = FastAPI(
+        title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False}
+    )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TracingMiddleware)  # outermost: the server span spans the request's log line

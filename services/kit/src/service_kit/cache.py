@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 
 import redis.asyncio as redis
 from cachetools import TTLCache
@@ -180,8 +181,10 @@ class JsonCache:
     its own models, and a hot path can answer with the text as it is.
 
     After a Redis error the cache stays out of the way for `backoff_seconds`, so an outage costs one timeout
-    per backoff window instead of one per request. With a `near` cache, a read first looks in this process's
-    copy (see `NearCache` for how it is kept coherent) and a Redis hit fills it.
+    per backoff window instead of one per request. `accept` (the caller's check of an entry, e.g. "exactly what
+    a miss would store now") turns any other entry into a miss. With a `near` cache, a read first looks in this
+    process's copy (see `NearCache` for how it is kept coherent) and an accepted Redis hit fills it, so the
+    check runs once per entry per process, not per read.
     """
 
     def __init__(
@@ -191,12 +194,14 @@ class JsonCache:
         ttl_seconds: int,
         backoff_seconds: float = 1.0,
         near: NearCache | None = None,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.backoff_seconds = backoff_seconds
         self.near = near
+        self.accept = accept
         self._skip_until = 0.0
         self._reads = {r: metrics.CACHE_REQUESTS.labels(prefix, r) for r in ("hit", "miss", "error")}
 
@@ -230,6 +235,8 @@ class JsonCache:
             self._failed("get", exc)
             self._count("error")
             return None
+        if text is not None and self.accept is not None and not self.accept(text):
+            text = None  # unreadable or out of date: the caller's miss rewrites it
         self._count("miss" if text is None else "hit")
         if text is not None and near is not None:
             near.fill(name, text, token)

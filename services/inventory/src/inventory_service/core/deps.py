@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from inventory_service.domain.inventory import Inventory
+from inventory_service.domain.inventory import Inventory, is_canonical_product
 from inventory_service.infrastructure.repository import InventoryRepository
 from inventory_service.settings import InventorySettings
 from service_kit.cache import JsonCache, NearCache
@@ -28,7 +28,11 @@ async def inventory_extension(app: FastAPI) -> AsyncIterator[None]:
                     NearCache(app.state.redis, PRODUCT_CACHE_PREFIX, settings.product_near_cache_seconds)
                 )
             cache = JsonCache(
-                app.state.redis, PRODUCT_CACHE_PREFIX, settings.product_cache_ttl_seconds, near=near
+                app.state.redis,
+                PRODUCT_CACHE_PREFIX,
+                settings.product_cache_ttl_seconds,
+                near=near,
+                accept=is_canonical_product,
             )
         app.state.inventory = Inventory(InventoryRepository(app.state.db), cache)
         yield

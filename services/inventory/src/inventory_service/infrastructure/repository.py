@@ -69,6 +69,12 @@ class InventoryRepository:
     async def product(self, product_id: int) -> Product | None:
         return _product(await self.pool.fetchrow(_PRODUCT, product_id))
 
+    async def product_json(self, product_id: int) -> str | None:
+        """The product as the API's JSON, straight from the row: the columns already have the model's types
+        (bigint, text, numeric, integer), so it is serialised without validating a model first."""
+        row = await self.pool.fetchrow(_PRODUCT, product_id)
+        return None if row is None else Product.model_construct(**row).model_dump_json()
+
     async def create_product(self, name: str, price: Decimal, stock: int) -> Product:
         return _product(await self.pool.fetchrow(_INSERT_PRODUCT, name, price, stock))
 

@@ -1,5 +1,5 @@
 """The physical bounds as endpoints: a bare FastAPI route doing exactly one Redis GET, and one doing exactly one
-pooled SELECT by primary key, served like the services are.
+pooled SELECT by primary key, served like the services are (and the same two as plain Starlette routes).
 
 The clients are configured by the service kit (`create_redis`, `create_pool`: same timeouts, pool size and reset
 as inventory's) and read inventory's own settings from the environment, so between these and inventory's product
@@ -49,3 +49,17 @@ async def one_pooled_select(product_id: ProductId, request: Request) -> Response
     row = await request.app.state.db.fetchrow(PRODUCT_SQL, product_id)
     body = f'{{"id":{row[0]},"name":"{row[1]}","price":"{row[2]}","stock":{row[3]}}}' if row else "null"
     return Response(body, media_type="application/json")
+
+
+# The spike: the same two reads as plain Starlette routes in the same app (no dependency solving, no parameter
+# validation beyond the path's int convertor, no FastAPI request handler): what a route pays FastAPI for.
+async def starlette_redis_get(request: Request) -> Response:
+    return await one_redis_get(request.path_params["product_id"], request)
+
+
+async def starlette_pooled_select(request: Request) -> Response:
+    return await one_pooled_select(request.path_params["product_id"], request)
+
+
+app.add_route("/starlette/redis/{product_id:int}", starlette_redis_get, include_in_schema=False)
+app.add_route("/starlette/db/{product_id:int}", starlette_pooled_select, include_in_schema=False)

@@ -356,6 +356,12 @@ def run_bench(
         )
         # Metrics on vs off: two copies alike but for METRICS_ENABLED, measured one right after the other.
         measure(
+            "starlette_redis",
+            "spike: bare Starlette route, one Redis GET",
+            lab.url("bounds") + f"/starlette/redis/{data.product_id}",
+            process_of("bounds"),
+        )
+        measure(
             "cached_metrics",
             "GET /products/{id}, warm cache, metrics on (copy)",
             lab.url("inventory-metrics") + product_path,
@@ -389,6 +395,12 @@ def run_bench(
             "bare_db",
             "bound: bare FastAPI route, one pooled SELECT by primary key",
             lab.url("bounds") + f"/db/{data.product_id}",
+            process_of("bounds"),
+        )
+        measure(
+            "starlette_db",
+            "spike: bare Starlette route, one pooled SELECT",
+            lab.url("bounds") + f"/starlette/db/{data.product_id}",
             process_of("bounds"),
         )
         echo(f"ops bench: bounds: redis-benchmark GET and pgbench SELECT, {connections} connections")

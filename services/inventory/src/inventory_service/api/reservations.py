@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
 from inventory_service.core.deps import InventoryDep
-from inventory_service.domain.errors import (
-    InsufficientStock,
-    ProductNotFound,
-    ReservationConflict,
-    ReservationNotFound,
-)
 from inventory_service.domain.models import Released, Reservation, ReservationRequest
 from service_kit.auth import CurrentPrincipal
 
@@ -32,16 +26,8 @@ router = APIRouter(prefix="/internal/reservations", tags=["internal"])
 async def reserve(
     request: ReservationRequest, _: CurrentPrincipal, inventory: InventoryDep, response: Response
 ) -> Reservation:
-    try:
-        reservation, created = await inventory.reserve(request)
-    except InsufficientStock:
-        raise HTTPException(status.HTTP_409_CONFLICT, "insufficient stock") from None
-    except ProductNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "product not found") from None
-    except ReservationConflict:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "order already holds a reservation for another product or quantity"
-        ) from None
+    # ProductNotFound, InsufficientStock and ReservationConflict answer 404/409 through the kit's handler.
+    reservation, created = await inventory.reserve(request)
     if not created:
         response.status_code = status.HTTP_200_OK
     return reservation
@@ -51,8 +37,5 @@ async def reserve(
     "/{order_id}/release", response_model=Released, responses={404: {"description": "no such order"}}
 )
 async def release(order_id: UUID, _: CurrentPrincipal, inventory: InventoryDep) -> Released:
-    try:
-        reservation = await inventory.release(order_id)
-    except ReservationNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "reservation not found") from None
+    reservation = await inventory.release(order_id)  # ReservationNotFound: 404
     return Released(order_id=reservation.order_id)

@@ -10,6 +10,7 @@ the table matches the modules (names, first help lines) and that `ops --help` im
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -54,18 +55,48 @@ def load_command(name: str) -> click.Command:
     return typer.main.get_group(holder).commands[name]
 
 
+class _LazyCommands(MutableMapping):
+    """The group's `commands` mapping: every name of `COMMANDS` is in it, and its command is built on first
+    lookup (so code that reads `group.commands[name]`, like click's own, works unchanged)."""
+
+    def __init__(self, loaded: dict[str, click.Command]) -> None:
+        self._loaded = dict(loaded)
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            if name not in _BY_NAME:
+                raise KeyError(name)
+            self._loaded[name] = load_command(name)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in _BY_NAME or name in self._loaded
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*COMMAND_ORDER, *self._loaded]))
+
+    def __len__(self) -> int:
+        return len(set(COMMAND_ORDER) | set(self._loaded))
+
+
 class _LazyGroup(TyperGroup):
     """The commands of `COMMANDS`, in that order, each built on first use."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands(self.commands)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMAND_ORDER)
+        return list(self.commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _BY_NAME:
-            return None
-        if cmd_name not in self.commands:
-            self.commands[cmd_name] = load_command(cmd_name)
-        return self.commands[cmd_name]
+        return self.commands[cmd_name] if cmd_name in self.commands else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from the table: listing them imports none of them."""

@@ -174,7 +174,16 @@ def test_help_imports_no_command_module_nor_the_heavy_libraries():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split("\n")[-2].split())
-    heavy = ("pydantic", "pydantic_settings", "rich", "pulumi", "yaml", "httpx", "asyncpg", "importlib.metadata")
+    heavy = (
+        "pydantic",
+        "pydantic_settings",
+        "rich",
+        "pulumi",
+        "yaml",
+        "httpx",
+        "asyncpg",
+        "importlib.metadata",
+    )
     assert not {name for name in loaded if name.split(".")[0] in heavy or name in heavy}
     assert not {name for name in loaded if name.startswith("commerce_platform.commands")}
     assert "commerce_platform.catalogue" not in loaded

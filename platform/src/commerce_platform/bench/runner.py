@@ -331,6 +331,15 @@ def run_bench(
                 f"  server CPU {sum(cpu.values()):.2f} ms/request"
             )
 
+        def measure_bound(read: str, what: str) -> None:
+            """The bare FastAPI route doing just `read` (the bound), then the same as a plain Starlette route."""
+            for key, label, prefix in (
+                (f"bare_{read}", f"bound: bare FastAPI route, {what}", ""),
+                (f"starlette_{read}", f"spike: bare Starlette route, {what}", "/starlette"),
+            ):
+                url = lab.url("bounds") + f"{prefix}/{read}/{data.product_id}"
+                measure(key, label, url, process_of("bounds"))
+
         def process_of(name: str) -> dict[str, int | None]:
             return {name: lab.extras[name].pid if name in lab.extras else lab.platform.pid(name)}
 
@@ -348,19 +357,8 @@ def run_bench(
             lab.platform.url("inventory") + product_path,
             process_of("inventory"),
         )
-        measure(
-            "bare_redis",
-            "bound: bare FastAPI route, one Redis GET (the cached entry)",
-            lab.url("bounds") + f"/redis/{data.product_id}",
-            process_of("bounds"),
-        )
+        measure_bound("redis", "one Redis GET (the cached entry)")
         # Metrics on vs off: two copies alike but for METRICS_ENABLED, measured one right after the other.
-        measure(
-            "starlette_redis",
-            "spike: bare Starlette route, one Redis GET",
-            lab.url("bounds") + f"/starlette/redis/{data.product_id}",
-            process_of("bounds"),
-        )
         measure(
             "cached_metrics",
             "GET /products/{id}, warm cache, metrics on (copy)",
@@ -391,18 +389,7 @@ def run_bench(
             lab.url("inventory-nocache") + product_path,
             process_of("inventory-nocache"),
         )
-        measure(
-            "bare_db",
-            "bound: bare FastAPI route, one pooled SELECT by primary key",
-            lab.url("bounds") + f"/db/{data.product_id}",
-            process_of("bounds"),
-        )
-        measure(
-            "starlette_db",
-            "spike: bare Starlette route, one pooled SELECT",
-            lab.url("bounds") + f"/starlette/db/{data.product_id}",
-            process_of("bounds"),
-        )
+        measure_bound("db", "one pooled SELECT by primary key")
         echo(f"ops bench: bounds: redis-benchmark GET and pgbench SELECT, {connections} connections")
         run.measured["redis_benchmark"] = Measured(
             "redis_benchmark",

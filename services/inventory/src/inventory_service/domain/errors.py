@@ -6,29 +6,21 @@ from service_kit.errors import DomainError
 
 class ProductNotFound(DomainError):
     status_code = 404
-
-    def __init__(self) -> None:
-        super().__init__("product not found")
+    default_detail = "product not found"
 
 
 class InsufficientStock(DomainError):
     status_code = 409
-
-    def __init__(self) -> None:
-        super().__init__("insufficient stock")
+    default_detail = "insufficient stock"
 
 
 class ReservationNotFound(DomainError):
     status_code = 404
-
-    def __init__(self) -> None:
-        super().__init__("reservation not found")
+    default_detail = "reservation not found"
 
 
 class ReservationConflict(DomainError):
     """The order id already holds a reservation for a different product or quantity."""
 
     status_code = 409
-
-    def __init__(self) -> None:
-        super().__init__("order already holds a reservation for another product or quantity")
+    default_detail = "order already holds a reservation for another product or quantity"

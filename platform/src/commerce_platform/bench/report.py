@@ -179,7 +179,12 @@ def render_section(run: BenchRun) -> str:
     if ANALYSIS_FILE.exists():
         lines += ["", ANALYSIS_FILE.read_text().strip()]
     wrk_lines = [f"    {m[key].load.command}" for key in m]
-    lines += ["", "wrk command lines of this run:", "", *wrk_lines]
+    lines += [
+        "",
+        "Load command lines of this run (wrk; redis-benchmark and pgbench for the bounds):",
+        "",
+        *wrk_lines,
+    ]
     return "\n".join(lines)
 
 

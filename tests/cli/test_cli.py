@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from commerce_platform.cli import COMMAND_ORDER
+from commerce_platform.environments import load_environment
 from commerce_platform.paths import repo_root
+
+# Imported at collection, before any test's event loop comes and goes: it imports pulumi, whose grpc asks
+# asyncio for the current loop at import time (no longer imported as a side effect of importing the CLI).
+from commerce_platform.secrets import required_secrets
 
 OPS = str(Path(sys.executable).with_name("ops"))
 
@@ -124,9 +129,6 @@ def test_secrets_lists_what_prod_needs_and_the_command_for_each_missing_one(sand
     assert "postgresPassword" not in result.stdout  # prod's Postgres is external: no in-cluster password
 
     # Encrypted values in the stack file count as set (and are never shown).
-    from commerce_platform.environments import load_environment
-    from commerce_platform.secrets import required_secrets
-
     needed = [s.key for s in required_secrets(load_environment("prod", sandbox), _services())]
     stack_file = sandbox / "Pulumi.prod.yaml"
     secure = "".join(f"  commerce-platform:{key}:\n    secure: v1:c2VjcmV0:AAAA{key}\n" for key in needed[1:])

@@ -15,8 +15,8 @@ from commerce_platform.cli import COMMAND_ORDER
 from commerce_platform.environments import load_environment
 from commerce_platform.paths import repo_root
 
-# At collection, not inside the test: importing pulumi needs the main thread's event loop, which an earlier
-# test folder in the same pytest process (tests/services' asyncio) may have closed by then.
+# Imported at collection, before any test's event loop comes and goes: it imports pulumi, whose grpc asks
+# asyncio for the current loop at import time (no longer imported as a side effect of importing the CLI).
 from commerce_platform.secrets import required_secrets
 
 OPS = str(Path(sys.executable).with_name("ops"))
@@ -159,3 +159,46 @@ def _services():
     from commerce_platform import catalogue
 
     return catalogue.SERVICES
+
+
+def test_help_imports_no_command_module_nor_the_heavy_libraries():
+    """`ops --help` lists the commands from `cli.COMMANDS`: none of their modules is imported (checked in a
+    fresh interpreter, by what is in sys.modules afterwards; not timed)."""
+    probe = (
+        "import sys\n"
+        "from commerce_platform.cli import app\n"
+        "try:\n"
+        "    app(['--help'], prog_name='ops')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split("\n")[-2].split())
+    heavy = (
+        "pydantic",
+        "pydantic_settings",
+        "rich",
+        "pulumi",
+        "yaml",
+        "httpx",
+        "asyncpg",
+        "importlib.metadata",
+    )
+    assert not {name for name in loaded if name.split(".")[0] in heavy or name in heavy}
+    assert not {name for name in loaded if name.startswith("commerce_platform.commands")}
+    assert "commerce_platform.catalogue" not in loaded
+
+
+def test_the_command_table_matches_the_command_modules():
+    """Every module under commands/ is in the table, and each command's listed help is its own first line."""
+    import pkgutil
+
+    from commerce_platform import cli, commands
+
+    listed = {module for command in cli.COMMANDS for module in command.modules}
+    assert listed == {m.name for m in pkgutil.iter_modules(commands.__path__)}
+    for command in cli.COMMANDS:
+        own = cli.load_command(command.name).help.strip().splitlines()[0]
+        assert own == command.help, command.name

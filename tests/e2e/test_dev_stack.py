@@ -416,7 +416,9 @@ def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
 ):
     """`ops dev up` in the foreground, on DATABASE_URL/REDIS_URL: the flow works, the services' logs are followed
     in its output, and Ctrl-C (SIGINT) stops everything. Its databases and logins carry this run's prefix."""
-    prefix = f"{run_databases.prefix}_"  # dropped with the run's databases (tests/conftest.py)
+    # `<run>_dev_`: dropped with the run's databases (tests/conftest.py), and never the `<run>_<service>`
+    # databases the service tests of the same run created (ops dev up would find them, not its own).
+    prefix = f"{run_databases.prefix}_dev_"
     env = {
         "OPS_LOCAL_DIR": str(tmp_path / "local"),
         "OPS_PORT_OFFSET": str(free_port_offset()),

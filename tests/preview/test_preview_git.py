@@ -122,3 +122,29 @@ def test_a_new_database_password_in_ops_diff_rolls_its_deployment_and_replaces_t
     assert "commerce-platform/secret-checksum" in result.stdout
     for value in ("orders-password-one", "orders-password-two", "render-placeholder-"):
         assert value not in result.stdout + result.stderr
+
+
+def test_renders_are_cached_by_their_inputs_and_a_changed_input_renders_again(clone, restore):
+    """A graph is cached by the git ids of what a render reads: the same inputs are never rendered twice (the
+    base of a clean tree is its working tree: one render), and a change to any of them is a new render."""
+    cache = clone / ".local" / "render-cache"
+
+    def entries() -> set[str]:
+        return {p.name for p in cache.glob("*.json")} if cache.exists() else set()
+
+    assert ops(clone, "diff", "prod", "--base", "HEAD").returncode == 0
+    clean = entries()
+    assert clean
+    again = ops(clone, "diff", "prod", "--base", "HEAD")
+    assert again.returncode == 0 and "no changes" in again.stdout
+    assert entries() == clean  # nothing rendered: both sides from the cache
+    _raise_hpa_max(clone, "payments", 9)
+    changed = ops(clone, "diff", "prod", "--base", "HEAD")
+    assert changed.returncode == 0 and "1 to update" in changed.stdout
+    assert len(entries() - clean) == 1  # the working tree's new inputs; the base came from the cache
+    # Code is an input too: a comment in the program is a new render (with the same graph).
+    program = clone / "platform" / "src" / "commerce_platform" / "program.py"
+    program.write_text(program.read_text() + "\n# touched\n")
+    before = entries()
+    assert ops(clone, "diff", "prod", "--base", "HEAD").returncode == 0
+    assert len(entries() - before) == 1

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_docker as docker
 
 from commerce_platform import catalogue
 from commerce_platform.environments import Environment, repo_root_default
+
+if TYPE_CHECKING:
+    import pulumi_docker as docker
 
 # Pulumi runs the program with the `main` directory (platform/) as working directory; the build context is the
 # repo root because every Dockerfile copies the shared service kit as well as its own service.
@@ -81,6 +84,9 @@ def service_image(
     root = Path(repo_root) if repo_root and (Path(repo_root) / "services").is_dir() else repo_root_default()
     dockerfile = root / "services" / spec.name / "Dockerfile"
     context = context_digest(root, dockerfile)[:16]
+    # Imported here: only a building environment needs the Docker provider's SDK (a quarter second to import).
+    import pulumi_docker as docker
+
     image = docker.Image(
         f"{spec.name}-image",
         # The tag names the source: a code change is a new tag (and a new digest), visible in every preview.

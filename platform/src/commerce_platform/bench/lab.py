@@ -127,11 +127,12 @@ class Lab:
         health_path: str = "/health",
         timeout: float = 60,
         wrap: tuple[str, ...] = (),
+        extra_args: tuple[str, ...] = (),
     ) -> Extra:
         """`wrap`: a command the server runs under (e.g. valgrind), before the platform's uvicorn command."""
         port = free_port()
         log_file = self.work_dir / "extras" / f"{name}.log"
-        argv = [*wrap, *self.platform.uvicorn_argv(app, port)]  # exactly the platform's server settings
+        argv = [*wrap, *self.platform.uvicorn_argv(app, port), *extra_args]  # the platform's server settings
         popen, record = processes.spawn(name, argv, process_env(env), log_file, port=port)
         extra = Extra(name, port, popen, record, log_file)
         self.extras[name] = extra
@@ -139,15 +140,24 @@ class Lab:
         return extra
 
     def start_service_copy(
-        self, name: str, service: str, *, wrap: tuple[str, ...] = (), timeout: float = 60, **overrides: str
+        self,
+        name: str,
+        service: str,
+        extra_args: tuple[str, ...] = (),
+        *,
+        wrap: tuple[str, ...] = (),
+        timeout: float = 60,
+        **overrides: str,
     ) -> Extra:
-        """Another instance of `service`, with the platform's env for it plus `overrides`."""
+        """Another instance of `service`, with the platform's env for it plus `overrides` (and more uvicorn
+        arguments, e.g. `--workers 2`; `wrap`: a command it runs under, e.g. valgrind)."""
         env = self.platform.service_env(service) | overrides
         return self.start_extra(
             name,
             catalogue.get(service).app,
             env,
             health_path=catalogue.READINESS_PATH,
+            extra_args=extra_args,
             wrap=wrap,
             timeout=timeout,
         )

@@ -33,8 +33,57 @@ class ReportError(RuntimeError):
     pass
 
 
+# Each row's physical bound, measured in the same run: the bare route doing just the row's one Redis GET or
+# pooled SELECT, and for those, Redis's and Postgres's own benchmark tools.
+BOUND_OF = {
+    "cached": "bare_redis",
+    "cached_metrics": "bare_redis",
+    "cached_nometrics": "bare_redis",
+    "cached_2workers": "bare_redis",
+    "cached_logged": "bare_redis",
+    "bare_redis": "redis_benchmark",
+    "starlette_redis": "redis_benchmark",
+    "db": "bare_db",
+    "bare_db": "pgbench",
+    "starlette_db": "pgbench",
+}
+BOUND_NAMES = {
+    "bare_redis": "bare Redis GET route",
+    "bare_db": "bare pooled SELECT route",
+    "redis_benchmark": "redis-benchmark",
+    "pgbench": "pgbench",
+}
+ROWS = (
+    "ceiling",
+    "kit_ceiling",
+    "cached",
+    "bare_redis",
+    "starlette_redis",
+    "cached_metrics",
+    "cached_nometrics",
+    "cached_2workers",
+    "cached_logged",
+    "db",
+    "bare_db",
+    "starlette_db",
+    "redis_benchmark",
+    "pgbench",
+    "connect",
+    "saga",
+    "ceiling_end",
+)
+NO_PYTHON = ("redis_benchmark", "pgbench")
+
+
 def _ms(value: float) -> str:
-    return f"{value:.1f}"
+    return "–" if value != value else f"{value:.1f}"  # NaN: the tool does not report it
+
+
+def _vs_bound(run: BenchRun, key: str) -> str:
+    bound = BOUND_OF.get(key)
+    if bound is None or bound not in run.measured:
+        return "–"
+    return f"{run.ratio(key, bound):.2f}× {BOUND_NAMES[bound]}"
 
 
 def render_section(run: BenchRun) -> str:
@@ -60,26 +109,18 @@ def render_section(run: BenchRun) -> str:
         f"{SAGA_CUSTOMERS} customers (own tokens) over {SAGA_PRODUCTS} fresh products with {SAGA_STOCK:,} stock each.",
         "- Command: `ops bench` (equivalently `./.ci/ops bench`).",
         "",
-        "| measurement | req/s | p50 ms | p99 ms | vs ceiling | failed | server CPU ms/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| measurement | req/s | p50 ms | p99 ms | vs ceiling | vs its bound (same run) | failed | "
+        "server CPU ms/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for key in (
-        "ceiling",
-        "kit_ceiling",
-        "cached",
-        "cached_metrics",
-        "cached_nometrics",
-        "cached_logged",
-        "db",
-        "connect",
-        "saga",
-        "ceiling_end",
-    ):
+    for key in ROWS:
+        if key not in m:
+            continue
         load = m[key].load
-        ratio = f"{run.ratio(key):.2f}×"
+        cpu = "–" if key in NO_PYTHON else f"{m[key].cpu_ms_total:.2f}"
         lines.append(
-            f"| {m[key].label} | {load.rps:,.0f} | {_ms(load.p50_ms)} | {_ms(load.p99_ms)} | {ratio} | "
-            f"{load.failed} | {m[key].cpu_ms_total:.2f} |"
+            f"| {m[key].label} | {load.rps:,.0f} | {_ms(load.p50_ms)} | {_ms(load.p99_ms)} | "
+            f"{run.ratio(key):.2f}× | {_vs_bound(run, key)} | {load.failed} | {cpu} |"
         )
     logging_cost = 1 - m["cached_logged"].load.rps / m["cached"].load.rps
     saga_cpu = m["saga"].cpu_ms
@@ -104,6 +145,12 @@ def render_section(run: BenchRun) -> str:
         f"{m['kit_ceiling'].cpu_ms_total - m['ceiling'].cpu_ms_total:.2f} ms over the bare ceiling and the read "
         f"itself (dependency, Redis GET, the cached JSON's check) "
         f"{m['cached'].cpu_ms_total - m['kit_ceiling'].cpu_ms_total:.2f} ms.",
+        f"- One vs two uvicorn workers (cached read, metrics off in both): "
+        f"{m['cached_nometrics'].load.rps:,.0f} vs {m['cached_2workers'].load.rps:,.0f} req/s "
+        f"({run.ratio('cached_2workers', 'cached_nometrics'):.2f}×), server CPU "
+        f"{m['cached_nometrics'].cpu_ms_total:.2f} vs {m['cached_2workers'].cpu_ms_total:.2f} ms/request."
+        if "cached_2workers" in m
+        else "- One vs two uvicorn workers: not measured in this run.",
         f"- Orders in the database after the run (warm-up included): {outcomes}.",
         "- Server CPU per request (user+system CPU time the serving processes spent on the measured requests, "
         "divided by them) depends far less than req/s on how busy the shared machine is: the cached read costs "
@@ -132,7 +179,12 @@ def render_section(run: BenchRun) -> str:
     if ANALYSIS_FILE.exists():
         lines += ["", ANALYSIS_FILE.read_text().strip()]
     wrk_lines = [f"    {m[key].load.command}" for key in m]
-    lines += ["", "wrk command lines of this run:", "", *wrk_lines]
+    lines += [
+        "",
+        "Load command lines of this run (wrk; redis-benchmark and pgbench for the bounds):",
+        "",
+        *wrk_lines,
+    ]
     return "\n".join(lines)
 
 

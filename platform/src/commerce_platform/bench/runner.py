@@ -17,18 +17,20 @@ import psutil
 import redis.asyncio as redis
 
 from commerce_platform import catalogue, dbinit
-from commerce_platform.bench import targets
+from commerce_platform.bench import bounds, targets
 from commerce_platform.bench.lab import Lab
 from commerce_platform.bench.machine import machine, python_versions
 from commerce_platform.bench.targets import Verdict, quantity_bytes
 from commerce_platform.bench.workload import create_customers, create_products, login
 from commerce_platform.bench.wrk import LoadResult, ensure_wrk, run_wrk, wrk_version
 from commerce_platform.environments import load_environment
+from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
 
 LABEL = "bench"
 CEILING_APP = "commerce_platform.bench.ceiling_app:app"
 CONNECT_APP = "commerce_platform.bench.connect_app:app"
 KIT_CEILING_APP = "commerce_platform.bench.kit_ceiling_app:app"
+BOUNDS_APP = "commerce_platform.bench.bounds_app:app"
 SAGA_CUSTOMERS = 32
 SAGA_PRODUCTS = 32
 SAGA_STOCK = 1_000_000
@@ -246,6 +248,8 @@ def run_bench(
     started = time.monotonic()
     load_before = os.getloadavg()
     wrk = ensure_wrk(echo)
+    redis_benchmark = bounds.redis_benchmark_binary(echo)
+    pgbench = bounds.pgbench_binary()
     env = load_environment(environment)
     run = BenchRun(
         started_at=datetime.now(UTC),
@@ -300,6 +304,12 @@ def run_bench(
         lab.start_extra(
             "kit-ceiling", KIT_CEILING_APP, lab.platform.service_env("inventory"), health_path="/ceiling"
         )
+        inventory_env = lab.platform.service_env("inventory")
+        lab.start_extra("bounds", BOUNDS_APP, inventory_env, health_path=f"/db/{data.product_id}")
+        # Metrics off: two workers can't both serve one metrics port; compared with the 1-worker copy with it off.
+        lab.start_service_copy(
+            "inventory-2workers", "inventory", extra_args=("--workers", "2"), METRICS_ENABLED="false"
+        )
 
         def measure(
             key: str, label: str, url: str, servers: dict[str, int | None], postgres: bool = False, **options
@@ -321,6 +331,15 @@ def run_bench(
                 f"  server CPU {sum(cpu.values()):.2f} ms/request"
             )
 
+        def measure_bound(read: str, what: str) -> None:
+            """The bare FastAPI route doing just `read` (the bound), then the same as a plain Starlette route."""
+            for key, label, prefix in (
+                (f"bare_{read}", f"bound: bare FastAPI route, {what}", ""),
+                (f"starlette_{read}", f"spike: bare Starlette route, {what}", "/starlette"),
+            ):
+                url = lab.url("bounds") + f"{prefix}/{read}/{data.product_id}"
+                measure(key, label, url, process_of("bounds"))
+
         def process_of(name: str) -> dict[str, int | None]:
             return {name: lab.extras[name].pid if name in lab.extras else lab.platform.pid(name)}
 
@@ -338,6 +357,7 @@ def run_bench(
             lab.platform.url("inventory") + product_path,
             process_of("inventory"),
         )
+        measure_bound("redis", "one Redis GET (the cached entry)")
         # Metrics on vs off: two copies alike but for METRICS_ENABLED, measured one right after the other.
         measure(
             "cached_metrics",
@@ -352,6 +372,12 @@ def run_bench(
             process_of("inventory-nometrics"),
         )
         measure(
+            "cached_2workers",
+            "GET /products/{id}, warm cache, METRICS_ENABLED=false, 2 uvicorn workers (copy)",
+            lab.url("inventory-2workers") + product_path,
+            process_of("inventory-2workers"),
+        )
+        measure(
             "cached_logged",
             f"GET /products/{{id}}, warm cache, LOG_LEVEL={env.spec.log_level}",
             lab.url("inventory-logged") + product_path,
@@ -363,6 +389,34 @@ def run_bench(
             lab.url("inventory-nocache") + product_path,
             process_of("inventory-nocache"),
         )
+        measure_bound("db", "one pooled SELECT by primary key")
+        echo(f"ops bench: bounds: redis-benchmark GET and pgbench SELECT, {connections} connections")
+        run.measured["redis_benchmark"] = Measured(
+            "redis_benchmark",
+            "bound: redis-benchmark GET of the cached entry (no Python)",
+            bounds.redis_get(
+                redis_benchmark,
+                inventory_env["REDIS_URL"],
+                f"{PRODUCT_CACHE_PREFIX}:{data.product_id}",
+                connections=connections,
+                requests=max(50_000, int(seconds * 40_000)),
+            ),
+        )
+        if pgbench:
+            run.measured["pgbench"] = Measured(
+                "pgbench",
+                "bound: pgbench, the product SELECT by primary key, prepared (no Python)",
+                bounds.pg_select(
+                    pgbench,
+                    inventory_env["DATABASE_URL"],
+                    data.product_id,
+                    connections=connections,
+                    seconds=seconds,
+                ),
+            )
+        for key in ("redis_benchmark", "pgbench"):
+            if key in run.measured:
+                echo(f"  {key}: {run.measured[key].load.rps:,.0f}/s")
         measure(
             "connect",
             "GET /products/{id}, asyncpg.connect per request (seed)",
@@ -424,14 +478,19 @@ def _postgres_backend_cpu() -> float:
 
 
 def _cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
-    """User + system CPU seconds each process has used so far (0 for one that is gone)."""
+    """User + system CPU seconds each process, with its child processes (uvicorn's workers), has used so far
+    (0 for one that is gone)."""
     used = {}
     for name, pid in pids.items():
+        total = 0.0
         try:
-            times = psutil.Process(pid).cpu_times() if pid else None
+            process = psutil.Process(pid) if pid else None
+            for proc in [process, *process.children(recursive=True)] if process else ():
+                times = proc.cpu_times()
+                total += times.user + times.system
         except psutil.NoSuchProcess:
-            times = None
-        used[name] = times.user + times.system if times else 0.0
+            pass
+        used[name] = total
     return used
 
 

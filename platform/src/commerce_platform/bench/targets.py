@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CACHED_READ_VS_CEILING = 0.6
-DB_READ_VS_CEILING = 0.4
+DB_READ_VS_CEILING = 0.45
 POOL_VS_CONNECT = 3.0
 SAGA_ORDERS_PER_SECOND = 250.0
 SAGA_P99_MS = 250.0

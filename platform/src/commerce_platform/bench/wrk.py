@@ -42,29 +42,33 @@ class LoadResult:
         return self.errors + self.non_2xx
 
 
-def ensure_wrk(echo=print) -> str:
-    """The wrk binary; installs Debian's package (apt-get, we run as root) when it is missing."""
-    found = shutil.which("wrk")
+def ensure_debian_tool(binary: str, package: str, echo=print) -> str:
+    """`binary`; installs Debian's `package` (apt-get, we run as root) when it is missing."""
+    found = shutil.which(binary)
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise WrkError(
-            "wrk is not installed and cannot be installed here: run `apt-get install -y wrk` as root"
+            f"{binary} is not installed and cannot be installed here: run `apt-get install -y {package}` as root"
         )
-    echo("ops bench: wrk not found; installing it with `apt-get install -y wrk` (one time)")
+    echo(f"ops bench: {binary} not found; installing it with `apt-get install -y {package}` (one time)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "env": env, "text": True}
-    attempt = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", WRK_PACKAGE], **quiet)
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    attempt = subprocess.run(install, **quiet)
     if attempt.returncode != 0:
         # A fresh machine has no package lists yet.
         subprocess.run(["apt-get", "update"], **quiet)
-        attempt = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", WRK_PACKAGE], **quiet
-        )
-    found = shutil.which("wrk")
+        attempt = subprocess.run(install, **quiet)
+    found = shutil.which(binary)
     if attempt.returncode != 0 or not found:
-        raise WrkError(f"installing wrk failed: {attempt.stderr.strip()[-500:]}")
+        raise WrkError(f"installing {package} failed: {attempt.stderr.strip()[-500:]}")
     return found
+
+
+def ensure_wrk(echo=print) -> str:
+    """The wrk binary (Debian's package, installed when missing)."""
+    return ensure_debian_tool("wrk", WRK_PACKAGE, echo)
 
 
 def wrk_version(binary: str) -> str:

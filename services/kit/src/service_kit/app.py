@@ -113,7 +113,11 @@ def create_app(
             tracing.shutdown()
 
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from assets shipped in the wheel, not a CDN.
-    app = FastAPIOffline(title=title, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks off: the kit traces (TracingMiddleware) and measures (metrics) itself,
+    # and FastAPI would otherwise look up the global OTel providers on every request to find them unset.
+    app = FastAPIOffline(
+        title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False}
+    )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)  # innermost: a 413 is still logged, traced and measured
     app.add_middleware(RequestContextMiddleware)

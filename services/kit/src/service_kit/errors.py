@@ -17,13 +17,16 @@ logger = logging.getLogger("service.errors")
 class DomainError(Exception):
     """A business-rule failure a service raises from its domain layer; answered as `{"detail"}` with `status_code`.
 
-    Subclasses only set `status_code`, so domain code stays free of HTTP types.
+    Subclasses only set `status_code` (and, for a fixed message, `default_detail`), so domain code stays free of
+    HTTP types.
     """
 
     status_code = 400
     headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
+    default_detail = "request refused"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str | None = None) -> None:
+        detail = self.default_detail if detail is None else detail
         super().__init__(detail)
         self.detail = detail
 

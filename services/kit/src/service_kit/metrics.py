@@ -98,11 +98,18 @@ def route_template(scope) -> str:
     return getattr(route, "path", None) or UNMATCHED_ROUTE
 
 
+# The histogram's children by (method, route template, status): a bounded set (templates, not paths), looked up
+# once each instead of through `labels()` (label checks and a lock) on every request.
+_DURATION_CHILDREN: dict[tuple[str, str, int], Histogram] = {}
+
+
 def observe_request(scope, status: int, started: float) -> None:
     method = scope["method"]
-    REQUEST_DURATION.labels(
-        method if method in METHODS else "OTHER", route_template(scope), str(status)
-    ).observe(time.perf_counter() - started)
+    key = (method if method in METHODS else "OTHER", route_template(scope), status)
+    child = _DURATION_CHILDREN.get(key)
+    if child is None:
+        child = _DURATION_CHILDREN[key] = REQUEST_DURATION.labels(key[0], key[1], str(status))
+    child.observe(time.perf_counter() - started)
 
 
 def outgoing_targets(settings: ServiceSettings) -> dict[str, str]:

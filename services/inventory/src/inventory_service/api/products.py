@@ -11,7 +11,7 @@ from service_kit.limits import PlainText
 
 router = APIRouter(prefix="/products", tags=["products"])
 ProductIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
-NOT_FOUND = {404: {"description": "product not found"}}
+NOT_FOUND = {404: {"description": "product not found"}}  # ProductNotFound, via the kit's handler
 
 
 @router.get(

@@ -41,5 +41,5 @@ async def reserve(
     responses={404: {"description": "no such order"}, **_AUTH},
 )
 async def release(order_id: UUID, _: CallingService, inventory: InventoryDep) -> Released:
-    reservation = await inventory.release(order_id)
+    reservation = await inventory.release(order_id)  # ReservationNotFound: 404
     return Released(order_id=reservation.order_id)

@@ -1,37 +1,26 @@
-"""Domain failures; the kit answers each with its status and a one-line `detail`."""
+"""Inventory's domain errors: each carries its HTTP status and message, answered by the kit's one handler
+(`service_kit.errors.DomainError`), so routes never catch them."""
 
 from service_kit.errors import DomainError
 
 
-class InventoryError(DomainError):
-    status_code = 400
-
-
-class ProductNotFound(InventoryError):
+class ProductNotFound(DomainError):
     status_code = 404
-
-    def __init__(self) -> None:
-        super().__init__("product not found")
+    default_detail = "product not found"
 
 
-class InsufficientStock(InventoryError):
+class InsufficientStock(DomainError):
     status_code = 409
-
-    def __init__(self) -> None:
-        super().__init__("insufficient stock")
+    default_detail = "insufficient stock"
 
 
-class ReservationNotFound(InventoryError):
+class ReservationNotFound(DomainError):
     status_code = 404
-
-    def __init__(self) -> None:
-        super().__init__("reservation not found")
+    default_detail = "reservation not found"
 
 
-class ReservationConflict(InventoryError):
+class ReservationConflict(DomainError):
     """The order id already holds a reservation for a different product or quantity."""
 
     status_code = 409
-
-    def __init__(self) -> None:
-        super().__init__("order already holds a reservation for another product or quantity")
+    default_detail = "order already holds a reservation for another product or quantity"

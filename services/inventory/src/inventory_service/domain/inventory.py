@@ -26,14 +26,13 @@ class Inventory:
         """The product as the JSON document the API answers with: on a cache hit, the cached text as it is
         (no parse, no model, no re-serialisation); on a miss, the model's JSON, which is also what gets cached."""
         if self.cache is not None:
-            cached = await self.cache.get_text(product_id)
-            if cached is not None and _is_canonical_product(cached):
+            cached = await self.cache.get_text(product_id)  # only entries that pass is_canonical_product
+            if cached is not None:
                 return cached
-        product = await self.repository.product(product_id)
-        if product is None:
+        document = await self.repository.product_json(product_id)
+        if document is None:
             # Misses are not cached: a product created a moment later must be visible at once.
             raise ProductNotFound
-        document = product.model_dump_json()
         if self.cache is not None:
             await self.cache.set_text(product_id, document)
         return document
@@ -78,9 +77,10 @@ class Inventory:
             await self.cache.delete(product_id)
 
 
-def _is_canonical_product(document: str) -> bool:
+def is_canonical_product(document: str) -> bool:
     """Whether a cached entry is exactly what a miss would produce now. Anything else (bad JSON, an old shape,
-    extra fields) is a miss and gets overwritten; both pydantic-core steps cost microseconds."""
+    extra fields) is a miss and gets overwritten; both pydantic-core steps cost microseconds. The product cache
+    runs it on every entry it reads from Redis (`JsonCache(accept=...)`, core/deps.py)."""
     try:
         return Product.model_validate_json(document).model_dump_json() == document
     except ValueError:

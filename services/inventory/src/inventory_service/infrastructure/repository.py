@@ -78,6 +78,12 @@ class InventoryRepository:
     async def products(self, limit: int, after: int, name: str | None) -> list[Product]:
         return [_product(row) for row in await self.pool.fetch(_PRODUCTS, limit, after, name)]
 
+    async def product_json(self, product_id: int) -> str | None:
+        """The product as the API's JSON, straight from the row: the columns already have the model's types
+        (bigint, text, numeric, integer), so it is serialised without validating a model first."""
+        row = await self.pool.fetchrow(_PRODUCT, product_id)
+        return None if row is None else Product.model_construct(**row).model_dump_json()
+
     async def create_product(self, name: str, price: Decimal, stock: int) -> Product:
         return _product(await self.pool.fetchrow(_INSERT_PRODUCT, name, price, stock))
 

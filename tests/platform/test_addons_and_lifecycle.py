@@ -75,11 +75,13 @@ def test_an_hpa_without_a_metrics_api_fails_policy(repo_copy):
 def test_graph_records_lifecycle_options_and_retained_data_is_protected():
     dev = {r["name"]: r for r in rendered("dev")["resources"]}
     assert dev["namespace"]["options"] == {"protect": True}
-    assert dev["postgres-statefulset"]["options"] == {"protect": True}
+    # Fixed-name workloads delete before a replace (an immutable field changed), retained data or not.
+    assert dev["postgres-statefulset"]["options"] == {"protect": True, "deleteBeforeReplace": True}
     assert dev["users-migration"]["options"] == {"deleteBeforeReplace": True}
-    assert "options" not in dev["users-deployment"]
+    assert dev["users-deployment"]["options"] == {"deleteBeforeReplace": True}
     review = {r["name"]: r for r in rendered("pr-42")["resources"]}
-    assert "options" not in review["namespace"] and "options" not in review["postgres-statefulset"]
+    assert "options" not in review["namespace"]
+    assert review["postgres-statefulset"]["options"] == {"deleteBeforeReplace": True}
     for env in ("dev", "pr-42", "prod"):
         assert [v for v in evaluate_graph(rendered(env)) if v.rule.id == "retained-data-protected"] == []
 

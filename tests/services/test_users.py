@@ -133,6 +133,7 @@ async def accounts(services):
         database_url=database_url("users"),
         jwt_private_key=services.signing_key.private_pem,
         service_client_secrets="{}",
+        redis_url=services.service_env("users")["REDIS_URL"],  # the throttle's; these accounts run without one
     )
     try:
         yield Accounts(UserRepository(pool), PasswordHasher(), TokenIssuer(settings))

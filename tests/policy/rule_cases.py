@@ -432,7 +432,7 @@ PASSES = [
     (
         "helm-release-pinned",
         "exact chart versions, v-prefixed or not",
-        lambda s: s.extend([helm_release("cert-manager", "v1.21.1"), helm_release("traefik", "37.4.0")]),
+        lambda s: s.extend([helm_release("cert-manager", "v1.21.2"), helm_release("traefik", "37.4.0")]),
         "prod",
     ),
     ("deployment-scraped", "monitoring on and the users Service scraped", monitoring("metrics"), "prod"),

@@ -133,7 +133,8 @@ async def accounts(services):
         database_url=database_url("users"),
         jwt_private_key=services.signing_key.private_pem,
         service_client_secrets="{}",
-        redis_url=services.service_env("users")["REDIS_URL"],  # the throttle's; these accounts run without one
+        # The throttle's Redis: a required setting, though these accounts run without a throttle.
+        redis_url=services.service_env("users")["REDIS_URL"],
     )
     try:
         yield Accounts(UserRepository(pool), PasswordHasher(), TokenIssuer(settings))

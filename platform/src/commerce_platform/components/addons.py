@@ -39,7 +39,7 @@ METRICS_SERVER = Chart(
     "metrics-server", "3.13.0", "https://kubernetes-sigs.github.io/metrics-server/", "kube-system"
 )
 TRAEFIK = Chart("traefik", "37.4.0", "https://traefik.github.io/charts", "traefik")
-CERT_MANAGER = Chart("cert-manager", "v1.21.1", "https://charts.jetstack.io", "cert-manager")
+CERT_MANAGER = Chart("cert-manager", "v1.21.2", "https://charts.jetstack.io", "cert-manager")
 CHARTS = (METRICS_SERVER, TRAEFIK, CERT_MANAGER)
 
 

@@ -32,8 +32,8 @@ from devstack import (
 )
 
 from commerce_platform import catalogue
-from commerce_platform.local.ports import listening_ports
-from commerce_platform.local.seed import DEMO_PRODUCTS
+from commerce_ops.local.ports import listening_ports
+from commerce_ops.local.seed import DEMO_PRODUCTS
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from commerce_ops.cli import COMMAND_ORDER
-from commerce_platform.environments import load_environment
 from commerce_ops.paths import repo_root
+from commerce_platform.environments import load_environment
 
 # Imported at collection, before any test's event loop comes and goes: it imports pulumi, whose grpc asks
 # asyncio for the current loop at import time (no longer imported as a side effect of importing the CLI).

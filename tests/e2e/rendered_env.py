@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-from commerce_platform import catalogue
 from commerce_ops.render import render_environment
+from commerce_platform import catalogue
 
 
 def container_env(environment: str) -> dict[str, dict[str, str | None]]:

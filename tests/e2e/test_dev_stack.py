@@ -31,9 +31,9 @@ from devstack import (
     walk_flow,
 )
 
-from commerce_platform import catalogue
 from commerce_ops.local.ports import listening_ports
 from commerce_ops.local.seed import DEMO_PRODUCTS
+from commerce_platform import catalogue
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from render_support import ENVIRONMENTS, REPO_ROOT, objects, rendered
 
-from commerce_platform import catalogue
-from commerce_platform.environments import load_environment
 from commerce_ops.local.secrets import rsa_key_pair
 from commerce_ops.render import placeholder_secret, render_environment, write_render
 from commerce_ops.render.manifests import CRD_GROUPS, REDACTED, dump_manifest, validate
+from commerce_platform import catalogue
+from commerce_platform.environments import load_environment
 from commerce_platform.secrets import required_secrets
 
 OPS = Path(sys.executable).parent / "ops"
@@ -157,5 +157,7 @@ def test_supported_versions_are_the_validators():
 
     from commerce_platform.environments import SUPPORTED_K8S_VERSIONS
 
-    shipped = sorted({utils.major_minor(v) for v in utils.all_versions()}, key=lambda v: tuple(map(int, v.split("."))))
+    shipped = sorted(
+        {utils.major_minor(v) for v in utils.all_versions()}, key=lambda v: tuple(map(int, v.split(".")))
+    )
     assert list(SUPPORTED_K8S_VERSIONS) == shipped

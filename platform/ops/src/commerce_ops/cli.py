@@ -122,7 +122,7 @@ def _version(value: bool) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            typer.echo(f"ops {version('commerce-platform')}")
+            typer.echo(f"ops {version('commerce-ops')}")
         except PackageNotFoundError:  # running from a source tree that was never installed
             typer.echo("ops (not installed)")
         raise typer.Exit()

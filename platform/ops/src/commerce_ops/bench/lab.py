@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 
-from commerce_platform import catalogue
 from commerce_ops.local import processes
 from commerce_ops.local.environment import process_env
 from commerce_ops.local.ports import free_port, port_is_free
 from commerce_ops.local.runtime import GATEWAY, LocalConfig, LocalPlatform
+from commerce_platform import catalogue
 
 
 class LabError(RuntimeError):

@@ -16,13 +16,13 @@ import httpx
 import psutil
 import redis.asyncio as redis
 
-from commerce_platform import catalogue, dbinit
 from commerce_ops.bench import bounds, targets
 from commerce_ops.bench.lab import Lab
 from commerce_ops.bench.machine import machine, python_versions
 from commerce_ops.bench.targets import Verdict, quantity_bytes
 from commerce_ops.bench.workload import create_customers, create_products, login
 from commerce_ops.bench.wrk import LoadResult, ensure_wrk, run_wrk, wrk_version
+from commerce_platform import catalogue, dbinit
 from commerce_platform.environments import load_environment
 from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
 

@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from commerce_platform import catalogue
 from commerce_ops.chaos.lab import ChaosLab
 from commerce_ops.chaos.scenarios import ScenarioResult
+from commerce_platform import catalogue
 
 CHECKS = "not_a_server_error,response_schema_conformance"
 MAX_EXAMPLES = 30

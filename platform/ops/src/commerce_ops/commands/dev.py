@@ -296,13 +296,13 @@ def register(app: typer.Typer) -> None:
         Restarts the named processes (default: the four services and the gateway) and returns once they are
         ready. Data and the other processes are left alone.
         """
-        from commerce_platform import catalogue
         from commerce_ops.local.runtime import (
             GATEWAY,
             LocalPlatform,
             LocalPlatformError,
             process_names,
         )
+        from commerce_platform import catalogue
 
         chosen = names or [*(s.name for s in catalogue.SERVICES), GATEWAY]
         _check_names(chosen, process_names())
@@ -354,9 +354,9 @@ def register(app: typer.Typer) -> None:
         from now on; --no-follow prints and returns (the last 10 lines of each unless --tail says otherwise).
         The files: <local dir>/run/logs/<name>.log (the previous run's: <name>.log.1).
         """
-        from commerce_platform import catalogue
         from commerce_ops.local.logs import LogFollower
         from commerce_ops.local.runtime import GATEWAY, LocalConfig, LocalPlatform
+        from commerce_platform import catalogue
 
         known = [*(s.name for s in catalogue.SERVICES), GATEWAY]
         _check_names(names or [], known)
@@ -409,9 +409,9 @@ def register(app: typer.Typer) -> None:
         """
         import os
 
-        from commerce_platform import catalogue
         from commerce_ops.local.postgres import POSTGRES_BIN_PATH
         from commerce_ops.local.runtime import LocalPlatform, LocalPlatformError
+        from commerce_platform import catalogue
 
         if service is not None:
             _check_names([service], [s.name for s in catalogue.SERVICES if s.uses_postgres])

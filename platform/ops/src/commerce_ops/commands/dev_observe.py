@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from commerce_platform import catalogue
 from commerce_ops.commands.dev import LocalDir
+from commerce_platform import catalogue
 
 
 def _dev_group(app: typer.Typer) -> typer.Typer:

@@ -56,9 +56,9 @@ def register(app: typer.Typer) -> None:
         from commerce_ops.engine.cluster import ClusterLayout
         from commerce_ops.engine.stack import EngineError, Workspace, pin_images
         from commerce_ops.engine.toolchain import Toolchain, system_pulumi
-        from commerce_platform.environments import EnvironmentConfigError
         from commerce_ops.local.layout import LocalLayout
         from commerce_ops.paths import repo_root
+        from commerce_platform.environments import EnvironmentConfigError
 
         chain = Toolchain.current()
         if not chain.tool("pulumi").is_file():

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from commerce_platform.policy import Violation
     from commerce_ops.policy.checkov import CheckovReport
+    from commerce_platform.policy import Violation
 
 # The rules, checkov and rich are imported inside the functions: `ops --help` must not pay for them.
 

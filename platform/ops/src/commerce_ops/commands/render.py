@@ -39,8 +39,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from commerce_platform.environments import repo_root_default
         from commerce_ops.render import RenderError, render_environment, write_render
+        from commerce_platform.environments import repo_root_default
 
         console = Console()
         started = time.perf_counter()

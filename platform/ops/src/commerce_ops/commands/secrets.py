@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from commerce_ops.paths import repo_root
         from commerce_platform import catalogue
         from commerce_platform.environments import (
             REVIEW_STACK,
@@ -28,7 +29,6 @@ def register(app: typer.Typer) -> None:
             declared_secrets,
             load_environment,
         )
-        from commerce_ops.paths import repo_root
         from commerce_platform.secrets import missing_secret_message, required_secrets
 
         root = repo_root()

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from commerce_platform import catalogue
 from commerce_ops.engine.toolchain import Toolchain, engine_env
-from commerce_platform.environments import BUILD, load_environment
 from commerce_ops.local.secrets import rsa_key_pair
 from commerce_ops.promote.rewrite import rewrite_releases
+from commerce_platform import catalogue
+from commerce_platform.environments import BUILD, load_environment
 from commerce_platform.secrets import required_secrets
 
 

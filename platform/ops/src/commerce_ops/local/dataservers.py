@@ -24,10 +24,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import redis
 
-from commerce_platform.dbinit import _ident
 from commerce_ops.local.database import run_sync
 from commerce_ops.local.postgres import EmbeddedPostgres
 from commerce_ops.local.redis import EmbeddedRedis
+from commerce_platform.dbinit import _ident
 
 CLAIM_KEY = "commerce-platform:claimed-by"
 CLAIM_SECONDS = 6 * 3600  # a run killed without cleanup frees its db index after this long

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import httpx
 
-from commerce_platform import catalogue
-from commerce_platform import service_env as service_env_module
 from commerce_ops.local import database, ports, processes, seed
 from commerce_ops.local.environment import ENVIRONMENT, SecretValues, process_env, service_env
 from commerce_ops.local.gateway import HEALTH_PATH, ROUTES_ENV, TIMEOUT_ENV
@@ -34,6 +32,8 @@ from commerce_ops.local.redis import EmbeddedRedis
 from commerce_ops.local.secrets import LocalSecrets, load_or_create, save
 from commerce_ops.local.state import RunState
 from commerce_ops.paths import repo_root
+from commerce_platform import catalogue
+from commerce_platform import service_env as service_env_module
 
 GATEWAY = "gateway"
 HOST = "127.0.0.1"
@@ -385,9 +385,7 @@ class LocalPlatform:
         }
         self._spawn(
             GATEWAY,
-            self.uvicorn_argv(
-                "commerce_ops.local.gateway:app_from_env", self.port(GATEWAY), gateway=True
-            ),
+            self.uvicorn_argv("commerce_ops.local.gateway:app_from_env", self.port(GATEWAY), gateway=True),
             env,
         )
 

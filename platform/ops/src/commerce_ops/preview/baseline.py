@@ -1,8 +1,8 @@
 """Render environments at a git ref and at the working tree, each side with its own code.
 
 The base side is checked out into a temporary `git worktree`, and both sides run `python -m
-commerce_ops.render` in a subprocess whose PYTHONPATH points at that tree's `platform/src` and
-`services/*/src`, so a change to the platform code shows up in the diff just like a change to environments/.
+commerce_ops.render` in a subprocess whose PYTHONPATH points at that tree's `platform/src`, `platform/ops/src`
+and `services/*/src` (a tree from before the split into program and tooling runs `commerce_platform.render`), so a change to the platform code shows up in the diff just like a change to environments/.
 
 A render is a function of the tree (code, environments, stack files, lock; the mock monitor is deterministic), so
 graphs are cached by the git ids of those inputs (`.local/render-cache/`): a side whose inputs were rendered
@@ -71,9 +71,20 @@ def _last_line(text: str) -> str:
 
 def code_path(root: Path) -> str:
     """PYTHONPATH for running `root`'s own platform and service code instead of the installed copies."""
-    paths = [root / "platform" / "src", *sorted((root / "services").glob("*/src"))]
+    paths = [
+        root / "platform" / "src",
+        root / "platform" / "ops" / "src",
+        *sorted((root / "services").glob("*/src")),
+    ]
     inherited = os.environ.get("PYTHONPATH")
     return os.pathsep.join([*(str(p) for p in paths), *([inherited] if inherited else [])])
+
+
+def render_module(root: Path) -> str:
+    """The render entry point of `root`'s layout: the tooling package, or the one package before the split."""
+    return (
+        "commerce_ops.render" if (root / "platform" / "ops" / "src").is_dir() else "commerce_platform.render"
+    )
 
 
 def render_graph(root: Path, env: str, out_dir: Path) -> dict[str, Any]:
@@ -82,7 +93,7 @@ def render_graph(root: Path, env: str, out_dir: Path) -> dict[str, Any]:
     environ = {**os.environ, "PYTHONPATH": code_path(root), "COMMERCE_REPO_ROOT": str(root)}
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "commerce_ops.render", env, "--out", str(out_dir)],
+            [sys.executable, "-m", render_module(root), env, "--out", str(out_dir)],
             cwd=root,
             env=environ,
             capture_output=True,

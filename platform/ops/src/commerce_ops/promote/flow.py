@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from commerce_platform.catalogue import BY_NAME
-from commerce_platform.environments import REVIEW_STACK, EnvironmentConfigError, load_environment
 from commerce_ops.preview.baseline import PreviewError, render_both
 from commerce_ops.preview.changes import Plan, diff_graphs
 from commerce_ops.preview.report import to_markdown
@@ -19,6 +17,8 @@ from commerce_ops.promote import NothingToPromote, PromotionRefused
 from commerce_ops.promote.registries import ImageCopy, copy_images, refuse_without_copy, retarget
 from commerce_ops.promote.rewrite import ServiceChange, load_sizing, rewrite_releases
 from commerce_ops.promote.sources import check_digests, source_images
+from commerce_platform.catalogue import BY_NAME
+from commerce_platform.environments import REVIEW_STACK, EnvironmentConfigError, load_environment
 
 
 @dataclass

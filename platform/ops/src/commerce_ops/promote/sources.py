@@ -12,8 +12,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from commerce_platform.environments import BUILD, PINNED_IMAGE
 from commerce_ops.promote import PromotionRefused
+from commerce_platform.environments import BUILD, PINNED_IMAGE
 
 IMAGES_OUTPUT = "images"  # the program exports {"images": {<service>: <repo@sha256:...>}}
 _DIGEST_PART = re.compile(r"@sha256:(?P<hex>.*)$")

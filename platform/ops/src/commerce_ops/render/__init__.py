@@ -23,18 +23,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from commerce_platform import catalogue
-from commerce_platform.environments import (
-    PROJECT,
-    REVIEW_STACK,
-    SECRET_STACK_KEYS,
-    Environment,
-    EnvironmentConfigError,
-    declared_secrets,
-    load_environment,
-    repo_root_default,
-    stack_file_values,
-)
 from commerce_ops.render.engine import run_program
 from commerce_ops.render.manifests import (
     ManifestInvalid,
@@ -46,6 +34,18 @@ from commerce_ops.render.manifests import (
     sort_key,
     to_manifest,
     validate,
+)
+from commerce_platform import catalogue
+from commerce_platform.environments import (
+    PROJECT,
+    REVIEW_STACK,
+    SECRET_STACK_KEYS,
+    Environment,
+    EnvironmentConfigError,
+    declared_secrets,
+    load_environment,
+    repo_root_default,
+    stack_file_values,
 )
 from commerce_platform.secrets import MissingSecretError, required_secrets
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from commerce_ops.render import render_environment, write_render
 from commerce_platform import catalogue
 from commerce_platform.environments import repo_root_default
 from commerce_platform.program import build  # noqa: F401 - the program and its SDK modules, before timing
-from commerce_ops.render import render_environment, write_render
 
 ENVIRONMENTS = ("dev", "prod", "pr-42")
 SYNTHETIC_COUNTS = (0, 10, 50, 100)

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 from commerce_platform import catalogue
 from commerce_platform.components.addons import ClusterAddons
 from commerce_platform.components.baseline import ClusterBaseline
-from commerce_platform.components.datastores import Postgres, Redis
+from commerce_platform.components.datastores import PostgresDatabase, RedisCache
 from commerce_platform.components.ingress import PublicIngress
 from commerce_platform.components.meta import version_label
 from commerce_platform.components.monitoring import Monitoring
@@ -76,8 +76,8 @@ def build(
     baseline = ClusterBaseline("baseline", env, services, opts=in_cluster)
     namespace = baseline.namespace
     addons = ClusterAddons("addons", env, namespace, opts=in_cluster)
-    postgres = Postgres("postgres", env, namespace, services, secrets, opts=in_cluster)
-    redis = Redis("redis", env, namespace, secrets, opts=in_cluster)
+    postgres = PostgresDatabase("postgres", env, namespace, services, secrets, opts=in_cluster)
+    redis = RedisCache("redis", env, namespace, secrets, opts=in_cluster)
 
     addresses = cluster_addresses(env.stack.namespace, services)
     deployments: list[pulumi.Resource] = []

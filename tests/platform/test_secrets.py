@@ -10,7 +10,7 @@ from commerce_ops.render import stack_config_for
 from commerce_ops.render.engine import run_program
 from commerce_platform import catalogue
 from commerce_platform.components.baseline import ClusterBaseline
-from commerce_platform.components.datastores import Postgres, Redis
+from commerce_platform.components.datastores import PostgresDatabase, RedisCache
 from commerce_platform.environments import PROJECT, load_environment
 from commerce_platform.secrets import PlatformSecrets
 
@@ -27,8 +27,8 @@ def test_in_cluster_connection_urls_are_secret_outputs_built_from_the_config_sec
     def program():
         secrets = PlatformSecrets(env, catalogue.SERVICES)
         baseline = ClusterBaseline("baseline", env, catalogue.SERVICES)
-        postgres = Postgres("postgres", env, baseline.namespace, catalogue.SERVICES, secrets)
-        redis = Redis("redis", env, baseline.namespace, secrets)
+        postgres = PostgresDatabase("postgres", env, baseline.namespace, catalogue.SERVICES, secrets)
+        redis = RedisCache("redis", env, baseline.namespace, secrets)
         return {
             "namespace": baseline.namespace,
             "orders_database_url": postgres.database_urls["orders"],
@@ -55,8 +55,8 @@ def test_external_urls_pass_through_as_secret_outputs():
 
     def program():
         secrets = PlatformSecrets(env, catalogue.SERVICES)
-        postgres = Postgres("postgres", env, "commerce-prod", catalogue.SERVICES, secrets)
-        redis = Redis("redis", env, "commerce-prod", secrets)
+        postgres = PostgresDatabase("postgres", env, "commerce-prod", catalogue.SERVICES, secrets)
+        redis = RedisCache("redis", env, "commerce-prod", secrets)
         assert postgres.ready == []  # nothing to wait for: no in-cluster database, no init Job
         return {"users_database_url": postgres.database_urls["users"], "redis_url": redis.url}
 

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 from commerce_platform import catalogue
 from commerce_platform.components.addons import ClusterAddons
 from commerce_platform.components.baseline import ClusterBaseline
-from commerce_platform.components.datastores import Postgres, Redis
+from commerce_platform.components.datastores import PostgresDatabase, RedisCache
 from commerce_platform.components.ingress import PublicIngress
 from commerce_platform.components.meta import version_label
 from commerce_platform.components.monitoring import Monitoring
@@ -76,9 +76,39 @@ def build(
     baseline = ClusterBaseline("baseline", env, services, opts=in_cluster)
     namespace = baseline.namespace
     addons = ClusterAddons("addons", env, namespace, opts=in_cluster)
-    postgres = Postgres("postgres", env, namespace, services, secrets, opts=in_cluster)
-    redis = Redis("redis", env, namespace, secrets, opts=in_cluster)
+    postgres = PostgresDatabase("postgres", env, namespace, services, secrets, opts=in_cluster)
+    redis = RedisCache("redis", env, namespace, secrets, opts=in_cluster)
 
+    deployments, images = _service_deployments(
+        env, services, secrets, postgres, redis, namespace, repo_root, in_cluster
+    )
+    ingress = PublicIngress(
+        "ingress", env, namespace, services, [*deployments, *addons.releases.values()], opts=in_cluster
+    )
+    if env.spec.monitoring.enabled:
+        Monitoring("monitoring", env, namespace, services, deployments, opts=in_cluster)
+
+    outputs: dict[str, pulumi.Output[Any]] = {
+        "namespace": namespace,
+        "public_url": ingress.url,
+        "images": pulumi.Output.all(**images),
+    }
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return outputs
+
+
+def _service_deployments(
+    env: Environment,
+    services: tuple[catalogue.ServiceSpec, ...],
+    secrets: PlatformSecrets,
+    postgres: PostgresDatabase,
+    redis: RedisCache,
+    namespace: pulumi.Output[str],
+    repo_root: Path | None,
+    in_cluster: pulumi.ResourceOptions,
+) -> tuple[list[pulumi.Resource], dict[str, pulumi.Output[str]]]:
+    """One ServiceDeployment per service, with its plain env, its secret env and its image."""
     addresses = cluster_addresses(env.stack.namespace, services)
     deployments: list[pulumi.Resource] = []
     images: dict[str, pulumi.Output[str]] = {}
@@ -110,17 +140,4 @@ def build(
         )
         deployments.append(deployment)
         images[spec.name] = image
-    ingress = PublicIngress(
-        "ingress", env, namespace, services, [*deployments, *addons.releases.values()], opts=in_cluster
-    )
-    if env.spec.monitoring.enabled:
-        Monitoring("monitoring", env, namespace, services, deployments, opts=in_cluster)
-
-    outputs: dict[str, pulumi.Output[Any]] = {
-        "namespace": namespace,
-        "public_url": ingress.url,
-        "images": pulumi.Output.all(**images),
-    }
-    for key, value in outputs.items():
-        pulumi.export(key, value)
-    return outputs
+    return deployments, images

@@ -6,8 +6,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
-from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata
-from commerce_platform.environments import Environment, Postgres, Redis
+from commerce_platform.components.meta import TYPE_PREFIX, labels, match, metadata
+from commerce_platform.environments import Environment, Postgres, Quota, Redis
 from commerce_platform.service_env import token_issuer
 
 POSTGRES_CLIENT = "commerce-platform/postgres-client"
@@ -35,7 +35,131 @@ def call_edges(services: tuple[catalogue.ServiceSpec, ...]) -> list[tuple[str, s
     return sorted(edges)
 
 
+def tcp(*ports: int) -> list[npv1.NetworkPolicyPortArgs]:
+    return [npv1.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in ports]
+
+
+def pods_of(pod_labels: dict[str, str]) -> npv1.NetworkPolicyPeerArgs:
+    return npv1.NetworkPolicyPeerArgs(pod_selector=match(pod_labels))
+
+
+def namespace_of(namespace: str, pod_labels: dict[str, str] | None = None) -> npv1.NetworkPolicyPeerArgs:
+    """Every pod of a namespace, or (with `pod_labels`) only those pods in it."""
+    return npv1.NetworkPolicyPeerArgs(
+        namespace_selector=match({"kubernetes.io/metadata.name": namespace}),
+        pod_selector=match(pod_labels) if pod_labels else None,
+    )
+
+
+def allow(
+    pods: k8s.meta.v1.LabelSelectorArgs,
+    direction: str,
+    peers: list[npv1.NetworkPolicyPeerArgs],
+    ports: list[npv1.NetworkPolicyPortArgs],
+) -> npv1.NetworkPolicySpecArgs:
+    """One allow edge: `pods` may receive from (Ingress) or send to (Egress) `peers` on `ports`."""
+    if direction == "Ingress":
+        rules = {"ingress": [npv1.NetworkPolicyIngressRuleArgs(from_=peers, ports=ports)]}
+    else:
+        rules = {"egress": [npv1.NetworkPolicyEgressRuleArgs(to=peers, ports=ports)]}
+    return npv1.NetworkPolicySpecArgs(pod_selector=pods, policy_types=[direction], **rules)
+
+
+def data_store_edges(
+    store: str, client_label: str, ports: tuple[int, ...], spec: Postgres | Redis
+) -> dict[str, npv1.NetworkPolicySpecArgs]:
+    """Clients (pods labelled `client_label`) to the store: its pods in the cluster, else its networks."""
+    clients, store_pods = {client_label: "true"}, {"app.kubernetes.io/name": store}
+    edges = {}
+    if spec.mode == "in-cluster":
+        edges[f"{store}-from-clients"] = allow(match(store_pods), "Ingress", [pods_of(clients)], tcp(*ports))
+        peers = [pods_of(store_pods)]
+    else:
+        # A managed store sits outside the cluster: its networks (environments/<env>.yaml cidrs), its ports.
+        peers = [npv1.NetworkPolicyPeerArgs(ip_block=npv1.IPBlockArgs(cidr=cidr)) for cidr in spec.cidrs]
+    return {**edges, f"{store}-clients-egress": allow(match(clients), "Egress", peers, tcp(*ports))}
+
+
+def network_policies(
+    env: Environment, services: tuple[catalogue.ServiceSpec, ...]
+) -> dict[str, npv1.NetworkPolicySpecArgs]:
+    """Deny everything, then allow each edge: DNS, the ingress controller, every call, the scrapes, the stores."""
+    everything = k8s.meta.v1.LabelSelectorArgs()
+    dns = namespace_of("kube-system", {"k8s-app": "kube-dns"})
+    dns_ports = [npv1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
+    policies = {
+        "default-deny": npv1.NetworkPolicySpecArgs(
+            pod_selector=everything, policy_types=["Ingress", "Egress"]
+        ),
+        "allow-dns-egress": allow(everything, "Egress", [dns], dns_ports),
+    }
+    by_name = {s.name: s for s in services}
+    for s in services:
+        if s.public_prefixes:
+            ingress = namespace_of(env.stack.ingress_namespace)
+            policies[f"{s.name}-from-ingress"] = allow(
+                match(service_pods(s.name)), "Ingress", [ingress], tcp(s.port)
+            )
+    for caller, callee in call_edges(services):
+        port = tcp(by_name[callee].port)
+        policies[f"{callee}-from-{caller}"] = allow(
+            match(service_pods(callee)), "Ingress", [pods_of(service_pods(caller))], port
+        )
+        policies[f"{caller}-to-{callee}"] = allow(
+            match(service_pods(caller)), "Egress", [pods_of(service_pods(callee))], port
+        )
+    if env.spec.monitoring.enabled:
+        scraper = namespace_of(env.spec.monitoring.namespace)
+        for s in services:  # Prometheus scrapes the metrics port only, never the API
+            policies[f"{s.name}-metrics-from-monitoring"] = allow(
+                match(service_pods(s.name)), "Ingress", [scraper], tcp(s.metrics_port)
+            )
+    redis_ports = REDIS_PORTS[:1] if env.spec.redis.mode == "in-cluster" else REDIS_PORTS
+    policies |= data_store_edges("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres)
+    policies |= data_store_edges("redis", REDIS_CLIENT, redis_ports, env.spec.redis)
+    return policies
+
+
+def namespace_labels(env: Environment) -> dict[str, str]:
+    """Restricted Pod Security, enforced at the cluster's version; what monitoring and the HPA rule look for."""
+    version = f"v{env.stack.k8s_version}"
+    return {
+        **labels("commerce-platform", f"commerce-{env.name}", "baseline"),
+        **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
+        **{f"pod-security.kubernetes.io/{mode}-version": version for mode in ("enforce", "audit", "warn")},
+        **({catalogue.MONITORING_LABEL: "enabled"} if env.spec.monitoring.enabled else {}),
+        **({catalogue.METRICS_API_LABEL: "cluster"} if env.spec.addons.metrics_server == "cluster" else {}),
+    }
+
+
+def quota_spec(quota: Quota) -> k8s.core.v1.ResourceQuotaSpecArgs:
+    return k8s.core.v1.ResourceQuotaSpecArgs(
+        hard={
+            "requests.cpu": quota.cpu,
+            "requests.memory": quota.memory,
+            "limits.memory": quota.memory,
+            "pods": str(quota.pods),
+        }
+    )
+
+
+def limit_range_spec() -> k8s.core.v1.LimitRangeSpecArgs:
+    """Defaults for a container that states no resources (every container here states them)."""
+    return k8s.core.v1.LimitRangeSpecArgs(
+        limits=[
+            k8s.core.v1.LimitRangeItemArgs(
+                type="Container",
+                default_request={"cpu": "100m", "memory": "128Mi"},
+                default={"memory": "256Mi"},
+                max={"memory": "4Gi"},
+            )
+        ]
+    )
+
+
 class ClusterBaseline(pulumi.ComponentResource):
+    """The Namespace, its ResourceQuota and LimitRange, and its NetworkPolicies (by name in `network_policies`)."""
+
     namespace: pulumi.Output[str]
 
     def __init__(
@@ -46,213 +170,35 @@ class ClusterBaseline(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(f"{TYPE_PREFIX}:platform:ClusterBaseline", name, None, opts)
-        self._env = env
-        self._labels = labels("commerce-platform", f"commerce-{env.name}", "baseline")
-        version = f"v{env.stack.k8s_version}"
-        ns = k8s.core.v1.Namespace(
+        own = labels("commerce-platform", f"commerce-{env.name}", "baseline")
+        self.namespace_object = k8s.core.v1.Namespace(
             "namespace",
-            metadata=metadata(
-                env.stack.namespace,
-                None,
-                {
-                    **self._labels,
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": version,
-                    "pod-security.kubernetes.io/audit": "restricted",
-                    "pod-security.kubernetes.io/audit-version": version,
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    "pod-security.kubernetes.io/warn-version": version,
-                    **({catalogue.MONITORING_LABEL: "enabled"} if env.spec.monitoring.enabled else {}),
-                    **(
-                        {catalogue.METRICS_API_LABEL: "cluster"}
-                        if env.spec.addons.metrics_server == "cluster"
-                        else {}
-                    ),
-                },
-            ),
+            metadata=metadata(env.stack.namespace, None, namespace_labels(env)),
             # Deleting the Namespace deletes every PersistentVolumeClaim in it: protected where data is retained
             # (`pulumi state unprotect` first to really destroy such an environment).
             opts=pulumi.ResourceOptions(parent=self, protect=retains_data(env)),
         )
-        self.namespace = ns.metadata.name
-        self._ns_opts = pulumi.ResourceOptions(parent=self, depends_on=[ns])
-
-        quota = env.spec.quota
-        k8s.core.v1.ResourceQuota(
+        self.namespace = self.namespace_object.metadata.name
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_object])
+        self.quota = k8s.core.v1.ResourceQuota(
             "quota",
-            metadata=self._meta("compute-quota"),
-            spec=k8s.core.v1.ResourceQuotaSpecArgs(
-                hard={
-                    "requests.cpu": quota.cpu,
-                    "requests.memory": quota.memory,
-                    "limits.memory": quota.memory,
-                    "pods": str(quota.pods),
-                }
-            ),
-            opts=self._ns_opts,
+            metadata=metadata("compute-quota", self.namespace, own),
+            spec=quota_spec(env.spec.quota),
+            opts=in_namespace,
         )
-        k8s.core.v1.LimitRange(
+        self.limits = k8s.core.v1.LimitRange(
             "limits",
-            metadata=self._meta("container-defaults"),
-            spec=k8s.core.v1.LimitRangeSpecArgs(
-                limits=[
-                    k8s.core.v1.LimitRangeItemArgs(
-                        type="Container",
-                        default_request={"cpu": "100m", "memory": "128Mi"},
-                        default={"memory": "256Mi"},
-                        max={"memory": "4Gi"},
-                    )
-                ]
-            ),
-            opts=self._ns_opts,
+            metadata=metadata("container-defaults", self.namespace, own),
+            spec=limit_range_spec(),
+            opts=in_namespace,
         )
-        self._network_policies(services)
+        self.network_policies = {
+            policy: npv1.NetworkPolicy(
+                f"netpol-{policy}",
+                metadata=metadata(policy, self.namespace, own),
+                spec=spec,
+                opts=in_namespace,
+            )
+            for policy, spec in network_policies(env, services).items()
+        }
         self.register_outputs({"namespace": self.namespace})
-
-    def _meta(self, name: str) -> k8s.meta.v1.ObjectMetaArgs:
-        return metadata(name, self.namespace, self._labels)
-
-    def _policy(self, name: str, spec: npv1.NetworkPolicySpecArgs) -> None:
-        npv1.NetworkPolicy(f"netpol-{name}", metadata=self._meta(name), spec=spec, opts=self._ns_opts)
-
-    def _from_namespace(self, name: str, service: str, namespace: str, port: int) -> None:
-        """Admit every pod of another namespace to one port of a service's pods."""
-        self._policy(
-            name,
-            npv1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(service)),
-                policy_types=["Ingress"],
-                ingress=[
-                    npv1.NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            npv1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": namespace}
-                                )
-                            )
-                        ],
-                        ports=[npv1.NetworkPolicyPortArgs(port=port, protocol="TCP")],
-                    )
-                ],
-            ),
-        )
-
-    def _network_policies(self, services: tuple[catalogue.ServiceSpec, ...]) -> None:
-        env = self._env
-        self._policy(
-            "default-deny",
-            npv1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]
-            ),
-        )
-        self._policy(
-            "allow-dns-egress",
-            npv1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(),
-                policy_types=["Egress"],
-                egress=[
-                    npv1.NetworkPolicyEgressRuleArgs(
-                        to=[
-                            npv1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": "kube-system"}
-                                ),
-                                pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"k8s-app": "kube-dns"}
-                                ),
-                            )
-                        ],
-                        ports=[npv1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
-                    )
-                ],
-            ),
-        )
-        by_name = {s.name: s for s in services}
-        for s in services:
-            if s.public_prefixes:
-                self._from_namespace(f"{s.name}-from-ingress", s.name, env.stack.ingress_namespace, s.port)
-        for caller, callee in call_edges(services):
-            port = [npv1.NetworkPolicyPortArgs(port=by_name[callee].port, protocol="TCP")]
-            self._policy(
-                f"{callee}-from-{caller}",
-                npv1.NetworkPolicySpecArgs(
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(callee)),
-                    policy_types=["Ingress"],
-                    ingress=[
-                        npv1.NetworkPolicyIngressRuleArgs(
-                            from_=[
-                                npv1.NetworkPolicyPeerArgs(
-                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                                        match_labels=service_pods(caller)
-                                    )
-                                )
-                            ],
-                            ports=port,
-                        )
-                    ],
-                ),
-            )
-            self._policy(
-                f"{caller}-to-{callee}",
-                npv1.NetworkPolicySpecArgs(
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=service_pods(caller)),
-                    policy_types=["Egress"],
-                    egress=[
-                        npv1.NetworkPolicyEgressRuleArgs(
-                            to=[
-                                npv1.NetworkPolicyPeerArgs(
-                                    pod_selector=k8s.meta.v1.LabelSelectorArgs(
-                                        match_labels=service_pods(callee)
-                                    )
-                                )
-                            ],
-                            ports=port,
-                        )
-                    ],
-                ),
-            )
-        if env.spec.monitoring.enabled:
-            for s in services:  # Prometheus scrapes the metrics port only, never the API
-                self._from_namespace(
-                    f"{s.name}-metrics-from-monitoring", s.name, env.spec.monitoring.namespace, s.metrics_port
-                )
-        self._data_store_policies("postgres", POSTGRES_CLIENT, (POSTGRES_PORT,), env.spec.postgres)
-        self._data_store_policies(
-            "redis",
-            REDIS_CLIENT,
-            REDIS_PORTS[:1] if env.spec.redis.mode == "in-cluster" else REDIS_PORTS,
-            env.spec.redis,
-        )
-
-    def _data_store_policies(
-        self, store: str, client_label: str, ports: tuple[int, ...], spec: Postgres | Redis
-    ) -> None:
-        mode = spec.mode
-        clients = k8s.meta.v1.LabelSelectorArgs(match_labels={client_label: "true"})
-        store_pods = k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": store})
-        np_ports = [npv1.NetworkPolicyPortArgs(port=p, protocol="TCP") for p in ports]
-        if mode == "in-cluster":
-            self._policy(
-                f"{store}-from-clients",
-                npv1.NetworkPolicySpecArgs(
-                    pod_selector=store_pods,
-                    policy_types=["Ingress"],
-                    ingress=[
-                        npv1.NetworkPolicyIngressRuleArgs(
-                            from_=[npv1.NetworkPolicyPeerArgs(pod_selector=clients)], ports=np_ports
-                        )
-                    ],
-                ),
-            )
-            peers = [npv1.NetworkPolicyPeerArgs(pod_selector=store_pods)]
-        else:
-            # A managed store sits outside the cluster: its networks (environments/<env>.yaml cidrs), its ports.
-            peers = [npv1.NetworkPolicyPeerArgs(ip_block=npv1.IPBlockArgs(cidr=cidr)) for cidr in spec.cidrs]
-        self._policy(
-            f"{store}-clients-egress",
-            npv1.NetworkPolicySpecArgs(
-                pod_selector=clients,
-                policy_types=["Egress"],
-                egress=[npv1.NetworkPolicyEgressRuleArgs(to=peers, ports=np_ports)],
-            ),
-        )

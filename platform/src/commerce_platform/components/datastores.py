@@ -16,34 +16,22 @@ from commerce_platform.components.meta import (
     JOB_ANNOTATIONS,
     SECRET_CHECKSUM,
     TYPE_PREFIX,
-    container_security,
+    container,
     labels,
+    match,
     metadata,
-    pod_security,
+    pod_template,
     resources,
     secret_checksum,
+    secret_ref,
     selector,
-    tmp_volume,
+    service_account,
 )
-from commerce_platform.environments import Environment
+from commerce_platform.environments import Environment, Postgres, Redis
 from commerce_platform.secrets import PlatformSecrets
 
 core = k8s.core.v1
 REDIS_PORT = 6379
-
-
-def _secret_ref(secret: str, key: str) -> core.EnvVarSourceArgs:
-    return core.EnvVarSourceArgs(secret_key_ref=core.SecretKeySelectorArgs(name=secret, key=key))
-
-
-def _service_account(parent: pulumi.Resource, name: str, namespace, obj_labels: dict) -> core.ServiceAccount:
-    """Its own identity with no API token: data stores never talk to the Kubernetes API."""
-    return core.ServiceAccount(
-        f"{name}-serviceaccount",
-        metadata=metadata(name, namespace, obj_labels),
-        automount_service_account_token=False,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
 
 
 def _image_version(image: str) -> str:
@@ -51,7 +39,159 @@ def _image_version(image: str) -> str:
     return tag[1] if len(tag) == 2 and "/" not in tag[1] else "latest"
 
 
-class Postgres(pulumi.ComponentResource):
+def pg_isready(period: int, failures: int | None = None) -> core.ProbeArgs:
+    return core.ProbeArgs(
+        exec_=core.ExecActionArgs(command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]),
+        period_seconds=period,
+        failure_threshold=failures,
+    )
+
+
+def postgres_statefulset_spec(
+    spec: Postgres, app_labels: dict[str, str], pod_selector: dict[str, str]
+) -> k8s.apps.v1.StatefulSetSpecArgs:
+    retention = "Retain" if spec.retain_volume else "Delete"
+    server = container(
+        "postgres",
+        spec.image,
+        uid=spec.uid,
+        resources=resources(spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory),
+        mounts=(
+            core.VolumeMountArgs(name="data", mount_path="/var/lib/postgresql/data"),
+            core.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
+        ),
+        ports=[core.ContainerPortArgs(name="postgres", container_port=POSTGRES_PORT)],
+        env=[
+            core.EnvVarArgs(
+                name="POSTGRES_PASSWORD", value_from=secret_ref("postgres-credentials", "POSTGRES_PASSWORD")
+            ),
+            core.EnvVarArgs(name="PGDATA", value="/var/lib/postgresql/data/pgdata"),
+        ],
+        readiness_probe=pg_isready(5),
+        liveness_probe=pg_isready(10, 6),
+    )
+    return k8s.apps.v1.StatefulSetSpecArgs(
+        service_name="postgres",
+        replicas=1,
+        selector=match(pod_selector),
+        persistent_volume_claim_retention_policy=k8s.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
+            when_deleted=retention, when_scaled=retention
+        ),
+        template=pod_template(
+            app_labels,
+            account="postgres",
+            uid=spec.uid,
+            containers=[server],
+            volumes=(core.VolumeArgs(name="run", empty_dir=core.EmptyDirVolumeSourceArgs()),),
+        ),
+        volume_claim_templates=[
+            core.PersistentVolumeClaimArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=app_labels),
+                spec=core.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=spec.storage_class,
+                    resources=core.VolumeResourceRequirementsArgs(requests={"storage": spec.storage}),
+                ),
+            )
+        ],
+    )
+
+
+def init_job_spec(
+    spec: Postgres, host: pulumi.Input[str], clients: list[str], pod_labels: dict[str, str], checksum
+) -> k8s.batch.v1.JobSpecArgs:
+    """psql runs the idempotent init script (a database and login per client) as the superuser."""
+    passwords = ["POSTGRES_PASSWORD", *(f"{db.upper()}_PASSWORD" for db in clients)]
+    init = container(
+        "init",
+        spec.image,
+        uid=spec.uid,
+        resources=resources("50m", "64Mi", "128Mi"),
+        mounts=(core.VolumeMountArgs(name="script", mount_path="/scripts", read_only=True),),
+        command=["psql", "-v", "ON_ERROR_STOP=1", "-f", "/scripts/init.sql"],
+        env=[
+            core.EnvVarArgs(name="PGHOST", value=host),
+            core.EnvVarArgs(name="PGPORT", value=str(POSTGRES_PORT)),
+            core.EnvVarArgs(name="PGUSER", value="postgres"),
+            core.EnvVarArgs(name="PGDATABASE", value="postgres"),
+            *(
+                core.EnvVarArgs(
+                    name="PGPASSWORD" if key == "POSTGRES_PASSWORD" else key,
+                    value_from=secret_ref("postgres-credentials", key),
+                )
+                for key in passwords
+            ),
+        ],
+    )
+    return k8s.batch.v1.JobSpecArgs(
+        backoff_limit=10,  # retries while Postgres is still starting
+        template=pod_template(
+            pod_labels,
+            # The init sets every login's password: a changed credential replaces (re-runs) the Job.
+            annotations={SECRET_CHECKSUM: checksum},
+            account="postgres",
+            uid=spec.uid,
+            restart_policy="OnFailure",
+            containers=[init],
+            volumes=(
+                core.VolumeArgs(
+                    name="script", config_map=core.ConfigMapVolumeSourceArgs(name="postgres-init-script")
+                ),
+            ),
+        ),
+    )
+
+
+def redis_deployment_spec(
+    spec: Redis, app_labels: dict[str, str], pod_selector: dict[str, str], checksum
+) -> k8s.apps.v1.DeploymentSpecArgs:
+    server = container(
+        "redis",
+        spec.image,
+        uid=spec.uid,
+        resources=resources(spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory),
+        mounts=(core.VolumeMountArgs(name="data", mount_path="/data"),),
+        # $(VAR) is expanded by the kubelet: the manifest never holds the password.
+        args=["--requirepass", "$(REDIS_PASSWORD)", "--maxmemory", f"{spec.max_memory_mb}mb"]
+        + ["--maxmemory-policy", "allkeys-lru", "--save", "", "--appendonly", "no"],
+        env=[
+            core.EnvVarArgs(
+                name="REDIS_PASSWORD", value_from=secret_ref("redis-credentials", "REDIS_PASSWORD")
+            )
+        ],
+        ports=[core.ContainerPortArgs(name="redis", container_port=REDIS_PORT)],
+        readiness_probe=core.ProbeArgs(
+            tcp_socket=core.TCPSocketActionArgs(port=REDIS_PORT), period_seconds=5
+        ),
+        liveness_probe=core.ProbeArgs(
+            tcp_socket=core.TCPSocketActionArgs(port=REDIS_PORT), period_seconds=10
+        ),
+    )
+    return k8s.apps.v1.DeploymentSpecArgs(
+        replicas=1,
+        strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+        selector=match(pod_selector),
+        template=pod_template(
+            app_labels,
+            # A new password restarts Redis with it (the clients roll on the same checksum change).
+            annotations={SECRET_CHECKSUM: checksum},
+            account="redis",
+            uid=spec.uid,
+            containers=[server],
+            volumes=(core.VolumeArgs(name="data", empty_dir=core.EmptyDirVolumeSourceArgs()),),
+        ),
+    )
+
+
+def headless_service_spec(pod_selector: dict[str, str]) -> core.ServiceSpecArgs:
+    return core.ServiceSpecArgs(
+        cluster_ip="None",  # headless: stable DNS for the StatefulSet pod
+        selector=pod_selector,
+        ports=[core.ServicePortArgs(name="postgres", port=POSTGRES_PORT, target_port=POSTGRES_PORT)],
+    )
+
+
+class PostgresDatabase(pulumi.ComponentResource):
     """One Postgres for the environment; one database and login per service (created by an idempotent Job)."""
 
     database_urls: dict[str, pulumi.Output[str]]
@@ -93,185 +233,59 @@ class Postgres(pulumi.ComponentResource):
             "POSTGRES_PASSWORD": secrets.get("postgresPassword"),
             **{f"{db.upper()}_PASSWORD": secrets.db_password(db) for db in clients},
         }
-        credentials = core.Secret(
+        self.credentials = core.Secret(
             "postgres-credentials",
             metadata=metadata("postgres-credentials", namespace, app_labels),
             type="Opaque",
             string_data=credential_values,
             opts=child,
         )
-        account = _service_account(self, "postgres", namespace, app_labels)
-        service = core.Service(
+        self.account = service_account("postgres", namespace, app_labels, child)
+        self.service = core.Service(
             "postgres-service",
             metadata=metadata("postgres", namespace, app_labels),
-            spec=core.ServiceSpecArgs(
-                cluster_ip="None",  # headless: stable DNS for the StatefulSet pod
-                selector=pod_selector,
-                ports=[core.ServicePortArgs(name="postgres", port=POSTGRES_PORT, target_port=POSTGRES_PORT)],
-            ),
+            spec=headless_service_spec(pod_selector),
             opts=child,
         )
-        tmp, tmp_mount = tmp_volume()
-        retention = "Retain" if spec.retain_volume else "Delete"
-        statefulset = k8s.apps.v1.StatefulSet(
+        self.statefulset = k8s.apps.v1.StatefulSet(
             "postgres-statefulset",
             metadata=metadata("postgres", namespace, app_labels),
-            spec=k8s.apps.v1.StatefulSetSpecArgs(
-                service_name="postgres",
-                replicas=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
-                persistent_volume_claim_retention_policy=k8s.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
-                    when_deleted=retention, when_scaled=retention
-                ),
-                template=core.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=app_labels),
-                    spec=core.PodSpecArgs(
-                        service_account_name="postgres",
-                        automount_service_account_token=False,
-                        security_context=pod_security(spec.uid),
-                        containers=[
-                            core.ContainerArgs(
-                                name="postgres",
-                                image=spec.image,
-                                ports=[core.ContainerPortArgs(name="postgres", container_port=POSTGRES_PORT)],
-                                env=[
-                                    core.EnvVarArgs(
-                                        name="POSTGRES_PASSWORD",
-                                        value_from=_secret_ref("postgres-credentials", "POSTGRES_PASSWORD"),
-                                    ),
-                                    core.EnvVarArgs(name="PGDATA", value="/var/lib/postgresql/data/pgdata"),
-                                ],
-                                readiness_probe=core.ProbeArgs(
-                                    exec_=core.ExecActionArgs(
-                                        command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
-                                    ),
-                                    period_seconds=5,
-                                ),
-                                liveness_probe=core.ProbeArgs(
-                                    exec_=core.ExecActionArgs(
-                                        command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
-                                    ),
-                                    period_seconds=10,
-                                    failure_threshold=6,
-                                ),
-                                resources=resources(
-                                    spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory
-                                ),
-                                security_context=container_security(spec.uid),
-                                volume_mounts=[
-                                    core.VolumeMountArgs(name="data", mount_path="/var/lib/postgresql/data"),
-                                    core.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
-                                    tmp_mount,
-                                ],
-                            )
-                        ],
-                        volumes=[core.VolumeArgs(name="run", empty_dir=core.EmptyDirVolumeSourceArgs()), tmp],
-                    ),
-                ),
-                volume_claim_templates=[
-                    core.PersistentVolumeClaimArgs(
-                        metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=app_labels),
-                        spec=core.PersistentVolumeClaimSpecArgs(
-                            access_modes=["ReadWriteOnce"],
-                            storage_class_name=spec.storage_class,
-                            resources=core.VolumeResourceRequirementsArgs(requests={"storage": spec.storage}),
-                        ),
-                    )
-                ],
-            ),
+            spec=postgres_statefulset_spec(spec, app_labels, pod_selector),
             # Fixed name: a replace (a new selector: immutable) deletes first, as for the Deployments; the data
             # stays in the PVC `data-postgres-0`, which the new StatefulSet mounts again. Retained data survives
             # `pulumi destroy` and any replace: protected (the Namespace too, baseline.py).
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[credentials, service, account],
+                depends_on=[self.credentials, self.service, self.account],
                 delete_before_replace=True,
                 protect=spec.retain_volume,
             ),
         )
-        tmp, tmp_mount = tmp_volume()
         init_labels = labels(
             "postgres-init", f"postgres-{env.name}", "database-init", _image_version(spec.image)
         )
-        script = core.ConfigMap(
+        self.init_script = core.ConfigMap(
             "postgres-init-script",
             metadata=metadata("postgres-init-script", namespace, init_labels),
             data={"init.sql": dbinit.psql_script(clients)},
             opts=child,
         )
-        job = k8s.batch.v1.Job(
+        checksum = secret_checksum(f"postgres-{env.name}/init", credential_values)
+        self.init_job = k8s.batch.v1.Job(
             "postgres-init-job",
             metadata=metadata("postgres-init", namespace, init_labels, annotations=JOB_ANNOTATIONS),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=10,  # retries while Postgres is still starting
-                template=core.PodTemplateSpecArgs(
-                    # The init sets every login's password: a changed credential replaces (re-runs) the Job.
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels={**init_labels, POSTGRES_CLIENT: "true"},
-                        annotations={
-                            SECRET_CHECKSUM: secret_checksum(f"postgres-{env.name}/init", credential_values)
-                        },
-                    ),
-                    spec=core.PodSpecArgs(
-                        restart_policy="OnFailure",
-                        service_account_name="postgres",
-                        automount_service_account_token=False,
-                        security_context=pod_security(spec.uid),
-                        containers=[
-                            core.ContainerArgs(
-                                name="init",
-                                image=spec.image,
-                                command=["psql", "-v", "ON_ERROR_STOP=1", "-f", "/scripts/init.sql"],
-                                env=[
-                                    core.EnvVarArgs(name="PGHOST", value=host),
-                                    core.EnvVarArgs(name="PGPORT", value=str(POSTGRES_PORT)),
-                                    core.EnvVarArgs(name="PGUSER", value="postgres"),
-                                    core.EnvVarArgs(name="PGDATABASE", value="postgres"),
-                                    core.EnvVarArgs(
-                                        name="PGPASSWORD",
-                                        value_from=_secret_ref("postgres-credentials", "POSTGRES_PASSWORD"),
-                                    ),
-                                    *[
-                                        core.EnvVarArgs(
-                                            name=f"{db.upper()}_PASSWORD",
-                                            value_from=_secret_ref(
-                                                "postgres-credentials", f"{db.upper()}_PASSWORD"
-                                            ),
-                                        )
-                                        for db in clients
-                                    ],
-                                ],
-                                resources=resources("50m", "64Mi", "128Mi"),
-                                security_context=container_security(spec.uid),
-                                volume_mounts=[
-                                    core.VolumeMountArgs(
-                                        name="script", mount_path="/scripts", read_only=True
-                                    ),
-                                    tmp_mount,
-                                ],
-                            )
-                        ],
-                        volumes=[
-                            core.VolumeArgs(
-                                name="script",
-                                config_map=core.ConfigMapVolumeSourceArgs(name="postgres-init-script"),
-                            ),
-                            tmp,
-                        ],
-                    ),
-                ),
-            ),
+            spec=init_job_spec(spec, host, clients, {**init_labels, POSTGRES_CLIENT: "true"}, checksum),
             # A Job's pod template is immutable: a changed script replaces the Job (same name → delete first).
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[statefulset, script, credentials, account],
+                depends_on=[self.statefulset, self.init_script, self.credentials, self.account],
                 delete_before_replace=True,
             ),
         )
-        self.ready = [job]
+        self.ready = [self.init_job]
 
 
-class Redis(pulumi.ComponentResource):
+class RedisCache(pulumi.ComponentResource):
     """A cache: in-cluster with password auth and no persistence, or an external URL."""
 
     url: pulumi.Output[str]
@@ -301,89 +315,25 @@ class Redis(pulumi.ComponentResource):
         app_labels = labels("redis", f"redis-{env.name}", "cache", _image_version(spec.image))
         pod_selector = selector("redis", f"redis-{env.name}", "cache")
         child = pulumi.ResourceOptions(parent=self)
-        credentials = core.Secret(
+        self.credentials = core.Secret(
             "redis-credentials",
             metadata=metadata("redis-credentials", namespace, app_labels),
             type="Opaque",
             string_data={"REDIS_PASSWORD": password},
             opts=child,
         )
-        account = _service_account(self, "redis", namespace, app_labels)
-        tmp, tmp_mount = tmp_volume()
-        k8s.apps.v1.Deployment(
+        self.account = service_account("redis", namespace, app_labels, child)
+        checksum = secret_checksum(f"redis-{env.name}", {"REDIS_PASSWORD": password})
+        self.deployment = k8s.apps.v1.Deployment(
             "redis-deployment",
             metadata=metadata("redis", namespace, app_labels),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=1,
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_selector),
-                template=core.PodTemplateSpecArgs(
-                    # A new password restarts Redis with it (the clients roll on the same checksum change).
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=app_labels,
-                        annotations={
-                            SECRET_CHECKSUM: secret_checksum(
-                                f"redis-{env.name}", {"REDIS_PASSWORD": password}
-                            )
-                        },
-                    ),
-                    spec=core.PodSpecArgs(
-                        service_account_name="redis",
-                        automount_service_account_token=False,
-                        security_context=pod_security(spec.uid),
-                        containers=[
-                            core.ContainerArgs(
-                                name="redis",
-                                image=spec.image,
-                                # $(VAR) is expanded by the kubelet: the manifest never holds the password.
-                                args=[
-                                    "--requirepass",
-                                    "$(REDIS_PASSWORD)",
-                                    "--maxmemory",
-                                    f"{spec.max_memory_mb}mb",
-                                    "--maxmemory-policy",
-                                    "allkeys-lru",
-                                    "--save",
-                                    "",
-                                    "--appendonly",
-                                    "no",
-                                ],
-                                env=[
-                                    core.EnvVarArgs(
-                                        name="REDIS_PASSWORD",
-                                        value_from=_secret_ref("redis-credentials", "REDIS_PASSWORD"),
-                                    )
-                                ],
-                                ports=[core.ContainerPortArgs(name="redis", container_port=REDIS_PORT)],
-                                readiness_probe=core.ProbeArgs(
-                                    tcp_socket=core.TCPSocketActionArgs(port=REDIS_PORT), period_seconds=5
-                                ),
-                                liveness_probe=core.ProbeArgs(
-                                    tcp_socket=core.TCPSocketActionArgs(port=REDIS_PORT), period_seconds=10
-                                ),
-                                resources=resources(
-                                    spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory
-                                ),
-                                security_context=container_security(spec.uid),
-                                volume_mounts=[
-                                    core.VolumeMountArgs(name="data", mount_path="/data"),
-                                    tmp_mount,
-                                ],
-                            )
-                        ],
-                        volumes=[
-                            core.VolumeArgs(name="data", empty_dir=core.EmptyDirVolumeSourceArgs()),
-                            tmp,
-                        ],
-                    ),
-                ),
-            ),
+            spec=redis_deployment_spec(spec, app_labels, pod_selector, checksum),
             # Fixed name: a replace (a new selector: immutable) deletes first.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[credentials, account], delete_before_replace=True
+                parent=self, depends_on=[self.credentials, self.account], delete_before_replace=True
             ),
         )
-        core.Service(
+        self.service = core.Service(
             "redis-service",
             metadata=metadata("redis", namespace, app_labels),
             spec=core.ServiceSpecArgs(

@@ -104,3 +104,71 @@ def tmp_volume() -> tuple[k8s.core.v1.VolumeArgs, k8s.core.v1.VolumeMountArgs]:
         k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")),
         k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
     )
+
+
+def secret_ref(secret: str, key: str) -> k8s.core.v1.EnvVarSourceArgs:
+    return k8s.core.v1.EnvVarSourceArgs(
+        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
+    )
+
+
+def match(pod_labels: dict[str, str]) -> k8s.meta.v1.LabelSelectorArgs:
+    return k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels)
+
+
+def container(
+    name: str,
+    image: pulumi.Input[str],
+    *,
+    uid: int,
+    resources: k8s.core.v1.ResourceRequirementsArgs,
+    mounts: tuple[k8s.core.v1.VolumeMountArgs, ...] = (),
+    **fields,
+) -> k8s.core.v1.ContainerArgs:
+    """A hardened container (restricted security context) with its mounts and a writable /tmp last."""
+    _, tmp_mount = tmp_volume()
+    return k8s.core.v1.ContainerArgs(
+        name=name,
+        image=image,
+        resources=resources,
+        security_context=container_security(uid),
+        volume_mounts=[*mounts, tmp_mount],
+        **fields,
+    )
+
+
+def pod_template(
+    pod_labels: dict[str, str],
+    *,
+    account: str,
+    uid: int,
+    containers: list[k8s.core.v1.ContainerArgs],
+    volumes: tuple[k8s.core.v1.VolumeArgs, ...] = (),
+    annotations: dict[str, pulumi.Input[str]] | None = None,
+    **spec_fields,
+) -> k8s.core.v1.PodTemplateSpecArgs:
+    """A restricted pod of its own service account (no API token), with the given volumes and /tmp last."""
+    tmp, _ = tmp_volume()
+    return k8s.core.v1.PodTemplateSpecArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels, annotations=annotations),
+        spec=k8s.core.v1.PodSpecArgs(
+            service_account_name=account,
+            automount_service_account_token=False,
+            security_context=pod_security(uid),
+            containers=containers,
+            volumes=[*volumes, tmp],
+            **spec_fields,
+        ),
+    )
+
+
+def service_account(
+    name: str, namespace: pulumi.Input[str], obj_labels: dict[str, str], opts: pulumi.ResourceOptions
+) -> k8s.core.v1.ServiceAccount:
+    """An identity with no API token: no workload here talks to the Kubernetes API."""
+    return k8s.core.v1.ServiceAccount(
+        f"{name}-serviceaccount",
+        metadata=metadata(name, namespace, obj_labels),
+        automount_service_account_token=False,
+        opts=opts,
+    )

@@ -93,11 +93,9 @@ def _panel(panel_id: int, title: str, unit: str, exprs: list[tuple[str, str]], x
     }
 
 
-def dashboard(namespace: str) -> dict:
-    """The Grafana dashboard (schema 39): traffic, errors, latency, pools, the saga, the cache, outgoing calls."""
-    ns = f'namespace="{namespace}"'
-    api = f"{ns}, route!~{PROBES}"
-    panels = [
+def _http_panels(api: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Traffic, errors and latency of the services' own routes (probes left out)."""
+    return [
         (
             "Requests per second",
             "reqps",
@@ -125,6 +123,12 @@ def dashboard(namespace: str) -> dict:
                 for q, p in (("0.5", "50"), ("0.99", "99"))
             ],
         ),
+    ]
+
+
+def _platform_panels(ns: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Pools, the saga, the cache, outgoing calls, payments and logins."""
+    return [
         (
             "Database pool in use",
             "short",
@@ -171,6 +175,12 @@ def dashboard(namespace: str) -> dict:
             ],
         ),
     ]
+
+
+def dashboard(namespace: str) -> dict:
+    """The Grafana dashboard (schema 39): traffic, errors, latency, pools, the saga, the cache, outgoing calls."""
+    ns = f'namespace="{namespace}"'
+    panels = [*_http_panels(f"{ns}, route!~{PROBES}"), *_platform_panels(ns)]
     return {
         "uid": "commerce-platform",
         "title": "Commerce platform",

@@ -5,7 +5,7 @@
 // contract (pulumirpc.LanguageRuntime), reduced to what running this repo's program and policy pack needs.
 //
 //   - Run: starts the stack's Python (the project's virtualenv, see pythonFor) on the program runner module
-//     (commerce_ops.engine.runner, overridable with PULUMI_PYTHON_RUNNER_MODULE), which configures the Pulumi
+//     (commerce_platform.engine.runner, overridable with PULUMI_PYTHON_RUNNER_MODULE), which configures the Pulumi
 //     Python SDK with the monitor/engine addresses and runs the program's __main__.
 //   - RunPlugin: runs a Python policy pack (`python -u -m pulumi.policy <args> <pack dir>`) behind the SDK's
 //     PolicyProxy, which hands the pack the stack's configuration, as the CLI expects of a Python host.
@@ -37,7 +37,7 @@ import (
 )
 
 const (
-	defaultRunnerModule = "commerce_ops.engine.runner"
+	defaultRunnerModule = "commerce_platform.engine.runner"
 	// The runner exits with this code after it reported the error to the engine itself.
 	exitAfterReportedError = 32
 )

@@ -1,6 +1,6 @@
 """Runs a Pulumi Python program for the repo's language host (platform/engine/tools/pulumi/cmd/pulumi-language-python).
 
-`python -m commerce_ops.engine.runner --monitor ADDR --engine ADDR --project P --stack S [...] PROGRAM`: configures
+`python -m commerce_platform.engine.runner --monitor ADDR --engine ADDR --project P --stack S [...] PROGRAM`: configures
 the Pulumi SDK for the engine that started the host, loads the stack configuration the host passes in PULUMI_CONFIG /
 PULUMI_CONFIG_SECRET_KEYS, and runs PROGRAM (a folder's __main__.py or a file) inside the stack resource.
 
@@ -26,7 +26,7 @@ REPORTED = 32
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="commerce_ops.engine.runner")
+    parser = argparse.ArgumentParser(prog="commerce_platform.engine.runner")
     for name in ("monitor", "engine", "project", "stack", "root_directory", "pwd", "dry_run", "tracing"):
         parser.add_argument(f"--{name}")
     parser.add_argument("--parallel", type=int, default=0)

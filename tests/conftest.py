@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commerce_platform.local.dataservers import DataServers, RedisClaim, RunDatabases, claim_redis_db
+from commerce_ops.local.dataservers import DataServers, RedisClaim, RunDatabases, claim_redis_db
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commerce_platform.chaos.lab import ChaosLab
+from commerce_ops.chaos.lab import ChaosLab
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from commerce_platform.bench.report import ReportError, write_section
-from commerce_platform.bench.targets import quantity_bytes
+from commerce_ops.bench.report import ReportError, write_section
+from commerce_ops.bench.targets import quantity_bytes
 
 RENDER = "<!-- render:begin -->\n## Render\n\n| a | b |\n|---|---|\n| 1 | 2 |\n<!-- render:end -->\n"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from commerce_platform.chaos import scenarios
-from commerce_platform.chaos.lab import ChaosLab
-from commerce_platform.chaos.scenarios import ScenarioResult
-from commerce_platform.chaos.schema import schemathesis_all
+from commerce_ops.chaos import scenarios
+from commerce_ops.chaos.lab import ChaosLab
+from commerce_ops.chaos.scenarios import ScenarioResult
+from commerce_ops.chaos.schema import schemathesis_all
 
 pytestmark = pytest.mark.chaos
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commerce_platform.chaos.schema import run_st
-from commerce_platform.local.ports import free_port
+from commerce_ops.chaos.schema import run_st
+from commerce_ops.local.ports import free_port
 
 pytestmark = pytest.mark.chaos
 

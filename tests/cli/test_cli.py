@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from commerce_platform.cli import COMMAND_ORDER
+from commerce_ops.cli import COMMAND_ORDER
+from commerce_ops.paths import repo_root
 from commerce_platform.environments import load_environment
-from commerce_platform.paths import repo_root
 
 # Imported at collection, before any test's event loop comes and goes: it imports pulumi, whose grpc asks
 # asyncio for the current loop at import time (no longer imported as a side effect of importing the CLI).
@@ -166,7 +166,7 @@ def test_help_imports_no_command_module_nor_the_heavy_libraries():
     fresh interpreter, by what is in sys.modules afterwards; not timed)."""
     probe = (
         "import sys\n"
-        "from commerce_platform.cli import app\n"
+        "from commerce_ops.cli import app\n"
         "try:\n"
         "    app(['--help'], prog_name='ops')\n"
         "except SystemExit:\n"
@@ -187,7 +187,7 @@ def test_help_imports_no_command_module_nor_the_heavy_libraries():
         "importlib.metadata",
     )
     assert not {name for name in loaded if name.split(".")[0] in heavy or name in heavy}
-    assert not {name for name in loaded if name.startswith("commerce_platform.commands")}
+    assert not {name for name in loaded if name.startswith("commerce_ops.commands")}
     assert "commerce_platform.catalogue" not in loaded
 
 
@@ -195,7 +195,7 @@ def test_the_command_table_matches_the_command_modules():
     """Every module under commands/ is in the table, and each command's listed help is its own first line."""
     import pkgutil
 
-    from commerce_platform import cli, commands
+    from commerce_ops import cli, commands
 
     listed = {module for command in cli.COMMANDS for module in command.modules}
     assert listed == {m.name for m in pkgutil.iter_modules(commands.__path__)}

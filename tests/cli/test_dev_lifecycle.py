@@ -17,10 +17,10 @@ import psutil
 import pytest
 from devstack import OPS, free_port_offset, local_dir, ops, ops_env
 
+from commerce_ops.local.ports import listening_ports
+from commerce_ops.local.runtime import LocalConfig, LocalPlatform
+from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
-from commerce_platform.local.ports import listening_ports
-from commerce_platform.local.runtime import LocalConfig, LocalPlatform
-from commerce_platform.paths import repo_root
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from commerce_platform.local.logs import LogFollower
+from commerce_ops.local.logs import LogFollower
 
 
 def _line(stamp: str, message: str) -> str:

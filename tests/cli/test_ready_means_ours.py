@@ -11,10 +11,10 @@ import time
 import httpx
 import psutil
 
+from commerce_ops.local.processes import ProcessRecord
+from commerce_ops.local.runtime import LocalConfig, LocalPlatform
+from commerce_ops.local.state import RunState
 from commerce_platform import catalogue
-from commerce_platform.local.processes import ProcessRecord
-from commerce_platform.local.runtime import LocalConfig, LocalPlatform
-from commerce_platform.local.state import RunState
 
 
 def _free_port() -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from commerce_ops.local.ports import port_is_free
 from commerce_platform import catalogue
-from commerce_platform.local.ports import port_is_free
 
 OPS = [str(Path(sys.executable).with_name("ops"))]  # the console script, as a developer runs it
 SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.env_var_names}

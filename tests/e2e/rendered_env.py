@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from commerce_ops.render import render_environment
 from commerce_platform import catalogue
-from commerce_platform.render import render_environment
 
 
 def container_env(environment: str) -> dict[str, dict[str, str | None]]:

@@ -31,9 +31,9 @@ from devstack import (
     walk_flow,
 )
 
+from commerce_ops.local.ports import listening_ports
+from commerce_ops.local.seed import DEMO_PRODUCTS
 from commerce_platform import catalogue
-from commerce_platform.local.ports import listening_ports
-from commerce_platform.local.seed import DEMO_PRODUCTS
 
 pytestmark = pytest.mark.e2e
 

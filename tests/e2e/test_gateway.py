@@ -11,8 +11,8 @@ import httpx
 import pytest
 import uvicorn
 
-from commerce_platform.local.gateway import HEALTH_PATH, Gateway
-from commerce_platform.local.ports import free_port
+from commerce_ops.local.gateway import HEALTH_PATH, Gateway
+from commerce_ops.local.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

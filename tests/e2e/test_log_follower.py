@@ -8,7 +8,7 @@ import json
 import pytest
 from rich.console import Console
 
-from commerce_platform.local.logs import LogFollower
+from commerce_ops.local.logs import LogFollower
 
 pytestmark = pytest.mark.e2e
 

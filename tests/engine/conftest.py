@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from engine_support import ENGINE_REPORT, GENERATED_SECRETS, REPO, commit, copy_checkout
 
-from commerce_platform.engine.cluster import Cluster, ClusterLayout
-from commerce_platform.engine.stack import Workspace, pin_images
-from commerce_platform.engine.toolchain import Builder, Toolchain, ToolchainError, cache_root, go_version
+from commerce_ops.engine.cluster import Cluster, ClusterLayout
+from commerce_ops.engine.stack import Workspace, pin_images
+from commerce_ops.engine.toolchain import Builder, Toolchain, ToolchainError, cache_root, go_version
 
 ENGINE_TIMEOUT_S = 3600  # a cold toolchain build happens inside the first test's setup
 

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from commerce_platform.engine.stack import Workspace
+from commerce_ops.engine.stack import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_REPORT: list[tuple[str, str]] = []  # (title, text) for the terminal summary

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from engine_support import GENERATED_SECRETS, OUTPUTS, commit, pulumi, report, revert, summary
 
+from commerce_ops.engine.stack import EngineError, generated_secret
+from commerce_ops.preview.baseline import render_graph
+from commerce_ops.preview.plans import plan_environments
 from commerce_platform import catalogue
 from commerce_platform.components.meta import SECRET_CHECKSUM
-from commerce_platform.engine.stack import EngineError, generated_secret
 from commerce_platform.environments import load_environment
 from commerce_platform.policy.runner import evaluate_graph
-from commerce_platform.preview.baseline import render_graph
-from commerce_platform.preview.plans import plan_environments
 
 POLICY = ("--policy-pack", "platform/policy")
 CHECKED_KINDS = (

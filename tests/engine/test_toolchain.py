@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from engine_support import REPO
 
-from commerce_platform.engine import cluster, toolchain
+from commerce_ops.engine import cluster, toolchain
 
 ENGINE = REPO / "platform" / "engine"
 

@@ -1,6 +1,6 @@
 """Platform tests: the Pulumi program under the mock monitor (marked `platform`, run in their own pytest process).
 
-Each render runs in its own contextvars context with its own event loop (commerce_platform.render.engine), and
+Each render runs in its own contextvars context with its own event loop (commerce_ops.render.engine), and
 the autouse fixture below puts back whatever loop the test started with, so Pulumi's loop handling never leaks
 into another test. Renders are shared: one per environment per session (render_support.rendered).
 """

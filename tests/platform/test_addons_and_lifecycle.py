@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from render_support import by_name, objects, rendered
 
+from commerce_ops.render import render_environment
 from commerce_platform.catalogue import METRICS_API_LABEL
 from commerce_platform.components.addons import CHARTS
 from commerce_platform.policy import evaluate_graph
-from commerce_platform.render import render_environment
 
 pytestmark = pytest.mark.platform
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commerce_platform.render import RenderError, render_environment
+from commerce_ops.render import RenderError, render_environment
 
 OPS = Path(sys.executable).parent / "ops"
 

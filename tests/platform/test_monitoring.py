@@ -8,11 +8,11 @@ import json
 import pytest
 from render_support import by_name, objects, rendered
 
+from commerce_ops.local.gateway import Gateway
+from commerce_ops.render.manifests import ManifestInvalid, validate
 from commerce_platform import catalogue
 from commerce_platform.components.monitoring import DASHBOARD_FILE, DASHBOARD_LABEL
-from commerce_platform.local.gateway import Gateway
 from commerce_platform.policy.k8s import selector_matches
-from commerce_platform.render.manifests import ManifestInvalid, validate
 
 NAME = "kubernetes.io/metadata.name"
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from render_support import by_name, rendered
 
+from commerce_ops.local.ports import free_port
+from commerce_ops.local.secrets import rsa_key_pair
 from commerce_platform import catalogue
-from commerce_platform.local.ports import free_port
-from commerce_platform.local.secrets import rsa_key_pair
 from commerce_platform.service_env import cluster_addresses
 
 BIN = Path(sys.executable).parent

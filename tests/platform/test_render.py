@@ -12,11 +12,11 @@ import pytest
 import yaml
 from render_support import ENVIRONMENTS, REPO_ROOT, objects, rendered
 
+from commerce_ops.local.secrets import rsa_key_pair
+from commerce_ops.render import placeholder_secret, render_environment, write_render
+from commerce_ops.render.manifests import CRD_GROUPS, REDACTED, dump_manifest, validate
 from commerce_platform import catalogue
 from commerce_platform.environments import load_environment
-from commerce_platform.local.secrets import rsa_key_pair
-from commerce_platform.render import placeholder_secret, render_environment, write_render
-from commerce_platform.render.manifests import CRD_GROUPS, REDACTED, dump_manifest, validate
 from commerce_platform.secrets import required_secrets
 
 OPS = Path(sys.executable).parent / "ops"
@@ -55,12 +55,12 @@ def test_ops_render_in_another_process_writes_the_same_bytes(tmp_path):
 
 
 def test_module_entry_point_renders_another_checkout(tmp_path):
-    """What the diff tooling runs against a base-ref worktree: `python -m commerce_platform.render`."""
+    """What the diff tooling runs against a base-ref worktree: `python -m commerce_ops.render`."""
     result = subprocess.run(
         [
             sys.executable,
             "-m",
-            "commerce_platform.render",
+            "commerce_ops.render",
             "pr-7",
             "--out",
             tmp_path,
@@ -149,3 +149,15 @@ def test_review_stack_validates_against_the_kubernetes_version_it_inherits_from_
     assert graph["k8s_version"] == "1.30"
     (namespace,) = objects(graph, "Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] == "v1.30"
+
+
+def test_supported_versions_are_the_validators():
+    """The program's literal list of Kubernetes versions is the one the installed kubernetes-validate ships."""
+    from kubernetes_validate import utils
+
+    from commerce_platform.environments import SUPPORTED_K8S_VERSIONS
+
+    shipped = sorted(
+        {utils.major_minor(v) for v in utils.all_versions()}, key=lambda v: tuple(map(int, v.split(".")))
+    )
+    assert list(SUPPORTED_K8S_VERSIONS) == shipped

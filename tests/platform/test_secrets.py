@@ -6,12 +6,12 @@ from urllib.parse import quote
 
 from render_support import REPO_ROOT
 
+from commerce_ops.render import stack_config_for
+from commerce_ops.render.engine import run_program
 from commerce_platform import catalogue
 from commerce_platform.components.baseline import ClusterBaseline
 from commerce_platform.components.datastores import PostgresDatabase, RedisCache
 from commerce_platform.environments import PROJECT, load_environment
-from commerce_platform.render import stack_config_for
-from commerce_platform.render.engine import run_program
 from commerce_platform.secrets import PlatformSecrets
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from crossguard_driver import load_pack
 
-from commerce_platform.render import render_environment, write_render
+from commerce_ops.render import render_environment, write_render
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from commerce_platform.cli import app
-from commerce_platform.policy.checkov import SKIPS_FILE, load_skips, run_checkov
+from commerce_ops.cli import app
+from commerce_ops.policy.checkov import SKIPS_FILE, load_skips, run_checkov
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from crossguard_driver import crossguard_findings
 from policy_objects import ENVIRONMENTS, first_container
 from typer.testing import CliRunner
 
-from commerce_platform.cli import app
+from commerce_ops.cli import app
 from commerce_platform.policy import RULES, evaluate_graph
 
 

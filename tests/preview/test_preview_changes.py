@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from commerce_platform.preview.changes import ABSENT, SECRET, diff_graphs, forces_replace
-from commerce_platform.preview.report import COMMENT_MARKER, to_markdown, to_text
+from commerce_ops.preview.changes import ABSENT, SECRET, diff_graphs, forces_replace
+from commerce_ops.preview.report import COMMENT_MARKER, to_markdown, to_text
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -187,7 +187,7 @@ def test_a_service_code_change_shows_as_that_services_image_change_only(tmp_path
     .dockerignore), so a code change is a preview change of that one service; ignored files change nothing."""
     import shutil
 
-    from commerce_platform.render import render_environment
+    from commerce_ops.render import render_environment
 
     root = Path(__file__).resolve().parents[2]
     copy = tmp_path / "repo"

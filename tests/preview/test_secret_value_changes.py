@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from commerce_platform.preview.changes import SECRET, diff_graphs
-from commerce_platform.preview.report import to_markdown, to_text
-from commerce_platform.render import placeholder_secret, render_environment
+from commerce_ops.preview.changes import SECRET, diff_graphs
+from commerce_ops.preview.report import to_markdown, to_text
+from commerce_ops.render import placeholder_secret, render_environment
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKSUM = "commerce-platform/secret-checksum"

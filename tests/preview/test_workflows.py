@@ -18,7 +18,7 @@ import pytest
 import typer.main
 import yaml
 
-from commerce_platform.cli import app
+from commerce_ops.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 LINTER_DIR = REPO / ".github" / "actionlint"

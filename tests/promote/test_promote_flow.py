@@ -291,7 +291,7 @@ def test_push_of_one_named_service_publishes_the_branch_and_prints_the_pr_comman
 @pytest.fixture(scope="module")
 def dev_outputs(tmp_path_factory):
     """What the dev stack exports today: its offline render's outputs (images in dev's own registry)."""
-    from commerce_platform.render import render_environment
+    from commerce_ops.render import render_environment
 
     outputs = render_environment("dev", check_schema=False)["outputs"]
     assert all(ref.startswith("registry.dev.commerce.example.com/") for ref in outputs["images"].values())

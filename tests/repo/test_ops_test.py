@@ -18,7 +18,7 @@ import psutil
 import pytest
 import redis
 
-from commerce_platform.local.dataservers import with_redis_db
+from commerce_ops.local.dataservers import with_redis_db
 
 REPO = Path(__file__).resolve().parents[2]
 OPS = [str(Path(sys.executable).with_name("ops")), "test"]

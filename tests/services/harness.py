@@ -41,11 +41,11 @@ from typing import Any
 import httpx
 import redis
 
+from commerce_ops.local.dataservers import RedisClaim, RunDatabases
+from commerce_ops.local.ports import free_port
+from commerce_ops.local.processes import die_with_parent
+from commerce_ops.local.secrets import rsa_key_pair
 from commerce_platform import catalogue
-from commerce_platform.local.dataservers import RedisClaim, RunDatabases
-from commerce_platform.local.ports import free_port
-from commerce_platform.local.processes import die_with_parent
-from commerce_platform.local.secrets import rsa_key_pair
 from service_kit.migrations import apply_migrations
 from service_kit.settings import ServiceSettings
 

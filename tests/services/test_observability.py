@@ -18,8 +18,8 @@ from flow_support import create_product, order_body, start_all
 from harness import REPO_ROOT, RunningService, auth, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from commerce_platform.local.gateway import ROUTES_ENV
-from commerce_platform.local.processes import die_with_parent
+from commerce_ops.local.gateway import ROUTES_ENV
+from commerce_ops.local.processes import die_with_parent
 
 PRODUCT_ROUTE = "/products/{product_id}"
 
@@ -180,7 +180,7 @@ def _start_gateway(folder: Path, routes: dict[str, str]) -> tuple[subprocess.Pop
     env = {**os.environ, ROUTES_ENV: json.dumps(routes), **_traced_env(folder, "gateway")}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "commerce_platform.local.gateway:app_from_env"]
+            [sys.executable, "-m", "uvicorn", "--factory", "commerce_ops.local.gateway:app_from_env"]
             + ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
             env=env,
             stdout=out,

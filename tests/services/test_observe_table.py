@@ -1,4 +1,4 @@
-"""`ops dev top`'s numbers (commerce_platform.local.observe): the quantile of a real prometheus-client histogram,
+"""`ops dev top`'s numbers (commerce_ops.local.observe): the quantile of a real prometheus-client histogram,
 and a row computed from two scrapes of the real inventory around real requests."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from commerce_platform.local import observe
+from commerce_ops.local import observe
 
 
 def exposition(observations: list[float], route: str = "/products/{product_id}", status: str = "200") -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import httpx
 
+from commerce_ops.local.redis import EmbeddedRedis
 from commerce_platform import catalogue
-from commerce_platform.local.redis import EmbeddedRedis
 from commerce_platform.service_env import secret_env_names
 
 WITHOUT_REDIS = ("orders", "payments")

@@ -23,7 +23,6 @@ import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -270,14 +269,15 @@ class StackSettings(BaseModel):
 SECRET_STACK_KEYS = frozenset({"kubeconfig"})
 
 
-@cache
-def supported_k8s_versions() -> tuple[str, ...]:
-    """Minor versions the installed kubernetes-validate ships strict schemas for (offline)."""
-    import kubernetes_validate.utils as kv
+# The Kubernetes minor versions the tooling's validator (kubernetes-validate, pinned in uv.lock) ships strict schemas
+# for. A literal here so the program does not depend on the validator; tests/platform/test_render.py checks it
+# equals the installed kubernetes-validate's list.
+SUPPORTED_K8S_VERSIONS = tuple(f"1.{minor}" for minor in range(25, 38))
 
-    return tuple(
-        sorted({kv.major_minor(v) for v in kv.all_versions()}, key=lambda v: tuple(map(int, v.split("."))))
-    )
+
+def supported_k8s_versions() -> tuple[str, ...]:
+    """Minor versions `ops render` validates against (kubernetes-validate's strict schemas, offline)."""
+    return SUPPORTED_K8S_VERSIONS
 
 
 @dataclass(frozen=True)

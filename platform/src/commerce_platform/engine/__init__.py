@@ -1,2 +1,1 @@
-"""The real Pulumi engine and a local Kubernetes control plane, built from pinned Go modules (`ops engine`,
-`ops cluster`); see toolchain.py and cluster.py."""
+"""The Python half of the repo's Pulumi language host: it runs inside the program's own environment (see runner.py)."""

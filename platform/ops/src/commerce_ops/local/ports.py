@@ -1,0 +1,83 @@
+"""Is a TCP port free, and if not, who holds it (so the message names the process, not a traceback)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import psutil
+
+from commerce_ops.local.processes import NAME_ENV, ROOT_ENV
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def port_owner(port: int) -> str:
+    """`pid 123 (python: uvicorn users_service.main:app ...)`, or a best-effort description."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return "another process (run as its owner to see which)"
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                proc = psutil.Process(conn.pid)
+                ours = _started_by_ops_dev(proc)
+                if ours:
+                    name, root = ours
+                    return (
+                        f"pid {conn.pid} ({name}, started by `ops dev up` from {root}; "
+                        f"`OPS_LOCAL_DIR={root} ops dev down` stops it)"
+                    )
+                command = " ".join(proc.cmdline())[:120] or proc.name()
+                return f"pid {conn.pid} ({proc.name()}: {command})"
+            except psutil.NoSuchProcess:
+                return f"pid {conn.pid} (exited meanwhile)"
+    return "another process"
+
+
+def _started_by_ops_dev(proc: psutil.Process) -> tuple[str, str] | None:
+    """(name, local folder) when `proc` is a service or gateway some `ops dev up` started."""
+    try:
+        environ = proc.environ()
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    if ROOT_ENV not in environ:
+        return None
+    return environ.get(NAME_ENV, "a process"), environ[ROOT_ENV]
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Raises PortInUseError naming every taken port and its owner."""
+    problems = [
+        f"port {port} (for {name}) is already in use by {port_owner(port)}"
+        for name, port in ports.items()
+        if not port_is_free(port)
+    ]
+    if problems:
+        raise PortInUseError("; ".join(problems))
+
+
+def listening_ports(ports: list[int]) -> list[int]:
+    return [port for port in ports if not port_is_free(port)]

@@ -217,7 +217,8 @@ def test_dev_builds_every_image_and_runs_it_by_digest():
     for r in images:
         service = r["name"].removesuffix("-image")
         assert r["props"]["build"]["context"] == ".."
-        assert r["props"]["build"]["dockerfile"] == f"../services/{service}/Dockerfile"
+        assert r["props"]["build"]["dockerfile"] == "../services/Dockerfile"  # one Dockerfile, by build args
+        assert r["props"]["build"]["args"] == {"SERVICE": service, "PORT": str(catalogue.get(service).port)}
     for name, ref in graph["outputs"]["images"].items():
         assert "@sha256:" in ref
         assert by_name(graph, "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]["image"] == ref

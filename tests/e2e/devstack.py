@@ -23,8 +23,8 @@ SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.en
 
 
 def free_port_offset() -> int:
-    """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000);
-    odd steps from 300, so stacks of tests running side by side rarely pick the same one."""
+    """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000):
+    the e2e and CLI stacks look from 300 to 2000 in steps of 17."""
     return ports.free_port_offset(first=300, step=17, attempts=100)
 
 

@@ -8,7 +8,7 @@
 # 2. a local registry (localhost:5001 on the host, kind-registry:5000 inside the kind network)
 # 3. stack `dev` on a file backend under .local/ with a passphrase, pointed at the kind context; its secrets
 #    generated into the local stack config (.github/scripts/stack_secrets.py --store config)
-# 4. `pulumi up` of dev with the policy pack: images built from the Dockerfiles and pushed to the local registry
+# 4. `pulumi up` of dev with the policy pack: images built from services/Dockerfile (build args SERVICE, PORT) and pushed to the local registry
 #    (stack setting imageRepository, in place of environments/dev.yaml's image_repository), the cluster add-ons
 #    (metrics-server, Traefik as the ingress controller) as the stack's pinned Helm releases
 # It sets kubeContext and imageRepository in Pulumi.dev.yaml: `git checkout Pulumi.dev.yaml` undoes that.

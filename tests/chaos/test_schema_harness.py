@@ -12,6 +12,7 @@ import pytest
 
 from commerce_ops.chaos.schema import run_st
 from commerce_ops.local.ports import free_port
+from service_kit.serve import uvicorn_argv
 
 pytestmark = pytest.mark.chaos
 
@@ -20,18 +21,14 @@ def test_schemathesis_harness_reports_server_errors_and_schema_violations(tmp_pa
     port = free_port()
     log = (tmp_path / "faulty.log").open("wb")
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
+        uvicorn_argv(
             "faulty_api:app",
-            "--app-dir",
-            str(Path(__file__).parent),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+            port,
+            host="127.0.0.1",
+            graceful_shutdown=None,
+            python=sys.executable,
+            extra=["--app-dir", str(Path(__file__).parent), "--log-level", "warning"],
+        ),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -3,7 +3,6 @@ our server's bind, its 200 on that port must not make `ops dev up` believe our s
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,16 +10,11 @@ import time
 import httpx
 import psutil
 
+from commerce_ops.local.ports import free_port
 from commerce_ops.local.processes import ProcessRecord
 from commerce_ops.local.runtime import LocalConfig, LocalPlatform
 from commerce_ops.local.state import RunState
 from commerce_platform import catalogue
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _record(proc: subprocess.Popen) -> ProcessRecord:
@@ -28,7 +22,7 @@ def _record(proc: subprocess.Popen) -> ProcessRecord:
 
 
 def test_a_foreign_listener_on_our_port_is_not_our_service(tmp_path):
-    port = _free_port()
+    port = free_port()
     offset = port - catalogue.get("users").port
     foreign = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],

@@ -15,20 +15,17 @@ from pathlib import Path
 
 import httpx
 
-from commerce_ops.local.ports import port_is_free
+from commerce_ops.local import ports
 from commerce_platform import catalogue
 
 OPS = [str(Path(sys.executable).with_name("ops"))]  # the console script, as a developer runs it
 SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.env_var_names}
 
 
-def free_port_offset(start: int = 300, stop: int = 2000, step: int = 17) -> int:
-    """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000)."""
-    base_ports = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
-    for offset in range(start, stop, step):
-        if all(port_is_free(p + offset) for p in base_ports):
-            return offset
-    raise RuntimeError("no free port range for the e2e stack")
+def free_port_offset() -> int:
+    """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000):
+    the e2e and CLI stacks look from 300 to 2000 in steps of 17."""
+    return ports.free_port_offset(first=300, step=17, attempts=100)
 
 
 def ops_env(env: dict[str, str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from commerce_ops.engine.stack import Workspace
+from commerce_ops.git import git
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_REPORT: list[tuple[str, str]] = []  # (title, text) for the terminal summary
@@ -35,10 +36,6 @@ def summary(output: str) -> str:
         if found:
             return "\n".join(lines[found[0] :])
     return "\n".join(lines[-25:])
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
 
 def commit(root: Path, message: str) -> None:

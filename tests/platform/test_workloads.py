@@ -7,6 +7,7 @@ from render_support import by_name, objects, pod_specs, rendered
 
 from commerce_platform import catalogue
 from commerce_platform.components.service import PRESTOP_SLEEP_SECONDS, TERMINATION_GRACE_SECONDS
+from service_kit.serve import uvicorn_argv
 
 SERVICE_NAMES = [s.name for s in catalogue.SERVICES]
 RECOMMENDED_LABELS = {
@@ -72,6 +73,7 @@ def test_probes_hit_the_container_port_on_the_catalogue_paths(graph):
         command = container["command"]
         assert command[command.index("--port") + 1] == str(spec.port)
         assert command[1] == spec.app
+        assert command == uvicorn_argv(spec.app, spec.port)  # the one server command line (service_kit.serve)
 
 
 def test_every_container_has_requests_and_a_memory_limit(graph):
@@ -215,7 +217,8 @@ def test_dev_builds_every_image_and_runs_it_by_digest():
     for r in images:
         service = r["name"].removesuffix("-image")
         assert r["props"]["build"]["context"] == ".."
-        assert r["props"]["build"]["dockerfile"] == f"../services/{service}/Dockerfile"
+        assert r["props"]["build"]["dockerfile"] == "../services/Dockerfile"  # one Dockerfile, by build args
+        assert r["props"]["build"]["args"] == {"SERVICE": service, "PORT": str(catalogue.get(service).port)}
     for name, ref in graph["outputs"]["images"].items():
         assert "@sha256:" in ref
         assert by_name(graph, "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]["image"] == ref

@@ -10,25 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from commerce_ops.git import git
+
 REPO = Path(__file__).resolve().parents[2]
 OPS = Path(sys.executable).with_name("ops")
 
 
 def clone_repo(dest: Path) -> Path:
     """Clone the committed HEAD of this repo into `dest` with a local identity for commits."""
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest)], check=True)
-    subprocess.run(
-        ["git", "-C", str(dest), "switch", "--quiet", "-C", "main"], check=True
-    )  # even if detached
+    git(REPO, "clone", "--quiet", "--no-hardlinks", str(REPO), str(dest))
+    git(dest, "switch", "--quiet", "-C", "main")  # even if detached
     for key, value in (("user.name", "ops test"), ("user.email", "ops-test@example.invalid")):
-        subprocess.run(["git", "-C", str(dest), "config", key, value], check=True)
+        git(dest, "config", key, value)
     return dest
-
-
-def git(clone: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(clone), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def ops(

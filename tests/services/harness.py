@@ -47,6 +47,7 @@ from commerce_ops.local.processes import die_with_parent
 from commerce_ops.local.secrets import rsa_key_pair
 from commerce_platform import catalogue
 from service_kit.migrations import apply_migrations
+from service_kit.serve import uvicorn_argv
 from service_kit.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -305,19 +306,9 @@ class ServiceStack:
         metrics = {"METRICS_PORT": str(free_port()), "METRICS_HOST": "127.0.0.1"}
         # An override of None removes the variable (to test missing configuration).
         env = {k: v for k, v in (self._base_env() | metrics | service_env).items() if v is not None}
-        cmd = [
-            str(PYTHON),
-            "-m",
-            "uvicorn",
-            spec.app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "10",
-        ]
+        cmd = uvicorn_argv(
+            spec.app, port, host="127.0.0.1", graceful_shutdown=10, access_log=False, python=str(PYTHON)
+        )
         with open(log_path, "wb") as out, open(log_path.with_suffix(".err"), "wb") as err:
             process = subprocess.Popen(
                 cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT, preexec_fn=die_with_parent

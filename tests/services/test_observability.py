@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from commerce_ops.local.gateway import ROUTES_ENV
 from commerce_ops.local.processes import die_with_parent
+from service_kit.serve import uvicorn_argv
 
 PRODUCT_ROUTE = "/products/{product_id}"
 
@@ -180,8 +181,15 @@ def _start_gateway(folder: Path, routes: dict[str, str]) -> tuple[subprocess.Pop
     env = {**os.environ, ROUTES_ENV: json.dumps(routes), **_traced_env(folder, "gateway")}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "commerce_ops.local.gateway:app_from_env"]
-            + ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            uvicorn_argv(
+                "commerce_ops.local.gateway:app_from_env",
+                port,
+                host="127.0.0.1",
+                graceful_shutdown=None,
+                factory=True,
+                access_log=False,
+                python=sys.executable,
+            ),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,15 +1,18 @@
-"""Service images: built from services/<name>/Dockerfile, or a pinned `repo@sha256:` digest.
+"""Service images: built from the one services/Dockerfile (build args SERVICE and PORT), or a pinned
+`repo@sha256:` digest.
 
-A built image is tagged with a digest of the build context it is made from: the files its Dockerfile copies
-(COPY/ADD sources), after `.dockerignore`, as docker itself selects them (the docker SDK's PatternMatcher,
-dockerfile-parse for the instructions). So a change to a service's code changes its tag, and `ops diff` (and the
-engine) show that service's image change, while a change elsewhere (tests, docs, another service) shows none.
+A built image is tagged with a digest of the build context it is made from: the Dockerfile, its build args and
+the files it copies for that service (COPY/ADD sources, `${SERVICE}` expanded), after `.dockerignore`, as docker
+itself selects them (the docker SDK's PatternMatcher, dockerfile-parse for the instructions). So a change to a
+service's code changes its tag, and `ops diff` (and the engine) show that service's image change, while a change
+elsewhere (tests, docs, another service) shows none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +25,19 @@ if TYPE_CHECKING:
     import pulumi_docker as docker
 
 # Pulumi runs the program with the `main` directory (platform/) as working directory; the build context is the
-# repo root because every Dockerfile copies the shared service kit as well as its own service.
+# repo root because the Dockerfile copies the shared service kit as well as the service.
 BUILD_CONTEXT = ".."
+DOCKERFILE = "services/Dockerfile"  # relative to the repo root (the build context)
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+class DockerfileError(ValueError):
+    """A COPY/ADD source names a variable no build arg sets; str() is one line."""
+
+
+def build_args(spec: catalogue.ServiceSpec) -> dict[str, str]:
+    """The build args that make the one Dockerfile this service's image."""
+    return {"SERVICE": spec.name, "PORT": str(spec.port)}
 
 
 def _dockerignore(root: Path) -> list[str]:
@@ -34,8 +48,23 @@ def _dockerignore(root: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def copy_sources(dockerfile: Path) -> list[str]:
-    """The build-context paths a Dockerfile's COPY/ADD instructions read (not `--from` other stages)."""
+def expand(word: str, args: dict[str, str], dockerfile: Path) -> str:
+    """`$NAME`/`${NAME}` replaced by the build arg, as docker does in COPY/ADD sources."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in args:
+            raise DockerfileError(
+                f"{dockerfile}: COPY/ADD source {word!r} uses ${name}, which no build arg sets"
+            )
+        return args[name]
+
+    return _VARIABLE.sub(value, word)
+
+
+def copy_sources(dockerfile: Path, args: dict[str, str] | None = None) -> list[str]:
+    """The build-context paths a Dockerfile's COPY/ADD instructions read (not `--from` other stages), with the
+    build args `args` expanded."""
     from dockerfile_parse import DockerfileParser
 
     sources: list[str] = []
@@ -45,19 +74,23 @@ def copy_sources(dockerfile: Path) -> list[str]:
         words = instruction["value"].split()
         if any(w.startswith("--from=") for w in words):
             continue
-        sources += [w for w in words if not w.startswith("--")][:-1]  # the last word is the destination
+        # The last word is the destination.
+        sources += [expand(w, args or {}, dockerfile) for w in words if not w.startswith("--")][:-1]
     return sources
 
 
-def context_digest(root: Path, dockerfile: Path) -> str:
-    """sha256 over the Dockerfile and every context file it copies that .dockerignore lets through."""
+def context_digest(root: Path, dockerfile: Path, args: dict[str, str] | None = None) -> str:
+    """sha256 over the Dockerfile, its build args and every context file it copies with them that
+    .dockerignore lets through."""
     from docker.utils.build import PatternMatcher
 
     matcher = PatternMatcher(_dockerignore(root))
     digest = hashlib.sha256()
     digest.update(dockerfile.read_bytes())
+    for name, value in sorted((args or {}).items()):
+        digest.update(f"{name}={value}".encode() + b"\0")
     files: list[Path] = []
-    for source in copy_sources(dockerfile):
+    for source in copy_sources(dockerfile, args):
         base = root / source
         if base.is_file():
             files.append(base)
@@ -82,8 +115,8 @@ def service_image(
     # The checkout the images are built from: the given root when it holds the services (a full checkout, as
     # `ops diff` renders each side), else this code's own (a render of another folder's environments/ only).
     root = Path(repo_root) if repo_root and (Path(repo_root) / "services").is_dir() else repo_root_default()
-    dockerfile = root / "services" / spec.name / "Dockerfile"
-    context = context_digest(root, dockerfile)[:16]
+    args = build_args(spec)
+    context = context_digest(root, root / DOCKERFILE, args)[:16]
     # Imported here: only a building environment needs the Docker provider's SDK (a quarter second to import).
     import pulumi_docker as docker
 
@@ -93,7 +126,8 @@ def service_image(
         image_name=f"{env.spec.image_repository}/{spec.name}:{env.name}-{context}",
         build=docker.DockerBuildArgs(
             context=BUILD_CONTEXT,
-            dockerfile=f"{BUILD_CONTEXT}/services/{spec.name}/Dockerfile",
+            dockerfile=f"{BUILD_CONTEXT}/{DOCKERFILE}",
+            args=args,
             platform="linux/amd64",
         ),
         opts=opts,

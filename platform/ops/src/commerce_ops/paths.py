@@ -1,4 +1,4 @@
-"""Where the repo is, for code that reads environments/, Pulumi.*.yaml or services/ from disk."""
+"""Where the repo is, for the tooling that reads environments/, Pulumi.*.yaml or services/ from disk."""
 
 from __future__ import annotations
 
@@ -6,13 +6,22 @@ import os
 from functools import cache
 from pathlib import Path
 
+from commerce_platform.environments import repo_root_default
+
+
+def is_checkout(folder: Path) -> bool:
+    return (folder / "Pulumi.yaml").is_file() and (folder / "services").is_dir()
+
 
 @cache
 def repo_root() -> Path:
-    """The checkout this code runs from: $COMMERCE_REPO_ROOT, else the nearest parent holding Pulumi.yaml."""
+    """The checkout to work on: $COMMERCE_REPO_ROOT, else the nearest folder at or above the working directory
+    holding Pulumi.yaml and services/, else the checkout the program itself is in (its repo_root_default)."""
     if env := os.environ.get("COMMERCE_REPO_ROOT"):
         return Path(env).resolve()
-    for candidate in (Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents):
-        if (candidate / "Pulumi.yaml").is_file() and (candidate / "services").is_dir():
+    for candidate in (Path.cwd(), *Path.cwd().parents):
+        if is_checkout(candidate):
             return candidate
+    if is_checkout(own := repo_root_default()):
+        return own
     raise RuntimeError("cannot find the repo root (no Pulumi.yaml above here); set COMMERCE_REPO_ROOT")

@@ -28,27 +28,15 @@ from commerce_platform.components.meta import (
     service_account,
 )
 from commerce_platform.environments import Autoscaling, ServiceRelease
+from service_kit.serve import GRACEFUL_SHUTDOWN_SECONDS, uvicorn_argv
 
 core = k8s.core.v1
 hpa = k8s.autoscaling.v2
 APP_UID = 1000
-# Shutdown budget: the endpoint removal propagates during preStop, then uvicorn drains in-flight requests.
+# Shutdown budget: the endpoint removal propagates during preStop, then uvicorn drains in-flight requests
+# (GRACEFUL_SHUTDOWN_SECONDS, the server's own setting in service_kit.serve).
 PRESTOP_SLEEP_SECONDS = 5
-GRACEFUL_SHUTDOWN_SECONDS = 20
 TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + GRACEFUL_SHUTDOWN_SECONDS + 5
-
-
-def uvicorn_command(spec: catalogue.ServiceSpec) -> list[str]:
-    return [
-        "uvicorn",
-        spec.app,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(spec.port),
-        "--timeout-graceful-shutdown",
-        str(GRACEFUL_SHUTDOWN_SECONDS),
-    ]
 
 
 MEMORY_UNITS = {
@@ -157,7 +145,7 @@ def api_container(pods: ServicePods) -> core.ContainerArgs:
         pods.image,
         uid=APP_UID,
         resources=pods.limits,
-        command=uvicorn_command(spec),
+        command=uvicorn_argv(spec.app, spec.port),  # the one server command line (service_kit.serve)
         ports=[
             core.ContainerPortArgs(name="http", container_port=spec.port, protocol="TCP"),
             core.ContainerPortArgs(name="metrics", container_port=spec.metrics_port, protocol="TCP"),

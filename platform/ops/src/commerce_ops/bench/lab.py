@@ -19,25 +19,13 @@ import httpx
 
 from commerce_ops.local import processes
 from commerce_ops.local.environment import process_env
-from commerce_ops.local.ports import free_port, port_is_free
+from commerce_ops.local.ports import free_port, free_port_offset
 from commerce_ops.local.runtime import GATEWAY, LocalConfig, LocalPlatform
 from commerce_platform import catalogue
 
 
 class LabError(RuntimeError):
     pass
-
-
-def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> int:
-    """An offset at which the gateway's and every service's catalogue port are free."""
-    bases = [
-        catalogue.GATEWAY_PORT,
-        *(s.port for s in catalogue.SERVICES),
-    ]
-    for offset in range(first, first + step * attempts, step):
-        if all(port_is_free(base + offset) for base in bases):
-            return offset
-    raise LabError(f"no free port offset between {first} and {first + step * attempts}")
 
 
 class LabPlatform(LocalPlatform):

@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         from commerce_ops.bench.runner import default_output, run_bench
         from commerce_ops.bench.workload import WorkloadError
         from commerce_ops.bench.wrk import WrkError
+        from commerce_ops.local.ports import PortInUseError
         from commerce_ops.local.runtime import LocalPlatformError
 
         try:
@@ -62,6 +63,7 @@ def register(app: typer.Typer) -> None:
             LabError,
             WorkloadError,
             LocalPlatformError,
+            PortInUseError,
             OSError,
             PostgresError,
             RedisError,

@@ -81,7 +81,8 @@ def register(app: typer.Typer) -> None:
 
 def _run(make, push: bool, command: str) -> None:
     """Make the promotion (or rollback) commit, print it and its preview, push it; refusals are one line."""
-    from commerce_ops.preview.baseline import PreviewError, repo_root
+    from commerce_ops.paths import repo_root
+    from commerce_ops.preview.baseline import PreviewError
     from commerce_ops.promote import PromotionRefused
     from commerce_ops.promote.flow import preview_markdown, push_and_open_pr, shell_command
 

@@ -39,8 +39,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from commerce_ops.paths import repo_root
         from commerce_ops.render import RenderError, render_environment, write_render
-        from commerce_platform.environments import repo_root_default
 
         console = Console()
         started = time.perf_counter()
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         except RenderError as exc:
             Console(stderr=True).print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
-        target = write_render(graph, out or repo_root_default() / "build" / "render" / env)
+        target = write_render(graph, out or repo_root() / "build" / "render" / env)
         elapsed = time.perf_counter() - started
 
         kinds = Counter(m["object"]["kind"] for m in graph["manifests"])

@@ -8,6 +8,7 @@ import socket
 import psutil
 
 from commerce_ops.local.processes import NAME_ENV, ROOT_ENV
+from commerce_platform import catalogue
 
 
 class PortInUseError(RuntimeError):
@@ -19,6 +20,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> int:
+    """An offset (`--port-offset`, OPS_PORT_OFFSET) at which the gateway's and every service's catalogue port are
+    free: where another stack can run beside one a developer may have on the catalogue ports."""
+    bases = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
+    for offset in range(first, first + step * attempts, step):
+        if all(port_is_free(base + offset) for base in bases):
+            return offset
+    raise PortInUseError(f"no free port offset between {first} and {first + step * (attempts - 1)}")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

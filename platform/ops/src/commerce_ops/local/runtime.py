@@ -34,6 +34,7 @@ from commerce_ops.local.state import RunState
 from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
 from commerce_platform import service_env as service_env_module
+from service_kit.serve import uvicorn_argv
 
 GATEWAY = "gateway"
 HOST = "127.0.0.1"
@@ -347,24 +348,19 @@ class LocalPlatform:
     def uvicorn_argv(self, app: str, port: int, gateway: bool = False) -> list[str]:
         """The command line this platform serves `app` with (its server settings), e.g. for a benchmark's extra
         app that must run exactly like the services."""
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
+        return uvicorn_argv(
             app,
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            str(max(1, int(self.config.stop_timeout) - 2)),
-        ]
-        if gateway:
-            # Built by a factory from env; it is the edge, so it must not believe a caller's X-Forwarded-For.
-            argv += ["--factory", "--no-proxy-headers"]
-        if self.config.production_like:
-            argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-        return argv
+            port,
+            host=HOST,
+            graceful_shutdown=max(1, int(self.config.stop_timeout) - 2),
+            # The gateway is built by a factory from env; it is the edge, so it must not believe a caller's
+            # X-Forwarded-For.
+            factory=gateway,
+            proxy_headers=not gateway,
+            production_like=self.config.production_like,
+            access_log=not self.config.production_like,
+            python=sys.executable,
+        )
 
     def start_service(self, name: str) -> None:
         """Start one service process (not waiting for readiness: see `wait_ready`)."""

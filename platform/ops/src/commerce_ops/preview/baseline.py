@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from commerce_ops.git import git as run_git
+from commerce_ops.git import last_line
+
 RENDER_TIMEOUT_S = 600
 # What a render reads; anything else in the tree (tests, docs, CI files) can't change a graph.
 RENDER_INPUTS = (
@@ -53,20 +56,9 @@ class Side:
     label: str
 
 
-def git(root: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise PreviewError(f"git {' '.join(args)}: {_last_line(result.stderr)}")
-    return result.stdout.strip()
-
-
-def repo_root(start: Path | None = None) -> Path:
-    return Path(git(start or Path.cwd(), "rev-parse", "--show-toplevel"))
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no output"
+def git(root: Path, *args: str, **options: Any) -> str:
+    """commerce_ops.git.git, failing as a PreviewError."""
+    return run_git(root, *args, error=PreviewError, **options)
 
 
 def code_path(root: Path) -> str:
@@ -103,7 +95,7 @@ def render_graph(root: Path, env: str, out_dir: Path) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         raise PreviewError(f"render of {env!r} in {root} took longer than {RENDER_TIMEOUT_S}s") from None
     if result.returncode != 0:
-        raise PreviewError(f"render of {env!r} failed: {_last_line(result.stderr or result.stdout)}")
+        raise PreviewError(f"render of {env!r} failed: {last_line(result.stderr or result.stdout)}")
     return json.loads((out_dir / "graph.json").read_text())
 
 
@@ -139,8 +131,8 @@ def worktree_at(root: Path, ref: str) -> Iterator[tuple[Path, str]]:
         try:
             yield path, sha
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=root, capture_output=True)
-            subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True)
+            git(root, "worktree", "remove", "--force", str(path), check=False)
+            git(root, "worktree", "prune", check=False)
 
 
 def empty_graph(env: str) -> dict[str, Any]:
@@ -158,15 +150,11 @@ def working_tree_id(root: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="ops-index-") as tmp:
         index = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
 
-        def run(*args: str) -> str:
-            done = subprocess.run(["git", *args], cwd=root, env=index, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise PreviewError(f"git {args[0]} failed: {_last_line(done.stderr)}")
-            return done.stdout.strip()
-
-        run("read-tree", "HEAD")
-        run("add", "-A", "--", *(p for p in RENDER_INPUTS if (root / p).exists()))
-        return run("write-tree")
+        git(root, "read-tree", "HEAD", env=index, brief=True)
+        git(
+            root, "add", "-A", "--", *(p for p in RENDER_INPUTS if (root / p).exists()), env=index, brief=True
+        )
+        return git(root, "write-tree", env=index, brief=True)
 
 
 def cache_key(root: Path, tree: str, env: str) -> str:

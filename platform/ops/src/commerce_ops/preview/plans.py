@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from commerce_ops.preview.baseline import render_both, repo_root
+from commerce_ops.paths import repo_root
+from commerce_ops.preview.baseline import render_both
 from commerce_ops.preview.changes import Plan, diff_graphs
 
 

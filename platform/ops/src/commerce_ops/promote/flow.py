@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from commerce_ops.git import git
 from commerce_ops.preview.baseline import PreviewError, render_both
 from commerce_ops.preview.changes import Plan, diff_graphs
 from commerce_ops.preview.report import to_markdown
@@ -54,11 +55,8 @@ class Promotion:
 
 
 def _git(root: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["failed"]
-        raise PromotionRefused(f"git {args[0]}: {lines[-1].strip()}")
-    return result.stdout.strip()
+    """commerce_ops.git.git, refusing the promotion with `git SUBCOMMAND: <git's last line>`."""
+    return git(root, *args, error=PromotionRefused, brief=True)
 
 
 def _require_clean(root: Path) -> None:
@@ -200,8 +198,8 @@ def promote(
 def _undo_branch(root: Path, promotion: Promotion, target_file: Path, original: str) -> None:
     """Back to where we started after a failed switch/commit: the file, the branch checked out, no new branch."""
     target_file.write_text(original)
-    subprocess.run(["git", "switch", "--quiet", promotion.base_branch], cwd=root, capture_output=True)
-    subprocess.run(["git", "branch", "--quiet", "-D", promotion.branch], cwd=root, capture_output=True)
+    git(root, "switch", "--quiet", promotion.base_branch, check=False)
+    git(root, "branch", "--quiet", "-D", promotion.branch, check=False)
 
 
 def preview_markdown(promotion: Promotion) -> str:

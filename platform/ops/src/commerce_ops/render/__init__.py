@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from commerce_ops import paths
 from commerce_ops.render.engine import run_program
 from commerce_ops.render.manifests import (
     ManifestInvalid,
@@ -44,7 +45,6 @@ from commerce_platform.environments import (
     EnvironmentConfigError,
     declared_secrets,
     load_environment,
-    repo_root_default,
     stack_file_values,
 )
 from commerce_platform.secrets import MissingSecretError, required_secrets
@@ -102,7 +102,7 @@ def render_environment(
     (keys without the project prefix; None removes a key, e.g. to prove a missing secret fails)."""
     from commerce_platform.program import PlatformConfigError, build
 
-    root = Path(repo_root) if repo_root else repo_root_default()
+    root = Path(repo_root) if repo_root else paths.repo_root()
     try:
         config, secret_keys, environment = stack_config_for(env, root, services, stack_config)
         run = run_program(

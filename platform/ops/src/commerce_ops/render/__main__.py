@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    from commerce_platform.environments import repo_root_default
+    from commerce_ops.paths import repo_root
 
-    out = args.out or (args.repo_root or repo_root_default()) / "build" / "render" / args.env
+    out = args.out or (args.repo_root or repo_root()) / "build" / "render" / args.env
     write_render(graph, out)
     print(f"{args.env}: {len(graph['manifests'])} manifests, {len(graph['resources'])} resources → {out}")
     return 0

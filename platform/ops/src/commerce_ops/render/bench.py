@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
+from commerce_ops.paths import repo_root
 from commerce_ops.render import render_environment, write_render
 from commerce_platform import catalogue
-from commerce_platform.environments import repo_root_default
 from commerce_platform.program import build  # noqa: F401 - the program and its SDK modules, before timing
 
 ENVIRONMENTS = ("dev", "prod", "pr-42")
@@ -63,7 +63,7 @@ def synthetic_repo(root: Path, count: int, into: Path) -> Path:
 
 
 def run(repeats: int = 3) -> dict:
-    root = repo_root_default()
+    root = repo_root()
     results: dict = {"repeats": repeats}
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(run(args.repeats))
     print(text)
     if args.write:
-        write_section(text, repo_root_default() / "BENCHMARKS.md")
+        write_section(text, repo_root() / "BENCHMARKS.md")
     return 0
 
 

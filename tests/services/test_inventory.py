@@ -13,7 +13,7 @@ import pytest
 from harness import auth, database_url, dead_database_url, dead_redis_url, redis_client, run_async
 
 from commerce_platform import catalogue
-from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
+from inventory_service.settings import PRODUCT_CACHE_PREFIX
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import redis as sync_redis
 import redis.asyncio as redis
 from harness import auth
 
-from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
+from inventory_service.settings import PRODUCT_CACHE_PREFIX
 from service_kit.cache import JsonCache, NearCache
 
 # How long a change may take to reach another replica's copy while tracking is up (one push on loopback; the

@@ -1,5 +1,5 @@
 """Orders' compensation when its own database fails mid-flow (injected for real with a Postgres trigger),
-and the sweeper for orders left pending/processing (core/recovery.py).
+and the sweeper for orders left pending/processing (domain/recovery.py).
 
 The trigger (installed in the orders test database for this module only) makes the UPDATE that finishes an
 order raise for the products listed in `blocked_finish`, with the statuses listed there. Payment and stock are
@@ -17,8 +17,8 @@ import pytest
 from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth
 
-from orders_service.core.recovery import INTERRUPTED
 from orders_service.domain.placement import INTERNAL_FAILURE, INTERRUPTED_PROCESSING
+from orders_service.domain.recovery import INTERRUPTED
 
 INSTALL = [
     "CREATE TABLE IF NOT EXISTS blocked_finish (product_id bigint PRIMARY KEY, statuses text[] NOT NULL)",
@@ -219,7 +219,14 @@ async def test_the_sweeper_leaves_an_order_to_the_compensation_running_in_its_pr
         )
         assert response.status_code == 500
         [order] = await fetch("orders", "SELECT id FROM orders WHERE product_id = $1", product["id"])
-        await asyncio.sleep(3)  # older than ORDER_STUCK_AFTER_SECONDS, several sweeps
+        # The sweeper saw it stuck (older than ORDER_STUCK_AFTER_SECONDS) and left it to the compensation here.
+        instance.wait_for_log(
+            lambda line: (
+                line.get("message") == "stuck orders left to this process"
+                and str(order["id"]) in line.get("order_ids", [])
+            ),
+            timeout=20,
+        )
         assert (await status_when(order["id"], lambda r: True))["status"] == "processing"
         assert not [
             r for r in sweep_reports(instance) if str(order["id"]) in r.get("processing_compensated", [])

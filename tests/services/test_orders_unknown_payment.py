@@ -17,9 +17,10 @@ import pytest
 from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth
 
-from orders_service.domain.placement import LATE_CHARGE_GRACE_SECONDS
-
 SLOW_SECONDS = 3.0
+# How long orders waits for a lost charge to show up before it concludes none was taken: above SLOW_SECONDS
+# (the late charge of the first test must still be found), far below the default 10 s.
+LATE_CHARGE_GRACE_SECONDS = SLOW_SECONDS + 2
 INSTALL = [
     """CREATE TABLE IF NOT EXISTS charge_faults (
            amount numeric(12, 2) PRIMARY KEY, sleep_seconds float NOT NULL, fail boolean NOT NULL)""",
@@ -55,7 +56,14 @@ async def stack(services):
 
 @pytest.fixture(scope="module")
 def impatient_orders(services, stack):
-    instance = services.start_extra("orders", env={"HTTP_TIMEOUT_SECONDS": "1", "HTTP_RETRIES": "0"})
+    instance = services.start_extra(
+        "orders",
+        env={
+            "HTTP_TIMEOUT_SECONDS": "1",
+            "HTTP_RETRIES": "0",
+            "ORDER_LATE_CHARGE_GRACE_SECONDS": str(LATE_CHARGE_GRACE_SECONDS),
+        },
+    )
     yield instance
     services.stop(instance)
 

@@ -12,11 +12,11 @@ import pytest
 from harness import ADMIN_USERNAME, JWT_AUDIENCE, JWT_ISSUER, auth, database_url
 from jose import jwt
 
-from users_service.core.security import PasswordHasher, TokenIssuer
 from users_service.domain.accounts import Accounts
 from users_service.domain.errors import InvalidCredentials
 from users_service.domain.models import UserCreate
 from users_service.infrastructure.repository import UserRepository
+from users_service.infrastructure.security import PasswordHasher, TokenIssuer
 from users_service.settings import UsersSettings
 
 

@@ -1,11 +1,10 @@
+"""The inventory service app: `uvicorn inventory_service.main:app`."""
+
 from inventory_service.api import products, reservations
-from inventory_service.core.deps import inventory_extension
+from inventory_service.core.lifespan import lifespan
 from inventory_service.settings import InventorySettings
 from service_kit.app import create_app
 
 app = create_app(
-    InventorySettings,
-    title="inventory",
-    routers=[products.router, reservations.router],
-    extension=inventory_extension,
+    InventorySettings, title="inventory", routers=[products.router, reservations.router], extension=lifespan
 )

@@ -2,6 +2,9 @@ from pydantic import SecretStr
 
 from service_kit.settings import ServiceSettings
 
+# The product cache's keys in Redis are `product:<id>` (tools that look into the cache read the prefix here).
+PRODUCT_CACHE_PREFIX = "product"
+
 
 class InventorySettings(ServiceSettings):
     service_name: str = "inventory"

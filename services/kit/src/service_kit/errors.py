@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -17,18 +18,54 @@ logger = logging.getLogger("service.errors")
 class DomainError(Exception):
     """A business-rule failure a service raises from its domain layer; answered as `{"detail"}` with `status_code`.
 
-    Subclasses only set `status_code` (and, for a fixed message, `default_detail`), so domain code stays free of
-    HTTP types.
+    Subclasses only set `status_code` (and, for a fixed message, `default_detail`, or in one line:
+    `class ProductNotFound(NotFound, detail="product not found"): ...`), so domain code stays free of HTTP types.
     """
 
     status_code = 400
     headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
     default_detail = "request refused"
 
+    def __init_subclass__(cls, *, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if detail is not None:
+            cls.default_detail = detail
+
     def __init__(self, detail: str | None = None) -> None:
         detail = self.default_detail if detail is None else detail
         super().__init__(detail)
         self.detail = detail
+
+
+# The kinds of failure every service has; a service's own errors subclass them (with a `default_detail`, or
+# something more, such as a header), or raise them with a message.
+class Refused(DomainError):
+    status_code = 400
+
+
+class Unauthenticated(DomainError):
+    status_code = 401
+    default_detail = "not authenticated"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    default_detail = "not found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Throttled(DomainError):
+    status_code = 429
+    default_detail = "too many requests; try again later"
+
+
+class BadGateway(DomainError):
+    """Something this service depends on answered in a way it should not have."""
+
+    status_code = 502
 
 
 async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:

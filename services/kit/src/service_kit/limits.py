@@ -12,6 +12,7 @@ import json
 from decimal import Decimal
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import AfterValidator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +37,10 @@ def _no_control_characters(value: str) -> str:
 # carries a validator under StringConstraints loses the constraints.
 NoControlCharacters = AfterValidator(_no_control_characters)
 PlainText = Annotated[str, NoControlCharacters]
+
+# `limit`/`offset` of a paginated list.
+PageLimit = Annotated[int, Query(ge=1, le=100)]
+PageOffset = Annotated[int, Query(ge=0, le=100_000)]
 
 
 def has_control_characters(value: str) -> bool:

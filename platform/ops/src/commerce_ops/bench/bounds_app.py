@@ -14,8 +14,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Path, Request, Response
 
-from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
-from inventory_service.settings import InventorySettings
+from inventory_service.settings import PRODUCT_CACHE_PREFIX, InventorySettings
 from service_kit.cache import create_redis
 from service_kit.db import create_pool
 

@@ -24,7 +24,7 @@ from commerce_ops.bench.workload import create_customers, create_products, login
 from commerce_ops.bench.wrk import LoadResult, ensure_wrk, run_wrk, wrk_version
 from commerce_platform import catalogue, dbinit
 from commerce_platform.environments import load_environment
-from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
+from inventory_service.settings import PRODUCT_CACHE_PREFIX
 
 LABEL = "bench"
 CEILING_APP = "commerce_ops.bench.ceiling_app:app"

@@ -21,7 +21,7 @@ import psutil
 
 from commerce_ops.chaos.lab import ChaosLab
 from commerce_ops.chaos.load import Attempt, Recorder, attempt, poll, run_until
-from inventory_service.core.deps import PRODUCT_CACHE_PREFIX
+from inventory_service.settings import PRODUCT_CACHE_PREFIX
 
 PG_RECOVERY_SECONDS = 10.0
 # Orders' sweeper fails a stuck pending order after ORDER_STUCK_AFTER_SECONDS (15 s), checking every 5 s.

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Response
 
 from inventory_service.core.deps import InventoryDep
 from inventory_service.domain.models import Released, Reservation, ReservationRequest
 from service_kit.auth import CallingService
+from service_kit.idempotency import created_or_replayed, creation
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"])
 _AUTH = {401: {"description": "no valid service token"}, 403: {"description": "not a service's token"}}
@@ -17,22 +18,23 @@ _AUTH = {401: {"description": "no valid service token"}, 403: {"description": "n
 
 @router.post(
     "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Reservation,
-    responses={
-        200: {"model": Reservation, "description": "this order's existing reservation"},
-        404: {"description": "product not found"},
-        409: {"description": "insufficient stock, or the order id is reserved for another product/quantity"},
-        **_AUTH,
-    },
+    **creation(
+        Reservation,
+        {
+            404: {"description": "product not found"},
+            409: {
+                "description": "insufficient stock, or the order id is reserved for another product/quantity"
+            },
+            **_AUTH,
+        },
+        replay="this order's existing reservation",
+    ),
 )
 async def reserve(
     request: ReservationRequest, _: CallingService, inventory: InventoryDep, response: Response
 ) -> Reservation:
     reservation, created = await inventory.reserve(request)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return reservation
+    return created_or_replayed(response, created, reservation)
 
 
 @router.post(

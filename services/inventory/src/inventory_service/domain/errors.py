@@ -1,26 +1,19 @@
-"""Inventory's domain errors: each carries its HTTP status and message, answered by the kit's one handler
-(`service_kit.errors.DomainError`), so routes never catch them."""
+"""Inventory's domain failures: kit `DomainError`s carrying their status and message, answered by the kit's one
+handler, so routes never catch them."""
 
-from service_kit.errors import DomainError
-
-
-class ProductNotFound(DomainError):
-    status_code = 404
-    default_detail = "product not found"
+from service_kit.errors import Conflict, NotFound
 
 
-class InsufficientStock(DomainError):
-    status_code = 409
-    default_detail = "insufficient stock"
+class ProductNotFound(NotFound, detail="product not found"): ...
 
 
-class ReservationNotFound(DomainError):
-    status_code = 404
-    default_detail = "reservation not found"
+class InsufficientStock(Conflict, detail="insufficient stock"): ...
 
 
-class ReservationConflict(DomainError):
-    """The order id already holds a reservation for a different product or quantity."""
+class ReservationNotFound(NotFound, detail="reservation not found"): ...
 
-    status_code = 409
-    default_detail = "order already holds a reservation for another product or quantity"
+
+# The order id already holds a reservation for a different product or quantity.
+class ReservationConflict(
+    Conflict, detail="order already holds a reservation for another product or quantity"
+): ...

@@ -13,12 +13,11 @@ from inventory_service.domain.models import (
     Reservation,
     ReservationRequest,
 )
-from inventory_service.infrastructure.repository import InventoryRepository
-from service_kit.cache import JsonCache
+from inventory_service.domain.ports import InventoryStore, ProductCache
 
 
 class Inventory:
-    def __init__(self, repository: InventoryRepository, cache: JsonCache | None) -> None:
+    def __init__(self, repository: InventoryStore, cache: ProductCache | None) -> None:
         self.repository = repository
         self.cache = cache  # None when the product cache is disabled
 
@@ -80,7 +79,7 @@ class Inventory:
 def is_canonical_product(document: str) -> bool:
     """Whether a cached entry is exactly what a miss would produce now. Anything else (bad JSON, an old shape,
     extra fields) is a miss and gets overwritten; both pydantic-core steps cost microseconds. The product cache
-    runs it on every entry it reads from Redis (`JsonCache(accept=...)`, core/deps.py)."""
+    runs it on every entry it reads from Redis (`JsonCache(accept=...)`, core/lifespan.py)."""
     try:
         return Product.model_validate_json(document).model_dump_json() == document
     except ValueError:

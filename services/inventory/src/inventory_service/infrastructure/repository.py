@@ -13,6 +13,7 @@ import asyncpg
 
 from inventory_service.domain.errors import InsufficientStock, ProductNotFound, ReservationNotFound
 from inventory_service.domain.models import Product, Reservation
+from service_kit.records import Repository
 
 _PRODUCT = "SELECT id, name, price, stock FROM products WHERE id = $1"
 # `name` is matched as a literal substring: LIKE's wildcards in it are escaped.
@@ -60,23 +61,20 @@ class _ReservedConcurrently(Exception):
     """Raised inside the transaction to roll back the stock taken for an order someone else just reserved."""
 
 
-def _product(row: asyncpg.Record | None) -> Product | None:
-    return None if row is None else Product(**dict(row))
-
-
 def _reservation(row: asyncpg.Record | None) -> Reservation | None:
     return None if row is None else Reservation(**dict(row))
 
 
-class InventoryRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+class InventoryRepository(Repository[Product]):
+    """The `InventoryStore` port."""
+
+    record = Product
 
     async def product(self, product_id: int) -> Product | None:
-        return _product(await self.pool.fetchrow(_PRODUCT, product_id))
+        return await self.one(_PRODUCT, product_id)
 
     async def products(self, limit: int, after: int, name: str | None) -> list[Product]:
-        return [_product(row) for row in await self.pool.fetch(_PRODUCTS, limit, after, name)]
+        return await self.many(_PRODUCTS, limit, after, name)
 
     async def product_json(self, product_id: int) -> str | None:
         """The product as the API's JSON, straight from the row: the columns already have the model's types
@@ -85,12 +83,12 @@ class InventoryRepository:
         return None if row is None else Product.model_construct(**row).model_dump_json()
 
     async def create_product(self, name: str, price: Decimal, stock: int) -> Product:
-        return _product(await self.pool.fetchrow(_INSERT_PRODUCT, name, price, stock))
+        return await self.one(_INSERT_PRODUCT, name, price, stock)
 
     async def update_product(
         self, product_id: int, name: str | None, price: Decimal | None, stock: int | None
     ) -> Product | None:
-        return _product(await self.pool.fetchrow(_UPDATE_PRODUCT, product_id, name, price, stock))
+        return await self.one(_UPDATE_PRODUCT, product_id, name, price, stock)
 
     async def reservation(self, order_id: UUID) -> Reservation | None:
         return _reservation(await self.pool.fetchrow(_RESERVATION, order_id))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Response
 
-from orders_service.core.deps import OptionalIdempotencyKey, OrderPlacementDep, PageLimit, PageOffset
+from orders_service.core.deps import OrderPlacementDep
 from orders_service.domain.models import Order, OrderRequest, OrderStatusView
 from service_kit.auth import CurrentPrincipal
+from service_kit.idempotency import OptionalIdempotencyKey, created_or_replayed, creation
+from service_kit.limits import PageLimit, PageOffset
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -24,12 +26,7 @@ _ERRORS = {
 
 @router.post(
     "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Order,
-    responses={
-        200: {"model": Order, "description": "Replay of an earlier request with the same key"},
-        **_ERRORS,
-    },
+    **creation(Order, _ERRORS),
     description=(
         "Places an order. The outcome is in `status`: `completed`, or `failed` with `failure_reason` "
         "(e.g. insufficient stock, payment declined); both answer 201."
@@ -43,9 +40,7 @@ async def place_order(
     idempotency_key: OptionalIdempotencyKey = None,
 ) -> Order:
     order, created = await placement.place(principal, body, idempotency_key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return Order.of(order)
+    return created_or_replayed(response, created, Order.of(order))
 
 
 @router.get(

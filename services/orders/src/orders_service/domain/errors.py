@@ -1,36 +1,22 @@
-"""Domain failures; main.py maps each to its HTTP status with a one-line `detail`."""
+"""Orders' domain failures: kit `DomainError`s carrying their status, answered by the kit's one handler."""
 
-from service_kit.errors import DomainError
-
-
-class OrderError(DomainError):
-    status_code = 400
+from service_kit.errors import BadGateway, Conflict, NotFound, Refused, Unauthenticated
 
 
-class OrderNotFound(OrderError):
-    status_code = 404
+class OrderNotFound(NotFound, detail="order not found"): ...
 
 
-class NotCancellable(OrderError):
-    status_code = 409
+class NotCancellable(Conflict): ...
 
 
-class IdempotencyKeyReused(OrderError):
-    status_code = 422
+class InactiveUser(Refused): ...
 
 
-class InactiveUser(OrderError):
-    status_code = 400
+class NotAuthenticated(Unauthenticated): ...
 
 
-class NotAuthenticated(OrderError):
-    status_code = 401
-
-
-class DownstreamError(OrderError):
+class DownstreamError(BadGateway):
     """A service we call answered in a way it should not have (an unexpected status or body)."""
-
-    status_code = 502
 
 
 class DownstreamUnavailable(DownstreamError):

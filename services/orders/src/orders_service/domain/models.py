@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service_kit.limits import MAX_QUANTITY, NoControlCharacters
+from service_kit.records import View
 
 MAX_BIGINT = 2**63 - 1
 
@@ -63,7 +64,9 @@ class OrderRecord:
     updated_at: datetime
 
 
-class Order(BaseModel):
+class Order(View):
+    renamed = {"order_id": "id"}
+
     order_id: UUID
     status: OrderStatus
     product_id: int
@@ -74,29 +77,13 @@ class Order(BaseModel):
     failure_reason: str | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, record: OrderRecord) -> Order:
-        return cls(
-            order_id=record.id,
-            status=record.status,
-            product_id=record.product_id,
-            quantity=record.quantity,
-            shipping_address=record.shipping_address,
-            amount=record.amount,
-            payment_id=record.payment_id,
-            failure_reason=record.failure_reason,
-            created_at=record.created_at,
-        )
 
+class OrderStatusView(View):
+    renamed = {"order_id": "id"}
 
-class OrderStatusView(BaseModel):
     order_id: UUID
     status: OrderStatus
     failure_reason: str | None
-
-    @classmethod
-    def of(cls, record: OrderRecord) -> OrderStatusView:
-        return cls(order_id=record.id, status=record.status, failure_reason=record.failure_reason)
 
 
 @dataclass(frozen=True)

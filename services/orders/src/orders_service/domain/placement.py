@@ -13,52 +13,31 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
 from orders_service.domain.errors import (
     DownstreamError,
-    IdempotencyKeyReused,
     InsufficientStock,
     NotCancellable,
     OrderNotFound,
     ProductNotFound,
 )
+from orders_service.domain.in_flight import InFlight
 from orders_service.domain.models import OrderRecord, OrderRequest, OrderStatus, PaymentResult
-from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
-from orders_service.infrastructure.repository import OrdersRepository
+from orders_service.domain.ports import InventoryApi, OrderStore, PaymentsApi, UsersApi
 from service_kit.auth import Principal
+from service_kit.idempotency import replayed
 from service_kit.limits import MAX_AMOUNT
-from service_kit.metrics import IDEMPOTENT_REPLAYS, SAGA_OUTCOMES
+from service_kit.metrics import SAGA_OUTCOMES
 
 logger = logging.getLogger("orders.placement")
 
 INTERNAL_FAILURE = "internal error while placing the order"
 INTERRUPTED_PROCESSING = "interrupted while processing"
-# Background compensation after an unforeseen failure or an undo that could not be finished (a service down):
-# every 2 s for about a minute, enough to outlast a database or service restart; after that an unfinished order
-# is resumed when its client retries with its Idempotency-Key.
-COMPENSATION_RETRY_DELAYS = (0.2, 0.5, 1, *[2] * 30)
-# A charge whose answer was lost may still be running in payments (e.g. our call timed out, theirs did not):
-# only a lookup this long after the charge was sent, finding no payment, proves nothing was taken.
-LATE_CHARGE_GRACE_SECONDS = 10.0
-
-# What this process is driving, so the sweeper (core/recovery.py) can tell its own orders from a dead process's.
-_in_flight: set[UUID] = set()
-_background: dict[UUID, asyncio.Task] = {}  # held until done: the event loop keeps only weak references
-
-
-def driven_here() -> set[UUID]:
-    """Orders whose flow or background compensation runs in this process."""
-    return _in_flight | {order_id for order_id, task in _background.items() if not task.done()}
-
-
-def _forget(task: asyncio.Task) -> None:
-    for order_id, held in list(_background.items()):
-        if held is task:
-            del _background[order_id]
 
 
 @dataclass
@@ -74,30 +53,34 @@ class _Progress:
         return self.charge_sent_at is not None and self.payment is None
 
 
+@dataclass
 class OrderPlacement:
-    def __init__(
-        self,
-        repository: OrdersRepository,
-        users: UsersClient,
-        inventory: InventoryClient,
-        payments: PaymentsClient,
-        *,
-        currency: str,
-        resume_after_seconds: float,
-    ) -> None:
-        self.repository = repository
-        self.users = users
-        self.inventory = inventory
-        self.payments = payments
-        self.currency = currency
-        self.resume_after = timedelta(seconds=resume_after_seconds)
+    """The order saga over its ports, one per app (core/lifespan.py).
+
+    `late_charge_grace_seconds`: a charge whose answer was lost may still be running in payments (our call timed
+    out, theirs did not): only a lookup this long after the charge was sent, finding no payment, proves nothing
+    was taken. `compensation_retry_delays`: the waits of the background compensation after an unforeseen failure
+    or an undo that could not be finished (a service down); after the last one an unfinished order is resumed
+    when its client retries with its Idempotency-Key (or by the sweeper).
+    """
+
+    repository: OrderStore
+    users: UsersApi
+    inventory: InventoryApi
+    payments: PaymentsApi
+    _: KW_ONLY
+    in_flight: InFlight
+    currency: str
+    resume_after_seconds: float
+    late_charge_grace_seconds: float
+    compensation_retry_delays: Sequence[float]
 
     # --- reads ---------------------------------------------------------------------------------------------
     async def get(self, order_id: UUID, principal: Principal) -> OrderRecord:
         order = await self.repository.get(order_id)
         # Someone else's order is indistinguishable from a missing one.
         if order is None or not (principal.is_admin or order.user_id == principal.user_id):
-            raise OrderNotFound("order not found")
+            raise OrderNotFound
         return order
 
     async def page(self, principal: Principal, limit: int, offset: int) -> list[OrderRecord]:
@@ -131,7 +114,7 @@ class OrderPlacement:
         """Undo an order left processing by a flow that is gone (its process died, or its compensation gave
         up), as orders itself: look up and refund any payment, release the stock, mark it failed."""
         progress = _Progress(
-            reservation_requested=True, charge_sent_at=time.monotonic() - LATE_CHARGE_GRACE_SECONDS
+            reservation_requested=True, charge_sent_at=time.monotonic() - self.late_charge_grace_seconds
         )
         failed = await self._compensate(order, progress, INTERRUPTED_PROCESSING)
         logger.info("stuck order compensated", extra={"order_id": str(order.id), "status": failed.status})
@@ -163,10 +146,8 @@ class OrderPlacement:
         return await self._run(order, principal.token), True
 
     async def _replay(self, existing: OrderRecord, fingerprint: str, token: str) -> OrderRecord:
-        if existing.request_hash != fingerprint:
-            raise IdempotencyKeyReused("Idempotency-Key was already used with a different order")
-        IDEMPOTENT_REPLAYS.labels("order").inc()
-        stale = datetime.now(UTC) - existing.updated_at > self.resume_after
+        replayed(existing, fingerprint, "order", "Idempotency-Key was already used with a different order")
+        stale = datetime.now(UTC) - existing.updated_at > timedelta(seconds=self.resume_after_seconds)
         if not existing.status.finished and stale:
             # Its flow was interrupted (e.g. the process stopped mid-way): finish it now, with the caller's token.
             logger.warning("resuming interrupted order", extra={"order_id": str(existing.id)})
@@ -175,11 +156,8 @@ class OrderPlacement:
 
     async def _run(self, order: OrderRecord, token: str) -> OrderRecord:
         progress = _Progress()
-        _in_flight.add(order.id)
-        try:
+        with self.in_flight.flow(order.id):
             return await self._run_tracked(order, token, progress)
-        finally:
-            _in_flight.discard(order.id)
 
     async def _run_tracked(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
         try:
@@ -317,19 +295,17 @@ class OrderPlacement:
             progress.payment = (authorized or found)[0]
             return True
         # Nothing recorded yet; conclusive only once a charge still running in payments would have landed.
-        return time.monotonic() - progress.charge_sent_at >= LATE_CHARGE_GRACE_SECONDS
+        return time.monotonic() - progress.charge_sent_at >= self.late_charge_grace_seconds
 
     def _compensate_later(self, order: OrderRecord, progress: _Progress, reason: str) -> None:
-        running = _background.get(order.id)
-        if running is not None and not running.done():
+        if self.in_flight.compensating(order.id):
             return  # already being retried (this call came from that job)
         task = asyncio.create_task(self._compensate_with_retries(order, progress, reason))
-        _background[order.id] = task
-        task.add_done_callback(_forget)
+        self.in_flight.hold(order.id, task)
 
     async def _compensate_with_retries(self, order: OrderRecord, progress: _Progress, reason: str) -> None:
         # Every compensation step is idempotent (lookup, refund, release, conditional status update).
-        for delay in COMPENSATION_RETRY_DELAYS:
+        for delay in self.compensation_retry_delays:
             await asyncio.sleep(delay)
             try:
                 current = await self.repository.get(order.id)

@@ -1,4 +1,4 @@
-"""SQL access to the orders table (parametrized statements only).
+"""SQL access to the orders table (parametrized statements only): the `OrderStore` port.
 
 Status changes are conditional on the order being unfinished, so a finished order is never rewritten.
 """
@@ -8,33 +8,15 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
-
 from orders_service.domain.models import OrderRecord, OrderStatus
-
-_FIELDS = tuple(OrderRecord.__dataclass_fields__)
-
-
-def _record(row: asyncpg.Record | None) -> OrderRecord | None:
-    if row is None:
-        return None
-    values = {name: row[name] for name in _FIELDS}
-    values["status"] = OrderStatus(values["status"])
-    return OrderRecord(**values)
+from service_kit.records import KeyedRepository
 
 
-class OrdersRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def get(self, order_id: UUID) -> OrderRecord | None:
-        return _record(await self.pool.fetchrow("SELECT * FROM orders WHERE id = $1", order_id))
-
-    async def by_key(self, user_id: str, idempotency_key: str) -> OrderRecord | None:
-        row = await self.pool.fetchrow(
-            "SELECT * FROM orders WHERE user_id = $1 AND idempotency_key = $2", user_id, idempotency_key
-        )
-        return _record(row)
+class OrdersRepository(KeyedRepository[OrderRecord]):
+    record = OrderRecord
+    convert = {"status": OrderStatus}
+    by_id_sql = "SELECT * FROM orders WHERE id = $1"
+    by_key_sql = "SELECT * FROM orders WHERE user_id = $1 AND idempotency_key = $2"
 
     async def insert_pending(
         self,
@@ -47,7 +29,7 @@ class OrdersRepository:
         request_hash: str,
     ) -> OrderRecord | None:
         """Insert a pending order; None when this user's key was taken concurrently (re-read by key)."""
-        row = await self.pool.fetchrow(
+        return await self.one(
             """
             INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status,
                                 idempotency_key, request_hash)
@@ -63,11 +45,10 @@ class OrdersRepository:
             idempotency_key,
             request_hash,
         )
-        return _record(row)
 
     async def start_processing(self, order_id: UUID) -> OrderRecord | None:
         """pending/processing → processing (touching updated_at); None if the order is already finished."""
-        row = await self.pool.fetchrow(
+        return await self.one(
             """
             UPDATE orders SET status = 'processing', updated_at = now()
             WHERE id = $1 AND status IN ('pending', 'processing')
@@ -75,10 +56,9 @@ class OrdersRepository:
             """,
             order_id,
         )
-        return _record(row)
 
     async def complete(self, order_id: UUID, amount: Decimal, payment_id: UUID) -> OrderRecord | None:
-        row = await self.pool.fetchrow(
+        return await self.one(
             """
             UPDATE orders SET status = 'completed', amount = $2, payment_id = $3, failure_reason = NULL,
                               updated_at = now()
@@ -89,12 +69,11 @@ class OrdersRepository:
             amount,
             payment_id,
         )
-        return _record(row)
 
     async def fail(
         self, order_id: UUID, reason: str, amount: Decimal | None, payment_id: UUID | None
     ) -> OrderRecord | None:
-        row = await self.pool.fetchrow(
+        return await self.one(
             """
             UPDATE orders SET status = 'failed', failure_reason = $2,
                               amount = COALESCE($3, amount), payment_id = COALESCE($4, payment_id),
@@ -107,27 +86,24 @@ class OrdersRepository:
             amount,
             payment_id,
         )
-        return _record(row)
 
     async def cancel(self, order_id: UUID) -> OrderRecord | None:
         """completed → cancelled; None if it was not completed (e.g. already cancelled)."""
-        row = await self.pool.fetchrow(
+        return await self.one(
             "UPDATE orders SET status = 'cancelled', updated_at = now() "
             "WHERE id = $1 AND status = 'completed' RETURNING *",
             order_id,
         )
-        return _record(row)
 
     async def page(self, user_id: str | None, limit: int, offset: int) -> list[OrderRecord]:
         """`user_id`'s orders (everyone's for None), newest first."""
-        rows = await self.pool.fetch(
+        return await self.many(
             "SELECT * FROM orders WHERE ($1::text IS NULL OR user_id = $1) "
             "ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
             user_id,
             limit,
             offset,
         )
-        return [_record(row) for row in rows]
 
     async def fail_stale_pending(self, older_than_seconds: float, reason: str, exclude: list[UUID]) -> int:
         """Fail orders still pending (never started: nothing reserved or charged) after `older_than_seconds`,
@@ -147,10 +123,9 @@ class OrdersRepository:
 
     async def stale_processing(self, older_than_seconds: float, limit: int = 100) -> list[OrderRecord]:
         """Orders processing for longer than `older_than_seconds`, oldest first."""
-        rows = await self.pool.fetch(
+        return await self.many(
             "SELECT * FROM orders WHERE status = 'processing' "
             "AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2",
             older_than_seconds,
             limit,
         )
-        return [_record(row) for row in rows]

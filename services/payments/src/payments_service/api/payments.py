@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Response
 
-from payments_service.core.deps import IdempotencyKey, PaymentServiceDep
+from payments_service.core.deps import PaymentServiceDep
 from payments_service.domain.models import Payment, PaymentRequest
 from service_kit.auth import ActingUser, AdminPrincipal, CallingService, CurrentPrincipal
+from service_kit.idempotency import IdempotencyKey, created_or_replayed, creation
+from service_kit.limits import PageLimit, PageOffset
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 internal = APIRouter(prefix="/internal/payments", tags=["internal"])
@@ -40,8 +42,8 @@ async def list_payments(
     principal: CurrentPrincipal,
     service: PaymentServiceDep,
     order_id: Annotated[UUID | None, Query(description="Only this order's payments")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> list[Payment]:
     owner = None if principal.is_admin else principal.user_id
     return [Payment.of(r) for r in await service.page(owner, order_id, limit, offset)]
@@ -61,16 +63,7 @@ async def refund_payment(payment_id: UUID, _: AdminPrincipal, service: PaymentSe
     return Payment.of(await service.refund(payment_id))
 
 
-@internal.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Payment,
-    responses={
-        200: {"model": Payment, "description": "Replay of an earlier request with the same key"},
-        **_ERRORS,
-        **_SERVICE_ONLY,
-    },
-)
+@internal.post("", **creation(Payment, _ERRORS | _SERVICE_ONLY))
 async def create_payment(
     body: PaymentRequest,
     idempotency_key: IdempotencyKey,
@@ -80,9 +73,7 @@ async def create_payment(
     response: Response,
 ) -> Payment:
     record, created = await service.create(customer.user_id, idempotency_key, body)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return Payment.of(record)
+    return created_or_replayed(response, created, Payment.of(record))
 
 
 @internal.get(

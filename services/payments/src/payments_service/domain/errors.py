@@ -1,25 +1,24 @@
-"""Domain failures; the API layer maps each to an HTTP status."""
+"""Payments' domain failures: kit `DomainError`s carrying their status, answered by the kit's one handler."""
 
-from service_kit.errors import DomainError
+from uuid import UUID
 
-
-class PaymentError(DomainError):
-    status_code = 400
+from service_kit.errors import BadGateway, Conflict, NotFound
 
 
-class PaymentNotFound(PaymentError):
-    status_code = 404
+class PaymentNotFound(NotFound, detail="payment not found"): ...
 
 
-class IdempotencyKeyReused(PaymentError):
-    """The key was already used by this caller for a different request."""
-
-    status_code = 422
-
-
-class OrderAlreadyPaid(PaymentError):
-    status_code = 409
+class OrderAlreadyPaid(Conflict):
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"order {order_id} already has an authorized payment")
 
 
-class NotRefundable(PaymentError):
-    status_code = 409
+class ProviderError(BadGateway):
+    """The provider refused an operation it should have accepted (e.g. an unknown reference)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"payment provider error: {detail}")
+
+
+class AuthorizedPaymentExists(Exception):
+    """Raised by the store: the order already has an authorized payment (another key won the race)."""

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service_kit.limits import MAX_AMOUNT
+from service_kit.records import View
 
 CENT = Decimal("0.01")
 
@@ -68,7 +69,7 @@ class PaymentRecord:
     created_at: datetime | None = None
 
 
-class Payment(BaseModel):
+class Payment(View):
     """What callers see of a payment."""
 
     id: UUID
@@ -79,14 +80,11 @@ class Payment(BaseModel):
     decline_reason: str | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, record: PaymentRecord) -> Payment:
-        return cls(
-            id=record.id,
-            order_id=record.order_id,
-            amount=record.amount,
-            currency=record.currency,
-            status=record.status,
-            decline_reason=record.decline_reason,
-            created_at=record.created_at,
-        )
+
+@dataclass(frozen=True)
+class Authorization:
+    """The provider's answer to a charge."""
+
+    approved: bool
+    reference: str | None
+    decline_reason: str | None = None

@@ -8,21 +8,21 @@ from dataclasses import replace
 from uuid import UUID
 
 from payments_service.domain.errors import (
-    IdempotencyKeyReused,
-    NotRefundable,
+    AuthorizedPaymentExists,
     OrderAlreadyPaid,
     PaymentNotFound,
 )
 from payments_service.domain.models import PaymentRecord, PaymentRequest, PaymentStatus
-from payments_service.domain.provider import PaymentProvider
-from payments_service.infrastructure.repository import AuthorizedPaymentExists, PaymentRepository
-from service_kit.metrics import IDEMPOTENT_REPLAYS, PAYMENT_AUTHORIZATIONS
+from payments_service.domain.ports import PaymentProvider, PaymentStore
+from service_kit.errors import Conflict
+from service_kit.idempotency import replayed
+from service_kit.metrics import PAYMENT_AUTHORIZATIONS
 
 logger = logging.getLogger("payments.service")
 
 
 class PaymentService:
-    def __init__(self, repository: PaymentRepository, provider: PaymentProvider) -> None:
+    def __init__(self, repository: PaymentStore, provider: PaymentProvider) -> None:
         self.repository = repository
         self.provider = provider
 
@@ -70,7 +70,7 @@ class PaymentService:
             await self.provider.refund(
                 reference=authorization.reference, amount=request.amount, currency=request.currency
             )
-            raise OrderAlreadyPaid(f"order {request.order_id} already has an authorized payment") from None
+            raise OrderAlreadyPaid(request.order_id) from None
         if inserted is None:
             # The same key raced us and won; the provider gave both calls the same authorization, so keep it.
             winner = await self.repository.by_key(owner_id, idempotency_key)
@@ -91,20 +91,19 @@ class PaymentService:
         existing = await self.repository.by_key(owner_id, idempotency_key)
         if existing is not None:
             return self._replay(existing, fingerprint)
-        raise OrderAlreadyPaid(f"order {request.order_id} already has an authorized payment")
+        raise OrderAlreadyPaid(request.order_id)
 
     @staticmethod
     def _replay(existing: PaymentRecord, fingerprint: str) -> PaymentRecord:
-        if existing.request_hash != fingerprint:
-            raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
-        IDEMPOTENT_REPLAYS.labels("payment").inc()
-        return existing
+        return replayed(
+            existing, fingerprint, "payment", "Idempotency-Key was already used with a different request body"
+        )
 
     async def get(self, payment_id: UUID, owner_id: str, is_admin: bool) -> PaymentRecord:
         record = await self.repository.get(payment_id)
         # Someone else's payment looks exactly like a missing one.
         if record is None or not (is_admin or record.owner_id == owner_id):
-            raise PaymentNotFound("payment not found")
+            raise PaymentNotFound
         return record
 
     async def for_order(self, order_id: UUID) -> list[PaymentRecord]:
@@ -121,11 +120,11 @@ class PaymentService:
         """Refund (idempotent). Only order cancellation/compensation (orders) or an admin gets here."""
         record = await self.repository.get(payment_id)
         if record is None:
-            raise PaymentNotFound("payment not found")
+            raise PaymentNotFound
         if record.status is PaymentStatus.REFUNDED:
             return record
         if record.status is PaymentStatus.DECLINED:
-            raise NotRefundable("a declined payment cannot be refunded: nothing was charged")
+            raise Conflict("a declined payment cannot be refunded: nothing was charged")
         await self.provider.refund(
             reference=record.provider_reference, amount=record.amount, currency=record.currency
         )

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Path, status
 
 from service_kit.auth import AdminPrincipal, CurrentPrincipal
 from users_service.core.deps import AccountsDep
-from users_service.domain.errors import UserNotFound
 from users_service.domain.models import User, UserCreate, UserUpdate, UserWithRoles
 
 router = APIRouter(tags=["users"])
@@ -26,11 +25,7 @@ async def register(data: UserCreate, accounts: AccountsDep) -> User:
 
 @router.get("/users/me/", response_model=UserWithRoles)
 async def me(principal: CurrentPrincipal, accounts: AccountsDep) -> UserWithRoles:
-    # The verifier already refused a disabled or deleted user's token (401); this reads the current record.
-    user = await accounts.by_subject(principal.user_id)
-    if user is None:
-        raise UserNotFound()
-    return UserWithRoles(**user.model_dump())
+    return UserWithRoles(**(await accounts.profile(principal)).model_dump())
 
 
 @router.patch("/users/{user_id}", response_model=UserWithRoles, responses=NOT_FOUND)

@@ -1,4 +1,4 @@
-"""Request dependencies: the Accounts logic and the token issuer live on app.state (built in the lifespan)."""
+"""Request dependencies: the Accounts logic and the token issuer live on app.state (built in core/lifespan.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from users_service.core.security import TokenIssuer
 from users_service.domain.accounts import Accounts
+from users_service.infrastructure.security import TokenIssuer
 
 
 async def get_accounts(request: Request) -> Accounts:

@@ -9,8 +9,6 @@ import re
 from service_kit.auth import Principal
 from service_kit.limits import has_control_characters
 from service_kit.metrics import LOGIN_FAILURES
-from users_service.core.security import PasswordHasher, TokenIssuer
-from users_service.core.throttle import LoginThrottle
 from users_service.domain.errors import (
     InvalidClient,
     InvalidCredentials,
@@ -19,7 +17,7 @@ from users_service.domain.errors import (
     UserNotFound,
 )
 from users_service.domain.models import MAX_PASSWORD_LENGTH, StoredUser, UserCreate
-from users_service.infrastructure.repository import UserRepository
+from users_service.domain.ports import Hasher, Issuer, Throttle, UserStore
 
 ADMIN_ROLE = "admin"
 SERVICE_GRANT = "client_credentials"
@@ -30,10 +28,10 @@ logger = logging.getLogger("users.accounts")
 class Accounts:
     def __init__(
         self,
-        repository: UserRepository,
-        hasher: PasswordHasher,
-        issuer: TokenIssuer,
-        throttle: LoginThrottle | None = None,
+        repository: UserStore,
+        hasher: Hasher,
+        issuer: Issuer,
+        throttle: Throttle | None = None,
         service_clients: dict[str, str] | None = None,
     ) -> None:
         self.repository = repository
@@ -96,6 +94,14 @@ class Accounts:
         """Whether a token's user still exists and is active (checked on every request the issuer serves)."""
         user = await self.by_subject(principal.user_id)
         return user is not None and user.is_active
+
+    async def profile(self, principal: Principal) -> StoredUser:
+        """The caller's current record. The verifier already refused a disabled or deleted user's token (401);
+        an account deleted since is 404."""
+        user = await self.by_subject(principal.user_id)
+        if user is None:
+            raise UserNotFound
+        return user
 
     async def set_active(self, admin: Principal, user_id: int, active: bool) -> StoredUser:
         if str(user_id) == admin.user_id:

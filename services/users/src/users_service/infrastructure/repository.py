@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from service_kit.records import Repository
 from users_service.domain.errors import DuplicateUser
 from users_service.domain.models import StoredUser
 
@@ -36,38 +37,34 @@ RETURNING id, username, email, password_hash, is_active, roles, signup_date
 _DELETE = "DELETE FROM users WHERE id = $1 RETURNING id"
 
 
-def _user(row: asyncpg.Record | None) -> StoredUser | None:
-    return None if row is None else StoredUser(**dict(row))
+class UserRepository(Repository[StoredUser]):
+    """The `UserStore` port."""
 
-
-class UserRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    record = StoredUser
 
     async def insert(
         self, username: str, email: str, password_hash: str, roles: Sequence[str] = ()
     ) -> StoredUser:
         """Insert a user; the unique indexes (not a pre-check) decide duplicates, so races end in 409 too."""
         try:
-            row = await self.pool.fetchrow(_INSERT, username, email, password_hash, list(roles))
+            return await self.one(_INSERT, username, email, password_hash, list(roles))
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateUser(_CONSTRAINT_FIELDS.get(exc.constraint_name, "username or email")) from None
-        return _user(row)
 
     async def insert_if_absent(
         self, username: str, email: str, password_hash: str, roles: Sequence[str]
     ) -> StoredUser | None:
         """None when a user with that username or email already exists."""
-        return _user(await self.pool.fetchrow(_INSERT_IF_ABSENT, username, email, password_hash, list(roles)))
+        return await self.one(_INSERT_IF_ABSENT, username, email, password_hash, list(roles))
 
     async def by_username(self, username: str) -> StoredUser | None:
-        return _user(await self.pool.fetchrow(_BY_USERNAME, username))
+        return await self.one(_BY_USERNAME, username)
 
     async def by_id(self, user_id: int) -> StoredUser | None:
-        return _user(await self.pool.fetchrow(_BY_ID, user_id))
+        return await self.one(_BY_ID, user_id)
 
     async def set_active(self, user_id: int, active: bool) -> StoredUser | None:
-        return _user(await self.pool.fetchrow(_SET_ACTIVE, user_id, active))
+        return await self.one(_SET_ACTIVE, user_id, active)
 
     async def delete(self, user_id: int) -> bool:
         return await self.pool.fetchval(_DELETE, user_id) is not None

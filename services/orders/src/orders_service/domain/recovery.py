@@ -6,8 +6,8 @@ not wait for the database), and is cancelled on shutdown.
 - pending for longer than ORDER_STUCK_AFTER_SECONDS: the flow never started (an order turns processing before
   anything is reserved or charged), e.g. the database crashed between the two writes or the insert's reply was
   lost, so the order is failed; nothing needs undoing.
-- processing, with its flow or its background compensation running in this process
-  (`placement.driven_here()`): left to it; that job holds the customer's token the undo needs.
+- processing, with its flow or its background compensation running in this process (`InFlight`,
+  domain/in_flight.py): left to it; that job holds the customer's token the undo needs (and reported as left).
 - processing, with nothing running here (its process died, or its compensation gave up): compensated as orders
   itself (its service identity, service_kit.identity): any payment looked up and refunded, the stock released,
   the order failed "interrupted while processing"; what could not be undone yet (a service down) is retried in
@@ -17,19 +17,11 @@ not wait for the database), and is cancelled on shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from fastapi import FastAPI
-
-from orders_service.core.deps import build_placement
-from orders_service.domain.placement import OrderPlacement, driven_here
-from orders_service.settings import OrdersSettings
-from service_kit.identity import ServiceTokens
+from orders_service.domain.placement import OrderPlacement
 
 logger = logging.getLogger("orders.recovery")
 
@@ -41,16 +33,19 @@ class SweepResult:
     pending_failed: int
     compensated: list[UUID] = field(default_factory=list)  # processing orphans undone and failed this round
     unsettled: list[UUID] = field(default_factory=list)  # orphans whose undo could not be finished yet
+    left: list[UUID] = field(
+        default_factory=list
+    )  # as old, but their flow or compensation runs in this process
 
 
-async def sweep(placement: OrderPlacement, settings: OrdersSettings) -> SweepResult:
+async def sweep(placement: OrderPlacement, stuck_after_seconds: float) -> SweepResult:
     repository = placement.repository
-    age = settings.order_stuck_after_seconds
-    ours = driven_here()
-    failed = await repository.fail_stale_pending(age, INTERRUPTED, list(ours))
+    ours = placement.in_flight.orders()
+    failed = await repository.fail_stale_pending(stuck_after_seconds, INTERRUPTED, list(ours))
     result = SweepResult(failed)
-    for order in await repository.stale_processing(age):
+    for order in await repository.stale_processing(stuck_after_seconds):
         if order.id in ours:
+            result.left.append(order.id)
             continue
         try:
             await placement.compensate_orphan(order)
@@ -66,17 +61,20 @@ async def sweep(placement: OrderPlacement, settings: OrdersSettings) -> SweepRes
 
 
 class Sweeper:
-    def __init__(self, placement: OrderPlacement, settings: OrdersSettings) -> None:
+    def __init__(
+        self, placement: OrderPlacement, interval_seconds: float, stuck_after_seconds: float
+    ) -> None:
         self.placement = placement
-        self.settings = settings
+        self.interval_seconds = interval_seconds
+        self.stuck_after_seconds = stuck_after_seconds
 
     async def run(self) -> None:
         while True:
             try:
-                self._report(await sweep(self.placement, self.settings))
+                self._report(await sweep(self.placement, self.stuck_after_seconds))
             except Exception as exc:  # e.g. the database is down: try again next round
                 logger.warning("order sweep skipped", extra={"error": type(exc).__name__})
-            await asyncio.sleep(self.settings.order_sweep_interval_seconds)
+            await asyncio.sleep(self.interval_seconds)
 
     @staticmethod
     def _report(result: SweepResult) -> None:
@@ -89,17 +87,8 @@ class Sweeper:
                     "processing_unsettled": [str(order_id) for order_id in result.unsettled[:20]],
                 },
             )
-
-
-@asynccontextmanager
-async def recovery_extension(app: FastAPI) -> AsyncIterator[None]:
-    # Orders' own identity towards inventory and payments (client credentials at the users service).
-    app.state.service_tokens = ServiceTokens.from_settings(app.state.settings, app.state.http)
-    sweeper = Sweeper(build_placement(app.state), app.state.settings)
-    task = asyncio.create_task(sweeper.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if result.left:
+            logger.info(
+                "stuck orders left to this process",
+                extra={"order_ids": [str(order_id) for order_id in result.left[:20]]},
+            )

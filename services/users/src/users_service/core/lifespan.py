@@ -1,4 +1,5 @@
-"""Users' own start-up work inside the kit lifespan: build the services on app.state and bootstrap the admin."""
+"""Users' start-up inside the kit's lifespan: the one place that wires the domain to its adapters (on app.state),
+and the admin bootstrap."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import httpx
 from fastapi import FastAPI
 
 from service_kit.auth import TokenVerifier
-from users_service.core.security import PasswordHasher, TokenIssuer
-from users_service.core.throttle import LoginThrottle
 from users_service.domain.accounts import Accounts
 from users_service.infrastructure.repository import UserRepository
+from users_service.infrastructure.security import PasswordHasher, TokenIssuer
+from users_service.infrastructure.throttle import LoginThrottle
 from users_service.settings import UsersSettings
 
 logger = logging.getLogger("users.lifecycle")
@@ -42,7 +43,7 @@ async def _bootstrap_admin_until_done(accounts: Accounts, username: str, passwor
 
 
 @contextlib.asynccontextmanager
-async def users_extension(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: UsersSettings = app.state.settings
     accounts = Accounts(
         UserRepository(app.state.db),

@@ -1,36 +1,12 @@
-"""The payment-provider port and the deterministic simulated adapter.
-
-A real provider (a card processor's API client) implements `PaymentProvider` and is chosen in main.py; the
-service logic only ever talks to the protocol.
-"""
+"""The deterministic simulated payment provider (the `PaymentProvider` port, domain/ports.py)."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
-
-@dataclass(frozen=True)
-class Authorization:
-    approved: bool
-    reference: str | None
-    decline_reason: str | None = None
-
-
-class PaymentProvider(Protocol):
-    async def authorize(self, *, idempotency_key: str, amount: Decimal, currency: str) -> Authorization:
-        """Authorize a charge. The same idempotency key must yield the same authorization."""
-        ...
-
-    async def refund(self, *, reference: str, amount: Decimal, currency: str) -> str:
-        """Refund (or void) an authorization; idempotent per reference. Returns the refund reference."""
-        ...
-
-
-class ProviderError(Exception):
-    """The provider refused an operation it should have accepted (e.g. an unknown reference)."""
+from payments_service.domain.errors import ProviderError
+from payments_service.domain.models import Authorization
 
 
 class SimulatedProvider:

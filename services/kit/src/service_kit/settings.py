@@ -53,6 +53,15 @@ class ServiceSettings(BaseSettings):
     traces_file: str | None = None  # where the console exporter writes (one JSON span a line); default stdout
 
 
+class CallerSettings(ServiceSettings):
+    """Settings of a service that calls other services (service_kit.identity fetches its tokens)."""
+
+    # The issuer's token endpoint (derived by the platform from the issuer's address).
+    service_token_url: str
+    # This service's client secret at the issuer (a stack secret; local runs generate one).
+    service_client_secret: SecretStr
+
+
 def env_var_names(settings_cls: type[BaseSettings]) -> set[str]:
     """The env var names a settings class reads."""
     return {name.upper() for name in settings_cls.model_fields}

@@ -1,4 +1,4 @@
-from service_kit.identity import CallerSettings
+from service_kit.settings import CallerSettings
 
 
 class OrdersSettings(CallerSettings):

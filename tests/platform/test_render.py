@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import kubernetes_validate
+import pulumi._types as pulumi_types
 import pytest
 import yaml
 from render_support import ENVIRONMENTS, REPO_ROOT, objects, rendered
 
 from commerce_ops.local.secrets import rsa_key_pair
-from commerce_ops.render import placeholder_secret, render_environment, write_render
+from commerce_ops.render import RenderError, engine, placeholder_secret, render_environment, write_render
 from commerce_ops.render.manifests import CRD_GROUPS, REDACTED, dump_manifest, validate
 from commerce_platform import catalogue
 from commerce_platform.environments import load_environment
@@ -161,3 +162,26 @@ def test_supported_versions_are_the_validators():
         {utils.major_minor(v) for v in utils.all_versions()}, key=lambda v: tuple(map(int, v.split(".")))
     )
     assert list(SUPPORTED_K8S_VERSIONS) == shipped
+
+
+def test_the_sdk_patches_hold_only_inside_a_render():
+    original = pulumi_types._types_from_py_properties
+    seen = []
+
+    def program() -> dict:
+        seen.append(pulumi_types._types_from_py_properties)
+        return {}
+
+    engine.run_program(program, project="p", stack="s", config={}, secret_keys=set())
+    assert seen == [engine._cached_types_from_py_properties] and seen[0] is not original
+    assert pulumi_types._types_from_py_properties is original
+
+
+def test_an_unknown_pulumi_sdk_stops_the_render_in_one_line(monkeypatch):
+    original = pulumi_types._types_from_py_properties
+    monkeypatch.setattr(engine, "PULUMI_SDK_VERSION", "3.999.0")
+    with pytest.raises(RenderError) as raised:
+        render_environment("prod", REPO_ROOT)
+    message = str(raised.value)
+    assert "\n" not in message and "pulumi 3.223.0, not 3.999.0" in message and "SDK_VERSION" in message
+    assert pulumi_types._types_from_py_properties is original

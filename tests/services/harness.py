@@ -33,8 +33,9 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ from commerce_ops.local.ports import free_port
 from commerce_ops.local.processes import die_with_parent
 from commerce_ops.local.secrets import rsa_key_pair
 from commerce_platform import catalogue
+from commerce_platform.environments import Environment, load_environment
+from commerce_platform.service_env import service_env, token_issuer
 from service_kit.migrations import apply_migrations
 from service_kit.serve import uvicorn_argv
 from service_kit.settings import ServiceSettings
@@ -57,6 +60,10 @@ JWT_ISSUER = ServiceSettings.model_fields["jwt_issuer"].default
 JWT_AUDIENCE = ServiceSettings.model_fields["jwt_audience"].default
 START_TIMEOUT_SECONDS = 60  # generous: the machine is shared and imports are slow under load
 STOP_GRACE_SECONDS = 25
+ENVIRONMENT = "dev"  # whose values the services get, as `ops dev up` gives them
+# Over the environment's values: INFO logs (dev's DEBUG only adds lines to read), and a pool the concurrency tests
+# can fill (dev's is 5 per pod).
+TEST_SETTINGS = {"LOG_LEVEL": "INFO", "DB_POOL_MAX_SIZE": "10"}
 __all__ = ["free_port"]  # re-exported for the tests
 _active: ServiceStack | None = None  # this session's stack, for the module-level helpers below
 
@@ -195,6 +202,27 @@ class Account:
     password: str
 
 
+@cache
+def _environment() -> Environment:
+    return load_environment(ENVIRONMENT, REPO_ROOT)
+
+
+class _StartedAddresses(Mapping[str, str]):
+    """Service name → URL of the session's instance, started on first lookup."""
+
+    def __init__(self, stack: ServiceStack) -> None:
+        self._stack = stack
+
+    def __getitem__(self, name: str) -> str:
+        return self._stack.start(name).url
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(s.name for s in catalogue.SERVICES)
+
+    def __len__(self) -> int:
+        return len(catalogue.SERVICES)
+
+
 class ServiceStack:
     def __init__(self, log_dir: Path, databases: RunDatabases, redis_db: RedisClaim) -> None:
         self.log_dir = log_dir
@@ -229,33 +257,28 @@ class ServiceStack:
         return {k: v for k, v in os.environ.items() if k not in ours}
 
     def service_env(self, name: str) -> dict[str, str]:
-        spec = catalogue.get(name)
-        env = {
+        """What the platform sets for `name` (`commerce_platform.service_env`, as `ops dev up`), with this
+        session's addresses (the services it calls are started first) and secrets, and TEST_SETTINGS."""
+        variables = service_env(_environment(), name, _StartedAddresses(self))
+        secrets_by_name = {
             "DATABASE_URL": self.database_url(name),
-            "LOG_LEVEL": "INFO",
-            "DB_POOL_MIN_SIZE": "1",
-            "DB_POOL_MAX_SIZE": "10",
+            "REDIS_URL": self.redis_url(),
+            "JWT_PRIVATE_KEY": self.signing_key.private_pem,
+            "ADMIN_PASSWORD": self.admin_password,
+            "SERVICE_CLIENT_SECRETS": json.dumps(self.client_secrets),
+            "SERVICE_CLIENT_SECRET": self.client_secrets.get(name),
         }
-        if spec.uses_redis:  # as the platform does: only a service whose settings require Redis gets one
-            env["REDIS_URL"] = self.redis_url()
-        if name == "users":
-            env |= {
-                "JWT_PRIVATE_KEY": self.signing_key.private_pem,
-                "JWT_KEY_ID": self.signing_key.kid,
-                "ADMIN_USERNAME": ADMIN_USERNAME,
-                "ADMIN_PASSWORD": self.admin_password,
-                "SERVICE_CLIENT_SECRETS": json.dumps(self.client_secrets),
-            }
-        else:
-            env["JWT_JWKS_URL"] = f"{self.start('users').url}/.well-known/jwks.json"
-        if spec.calls:
-            env["SERVICE_TOKEN_URL"] = f"{self.start('users').url}/internal/token"
-            env["SERVICE_CLIENT_SECRET"] = self.client_secrets[name]
-        for dependency in spec.calls:
-            env[f"{dependency.upper()}_URL"] = self.start(dependency).url
-        unknown = set(env) - spec.env_var_names
+        env = variables.plain | {n: secrets_by_name[n] for n in variables.secret_names} | TEST_SETTINGS
+        env.pop("METRICS_PORT", None)  # each instance gets a free one (_spawn)
+        if name == token_issuer().name:
+            env["JWT_KEY_ID"] = self.signing_key.kid
+        unknown = set(env) - catalogue.get(name).env_var_names
         if unknown:
             raise AssertionError(f"{name}: harness sets env vars its settings don't read: {sorted(unknown)}")
+        if env.get("ADMIN_USERNAME", ADMIN_USERNAME) != ADMIN_USERNAME:
+            raise AssertionError(
+                f"the {ENVIRONMENT} stack's admin is {env['ADMIN_USERNAME']}: set ADMIN_USERNAME"
+            )
         return env
 
     # --- processes -------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import httpx
 
 from commerce_ops.local.redis import EmbeddedRedis
 from commerce_platform import catalogue
-from commerce_platform.service_env import secret_env_names
+from commerce_platform.environments import load_environment
+from commerce_platform.service_env import service_env
 
 WITHOUT_REDIS = ("orders", "payments")
 READY_WITHOUT_REDIS = ("users", *WITHOUT_REDIS)
@@ -20,9 +21,12 @@ READY_WITHOUT_REDIS = ("users", *WITHOUT_REDIS)
 
 def test_only_inventory_and_users_are_given_redis_by_the_platform():
     assert {s.name for s in catalogue.SERVICES if s.uses_redis} == {"inventory", "users"}
-    assert {"REDIS_URL"} <= secret_env_names("inventory") & secret_env_names("users")
+    dev = load_environment("dev")
+    addresses = {s.name: f"http://{s.name}" for s in catalogue.SERVICES}
+    secret = {s.name: service_env(dev, s, addresses).secret_names for s in catalogue.SERVICES}
+    assert {"REDIS_URL"} <= secret["inventory"] & secret["users"]
     for name in WITHOUT_REDIS:
-        assert "REDIS_URL" not in secret_env_names(name)
+        assert "REDIS_URL" not in secret[name]
 
 
 def test_with_redis_stopped_users_orders_and_payments_stay_ready(services, tmp_path):

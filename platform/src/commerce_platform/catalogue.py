@@ -117,8 +117,3 @@ def get(name: str) -> ServiceSpec:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(BY_NAME)}") from None
-
-
-def callers_of(name: str) -> tuple[str, ...]:
-    """Services that call `name` (NetworkPolicy ingress allows come from this)."""
-    return tuple(s.name for s in SERVICES if name in s.calls)

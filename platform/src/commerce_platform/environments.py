@@ -23,6 +23,7 @@ import difflib
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -46,7 +48,6 @@ BUILD = "build"
 REVIEW_STACK = re.compile(r"^pr-([1-9][0-9]{0,6})$")
 PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENVIRONMENT_RULE = (
     "an environment is a name with both environments/<name>.yaml and Pulumi.<name>.yaml, "
     "or pr-<N> (a review stack derived from dev)"
@@ -445,11 +446,77 @@ def _check_services(file: str, spec: EnvironmentSpec, services: tuple[catalogue.
     for name in known:
         if name not in spec.services:
             raise EnvironmentConfigError(f"{file}: services: missing required key {name!r}")
-    from commerce_platform.service_env import check_settings_overrides
-
     check_settings_overrides(file, "settings", spec.settings, services)
     for s in services:
         check_settings_overrides(file, f"services.{s.name}.settings", spec.services[s.name].settings, (s,))
+
+
+# The env vars service_env computes from the environment and the addresses; environments/ may not override them.
+DERIVED = frozenset(
+    {
+        "SERVICE_NAME",
+        "ENVIRONMENT",
+        "LOG_LEVEL",
+        "JWT_JWKS_URL",
+        "SERVICE_TOKEN_URL",
+        "ADMIN_USERNAME",
+        "METRICS_PORT",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    }
+)
+
+
+def setting_text(value: object) -> str:
+    """A setting's value as the env var text the service reads (booleans as pydantic reads them back)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_settings_overrides(
+    file: str, key: str, overrides: dict[str, SettingValue], services: tuple[catalogue.ServiceSpec, ...]
+) -> None:
+    """environments/ may set only non-secret, non-derived names that the services' settings read."""
+    allowed: set[str] = set()
+    for s in services:
+        allowed |= s.env_var_names - s.secret_env_var_names
+    allowed -= DERIVED
+    allowed -= {f"{c.upper()}_URL" for s in services for c in s.calls}
+    for name in overrides:
+        if name not in allowed:
+            raise EnvironmentConfigError(
+                f"{file}: {key}.{name}: not a non-secret setting the service reads; allowed: {', '.join(sorted(allowed))}"
+            )
+    for name, value in overrides.items():
+        for spec in services:
+            _check_value(file, f"{key}.{name}", spec, name, value)
+
+
+def _check_value(file: str, key: str, spec: catalogue.ServiceSpec, name: str, value: SettingValue) -> None:
+    """The value as the service will read it (the env var's text) must parse as its settings field: a bad value
+    fails the render and `ops policy`, not the pod's start-up."""
+    field = spec.settings.model_fields.get(name.lower())
+    if field is None:
+        return
+    try:
+        _adapter(spec.settings, name.lower()).validate_python(setting_text(value))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise EnvironmentConfigError(
+            f"{file}: {key}: {value!r} is not valid for {spec.name} ({spec.settings.__name__}.{name.lower()}: "
+            f"{_type_name(field.annotation)}): {error['msg']}; fix: set it to a valid {_type_name(field.annotation)}"
+        ) from None
+
+
+@cache
+def _adapter(settings: type[BaseModel], field: str) -> TypeAdapter:
+    """The validator of one settings field (built once: a render loads the environment more than once)."""
+    return TypeAdapter(settings.model_fields[field].annotation)
+
+
+def _type_name(annotation: object) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def parse_environment(

@@ -30,7 +30,7 @@ from commerce_platform.environments import (
 )
 from commerce_platform.images import service_image
 from commerce_platform.secrets import PlatformSecrets
-from commerce_platform.service_env import cluster_addresses, env_for, secret_names_for
+from commerce_platform.service_env import cluster_addresses, service_env
 
 
 class PlatformConfigError(pulumi.RunError):
@@ -58,12 +58,10 @@ def load(stack: str, repo_root: Path | None, services: tuple[catalogue.ServiceSp
 
 
 def build(
-    repo_root: Path | None = None,
-    services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES,
-    environment: Environment | None = None,
+    repo_root: Path | None = None, services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES
 ) -> dict[str, pulumi.Output[Any]]:
     """Declare the whole environment for the current stack and export its outputs."""
-    env = environment or load(pulumi.get_stack(), repo_root, services)
+    env = load(pulumi.get_stack(), repo_root, services)
     secrets = PlatformSecrets(env, services)
     provider = k8s.Provider(
         "kubernetes",
@@ -125,6 +123,7 @@ def _service_deployments(
             "SERVICE_CLIENT_SECRETS": pulumi.Output.secret(pulumi.Output.json_dumps(client_secrets)),
         }
         image, _ = service_image(env, spec, pulumi.ResourceOptions(), repo_root)
+        variables = service_env(env, spec, addresses, services)
         deployment = ServiceDeployment(
             spec.name,
             spec=spec,
@@ -133,8 +132,8 @@ def _service_deployments(
             namespace=namespace,
             image=image,
             version=version_label(release.release),
-            plain_env=env_for(env, spec, addresses, services),
-            secret_env={name: secret_values[name] for name in sorted(secret_names_for(spec))},
+            plain_env=variables.plain,
+            secret_env={name: secret_values[name] for name in sorted(variables.secret_names)},
             needs=postgres.ready,
             opts=in_cluster,
         )

@@ -1,60 +1,45 @@
-"""The one source of a service's environment variables.
+"""The one source of a service's environment variables: `service_env()`.
 
-The Pulumi ServiceDeployment and the local runtime (`ops dev up`) both call this module, so a pod and a local
-process get the same names and the same non-secret values; only the service addresses and the secret values
-differ between them. Every name set here is a field of the service's settings class (tests/platform proves it).
+The Pulumi ServiceDeployment, the local runtime (`ops dev up`) and the services' test harness all call it, so a
+pod, a local process and a test process get the same names and the same non-secret values; only the service
+addresses and the secret values differ between them. Every name set here is a field of the service's settings
+class (tests/platform proves it).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import TypeAdapter, ValidationError
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from commerce_platform import catalogue
-from commerce_platform.environments import Environment, EnvironmentConfigError, load_environment
+from commerce_platform.environments import Environment, setting_text
 
 JWKS_PATH = "/.well-known/jwks.json"
 SERVICE_TOKEN_PATH = "/internal/token"  # the issuer's client-credentials endpoint (service identity)
-# Computed here from the environment and the addresses; environments/ may not override them.
-DERIVED = frozenset(
-    {
-        "SERVICE_NAME",
-        "ENVIRONMENT",
-        "LOG_LEVEL",
-        "JWT_JWKS_URL",
-        "SERVICE_TOKEN_URL",
-        "ADMIN_USERNAME",
-        "METRICS_PORT",
-        "OTEL_TRACES_EXPORTER",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    }
-)
 
 
-def plain_env(
-    environment: str, service: str, addresses: dict[str, str], repo_root: Path | None = None
-) -> dict[str, str]:
-    """Every non-secret env var `service` gets in `environment` (dev, prod, pr-<N>).
+@dataclass(frozen=True)
+class ServiceEnv:
+    """What `service` gets in an environment: the plain values (its ConfigMap), and the names its Secret holds
+    (secretKeyRef): its settings' SecretStr fields it has a use for. The secret values are the caller's."""
+
+    plain: dict[str, str]
+    secret_names: frozenset[str]
+
+
+def service_env(
+    env: Environment,
+    service: str | catalogue.ServiceSpec,
+    addresses: Mapping[str, str],
+    services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES,
+) -> ServiceEnv:
+    """The env of `service` in `env` (dev, prod, pr-<N>, as loaded by `load_environment`).
 
     `addresses` maps service name → base URL, e.g. "http://users.<ns>.svc.cluster.local:8001" in the cluster or
-    "http://127.0.0.1:8001" locally.
+    "http://127.0.0.1:8001" locally; only the token issuer's and the service's callees' are read.
     """
-    return env_for(load_environment(environment, repo_root), catalogue.get(service), addresses)
-
-
-def secret_env_names(service: str) -> set[str]:
-    """Env vars `service` gets from its Secret (secretKeyRef): its settings' SecretStr fields it has a use for."""
-    return secret_names_for(catalogue.get(service))
-
-
-def secret_names_for(spec: catalogue.ServiceSpec) -> set[str]:
-    names = set(spec.secret_env_var_names)
-    if not spec.uses_postgres:
-        names.discard("DATABASE_URL")
-    if not spec.uses_redis:
-        names.discard("REDIS_URL")
-    return names
+    spec = catalogue.get(service) if isinstance(service, str) else service
+    return ServiceEnv(plain=_plain(env, spec, addresses, services), secret_names=_secret_names(spec))
 
 
 def token_issuer(services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES) -> catalogue.ServiceSpec:
@@ -66,11 +51,20 @@ def cluster_addresses(namespace: str, services: tuple[catalogue.ServiceSpec, ...
     return {s.name: f"http://{s.name}.{namespace}.svc.cluster.local:{s.port}" for s in services}
 
 
-def env_for(
+def _secret_names(spec: catalogue.ServiceSpec) -> frozenset[str]:
+    names = set(spec.secret_env_var_names)
+    if not spec.uses_postgres:
+        names.discard("DATABASE_URL")
+    if not spec.uses_redis:
+        names.discard("REDIS_URL")
+    return frozenset(names)
+
+
+def _plain(
     env: Environment,
     spec: catalogue.ServiceSpec,
-    addresses: dict[str, str],
-    services: tuple[catalogue.ServiceSpec, ...] = catalogue.SERVICES,
+    addresses: Mapping[str, str],
+    services: tuple[catalogue.ServiceSpec, ...],
 ) -> dict[str, str]:
     names = spec.env_var_names
     values: dict[str, object] = {
@@ -99,49 +93,4 @@ def env_for(
     release = env.spec.services.get(spec.name)
     if release is not None:
         values.update(release.settings)
-    return {k: _text(values[k]) for k in sorted(values)}
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def check_settings_overrides(
-    file: str, key: str, overrides: dict[str, object], services: tuple[catalogue.ServiceSpec, ...]
-) -> None:
-    """environments/ may set only non-secret, non-derived names that the services' settings read."""
-    allowed: set[str] = set()
-    for s in services:
-        allowed |= s.env_var_names - s.secret_env_var_names
-    allowed -= DERIVED
-    allowed -= {f"{c.upper()}_URL" for s in services for c in s.calls}
-    for name in overrides:
-        if name not in allowed:
-            raise EnvironmentConfigError(
-                f"{file}: {key}.{name}: not a non-secret setting the service reads; allowed: {', '.join(sorted(allowed))}"
-            )
-    for name, value in overrides.items():
-        for spec in services:
-            _check_value(file, f"{key}.{name}", spec, name, value)
-
-
-def _check_value(file: str, key: str, spec: catalogue.ServiceSpec, name: str, value: object) -> None:
-    """The value as the service will read it (the env var's text) must parse as its settings field: a bad value
-    fails the render and `ops policy`, not the pod's start-up."""
-    field = spec.settings.model_fields.get(name.lower())
-    if field is None:
-        return
-    try:
-        TypeAdapter(field.annotation).validate_python(_text(value))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise EnvironmentConfigError(
-            f"{file}: {key}: {value!r} is not valid for {spec.name} ({spec.settings.__name__}.{name.lower()}: "
-            f"{_type_name(field.annotation)}): {error['msg']}; fix: set it to a valid {_type_name(field.annotation)}"
-        ) from None
-
-
-def _type_name(annotation: object) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    return {k: setting_text(values[k]) for k in sorted(values)}

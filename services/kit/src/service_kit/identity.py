@@ -16,20 +16,11 @@ from collections.abc import AsyncGenerator
 import httpx
 from pydantic import SecretStr
 
-from service_kit.settings import ServiceSettings
+from service_kit.settings import CallerSettings
 
 GRANT_TYPE = "client_credentials"
 # Fetch a new token this long before the cached one expires, so no call goes out with a token about to lapse.
 REFRESH_MARGIN_SECONDS = 30.0
-
-
-class CallerSettings(ServiceSettings):
-    """Settings of a service that calls other services."""
-
-    # The issuer's token endpoint (derived by the platform from the issuer's address).
-    service_token_url: str
-    # This service's client secret at the issuer (a stack secret; local runs generate one).
-    service_client_secret: SecretStr
 
 
 class ServiceTokenError(httpx.TransportError):

@@ -7,7 +7,7 @@ they set from them, and tests/platform checks that nothing else is set.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,16 +53,29 @@ class ServiceSettings(BaseSettings):
     traces_file: str | None = None  # where the console exporter writes (one JSON span a line); default stdout
 
 
+class CallerSettings(ServiceSettings):
+    """Settings of a service that calls other services (service_kit.identity fetches its tokens)."""
+
+    # The issuer's token endpoint (derived by the platform from the issuer's address).
+    service_token_url: str
+    # This service's client secret at the issuer (a stack secret; local runs generate one).
+    service_client_secret: SecretStr
+
+
 def env_var_names(settings_cls: type[BaseSettings]) -> set[str]:
     """The env var names a settings class reads."""
     return {name.upper() for name in settings_cls.model_fields}
 
 
 def secret_env_var_names(settings_cls: type[BaseSettings]) -> set[str]:
-    """The env var names whose values are secrets (SecretStr fields)."""
-    names = set()
-    for name, field in settings_cls.model_fields.items():
-        annotation = str(field.annotation)
-        if "SecretStr" in annotation:
-            names.add(name.upper())
-    return names
+    """The env var names whose values are secrets (SecretStr fields, optional ones included)."""
+    return {
+        name.upper() for name, field in settings_cls.model_fields.items() if _holds_secret(field.annotation)
+    }
+
+
+def _holds_secret(annotation: object) -> bool:
+    """SecretStr (or a subclass), or a union / Annotated / generic with one inside (`SecretStr | None`)."""
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return True
+    return any(_holds_secret(arg) for arg in get_args(annotation))

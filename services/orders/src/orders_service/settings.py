@@ -1,6 +1,6 @@
 from pydantic import Field
 
-from service_kit.identity import CallerSettings
+from service_kit.settings import CallerSettings
 
 # Background compensation waits this long before its first retries, then ORDER_COMPENSATION_RETRY_SECONDS.
 _COMPENSATION_RAMP = (0.2, 0.5, 1.0)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from commerce_platform import catalogue
-from commerce_platform import service_env as platform_env
+from commerce_platform.environments import Environment
+from commerce_platform.service_env import service_env
 
 ENVIRONMENT = "dev"
 
@@ -47,15 +49,13 @@ class SecretValues:
         return found
 
 
-def service_env(
-    service: str, addresses: dict[str, str], secrets: SecretValues, environment: str = ENVIRONMENT
+def local_env(
+    environment: Environment, service: str, addresses: Mapping[str, str], secrets: SecretValues
 ) -> dict[str, str]:
     """Exactly the variables the platform sets for `service` in `environment` (dev for `ops dev`), with local
     addresses and secret values."""
-    env = dict(platform_env.plain_env(environment, service, addresses))
-    for name in sorted(platform_env.secret_env_names(service)):
-        env[name] = secrets.value(service, name)
-    return env
+    variables = service_env(environment, service, addresses)
+    return variables.plain | {name: secrets.value(service, name) for name in sorted(variables.secret_names)}
 
 
 def process_env(service_vars: dict[str, str]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from commerce_ops.local import database, ports, processes, seed
-from commerce_ops.local.environment import ENVIRONMENT, SecretValues, process_env, service_env
+from commerce_ops.local.environment import ENVIRONMENT, SecretValues, local_env, process_env
 from commerce_ops.local.gateway import HEALTH_PATH, ROUTES_ENV, TIMEOUT_ENV
 from commerce_ops.local.layout import LocalLayout
 from commerce_ops.local.postgres import EmbeddedPostgres
@@ -33,7 +33,8 @@ from commerce_ops.local.secrets import LocalSecrets, load_or_create, save
 from commerce_ops.local.state import RunState
 from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
-from commerce_platform import service_env as service_env_module
+from commerce_platform.environments import Environment, load_environment
+from commerce_platform.service_env import service_env
 from service_kit.serve import uvicorn_argv
 
 GATEWAY = "gateway"
@@ -85,6 +86,7 @@ class LocalPlatform:
             port_offset=self.config.port_offset, db_prefix=self.config.db_prefix
         )
         self._secrets: LocalSecrets | None = None
+        self._environment: Environment | None = None
         self._popen: dict[str, subprocess.Popen] = {}  # our own children, so we can reap them
 
     @classmethod
@@ -201,13 +203,20 @@ class LocalPlatform:
         return found
 
     @property
+    def environment(self) -> Environment:
+        """The environment whose values the services get (`ops dev`: dev), loaded and validated once."""
+        if self._environment is None:
+            self._environment = load_environment(self.config.environment)
+        return self._environment
+
+    @property
     def admin_username(self) -> str:
         """The platform's dev admin name (from the stack config, via service_env), with the local password."""
-        users = service_env_module.plain_env(self.config.environment, "users", self.addresses())
+        users = service_env(self.environment, "users", self.addresses()).plain
         return users.get("ADMIN_USERNAME", self.secrets.admin_username)
 
     def service_env(self, service: str) -> dict[str, str]:
-        env = service_env(service, self.addresses(), self.secret_values(), self.config.environment)
+        env = local_env(self.environment, service, self.addresses(), self.secret_values())
         # In the cluster /metrics has a port of its own (the NetworkPolicy admits the monitoring namespace there
         # alone); on a laptop it stays on the service port, `curl localhost:8001/metrics` (service_kit.metrics).
         env.pop("METRICS_PORT", None)

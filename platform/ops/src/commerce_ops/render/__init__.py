@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from commerce_ops import paths
-from commerce_ops.render.engine import run_program
+from commerce_ops.render.engine import SdkVersionError, run_program
 from commerce_ops.render.manifests import (
     ManifestInvalid,
     clean,
@@ -108,7 +108,7 @@ def render_environment(
         run = run_program(
             lambda: build(root, services), project=PROJECT, stack=env, config=config, secret_keys=secret_keys
         )
-    except (EnvironmentConfigError, PlatformConfigError, MissingSecretError) as exc:
+    except (EnvironmentConfigError, PlatformConfigError, MissingSecretError, SdkVersionError) as exc:
         raise RenderError(str(exc)) from None
 
     resources = []

@@ -14,26 +14,58 @@ import hashlib
 import importlib
 import json
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi._types as pulumi_types
-from pulumi.runtime import mocks, rpc, set_all_config
+from pulumi._version import _VERSION as PULUMI_SDK_VERSION
+from pulumi.runtime import mocks, set_all_config
 from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-# The SDK re-resolves the type hints of every input/output class on every (de)serialisation; they are fixed
-# per class, and resolving them is most of a render's time. Cache it (same results, read-only dicts).
-if not hasattr(pulumi_types._types_from_py_properties, "cache_info"):
-    pulumi_types._types_from_py_properties = functools.cache(pulumi_types._types_from_py_properties)
+# --- SDK speed-ups ------------------------------------------------------------------------------------------------
+# Kept: only what measured faster, side by side in one process (BENCHMARKS.md, "Developer loop"). Tried and dropped:
+# an O(1)-remove set for the SDK's deque of outstanding outputs (+28 ms CPU per dev render: the deque stays short),
+# running the mock monitor's calls inline instead of on the loop's thread pool (+160 ms: the SDK's _sync_await then
+# pumps the loop re-entrantly), and importing the pulumi_kubernetes modules at import time (no gain for one render).
+
+# The SDK version the patches were written and measured on (platform/pyproject.toml pins it); on any other the render
+# stops with one line rather than patch an SDK whose internals may have moved.
+SDK_VERSION = "3.223.0"
 
 
-# pulumi_kubernetes loads its modules lazily on first attribute access, so without this the first render would
-# pay ~1 s of imports. Load, at import time, the ones the components use (args, outputs and resource classes).
+class SdkVersionError(RuntimeError):
+    """The installed Pulumi SDK is not the one the render's SDK patches were measured on (one line)."""
+
+
+# The SDK re-resolves the type hints of every input/output class on every (de)serialisation; they are fixed per
+# class, and resolving them was most of a render's time (-0.8 s CPU per dev render). Cached: same results,
+# read-only dicts; one cache for every render in the process.
+_cached_types_from_py_properties = functools.cache(pulumi_types._types_from_py_properties)
+
+
+@contextmanager
+def sdk_speedups() -> Iterator[None]:
+    """The SDK patches, applied for one render and undone after it: nothing outside a render runs with them."""
+    if PULUMI_SDK_VERSION != SDK_VERSION:
+        raise SdkVersionError(
+            f"the render's SDK patches (commerce_ops/render/engine.py) are measured on pulumi {SDK_VERSION}, "
+            f"not {PULUMI_SDK_VERSION}: measure them on it and set SDK_VERSION"
+        )
+    previous = pulumi_types._types_from_py_properties
+    pulumi_types._types_from_py_properties = _cached_types_from_py_properties
+    try:
+        yield
+    finally:
+        pulumi_types._types_from_py_properties = previous
+
+
+# pulumi_kubernetes loads its modules lazily on first attribute access. The render benchmark loads the ones the
+# components use (args, outputs and resource classes) before it starts timing.
 SDK_MODULES = {
     "core.v1": (
         "Namespace",
@@ -62,34 +94,6 @@ def load_sdk_modules() -> None:
         for name in classes:
             getattr(package, name)
     vars(importlib.import_module("pulumi_kubernetes.provider"))
-
-
-load_sdk_modules()
-
-
-class _TaskSet:
-    """Drop-in for the SDK's deque of outstanding outputs with O(1) remove (a deque makes a render quadratic in
-    the number of outputs: every resolved Output removes itself by linear search)."""
-
-    def __init__(self) -> None:
-        self._tasks: dict[Any, None] = {}
-
-    def append(self, task: Any) -> None:
-        self._tasks[task] = None
-
-    def remove(self, task: Any) -> None:
-        try:
-            del self._tasks[task]
-        except KeyError:
-            raise ValueError(task) from None
-
-    def popleft(self) -> Any:
-        task = next(iter(self._tasks))
-        del self._tasks[task]
-        return task
-
-    def __len__(self) -> int:
-        return len(self._tasks)
 
 
 @dataclass
@@ -145,7 +149,22 @@ def _stable_json(value: Any) -> str:
 class EchoMocks(pulumi.runtime.Mocks):
     """Outputs = inputs, plus what the real provider would fill in that the program reads back."""
 
+    def __init__(self) -> None:
+        self._recording = threading.local()  # the Registration being made on this thread, if any
+
+    @contextmanager
+    def recording(self, registration: Registration) -> Iterator[None]:
+        """`new_resource` calls on this thread meanwhile record their inputs in `registration`."""
+        self._recording.registration = registration
+        try:
+            yield
+        finally:
+            self._recording.registration = None
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        registration = getattr(self._recording, "registration", None)
+        if registration is not None:
+            registration.inputs = args.inputs  # deserialised once, by the SDK's RegisterResource
         outputs = dict(args.inputs)
         if args.typ == "docker:index/image:Image":
             # The registry answers a push with the content digest; here, a digest of the build inputs.
@@ -163,14 +182,17 @@ class EchoMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, which also records each registration's parent, dependencies, provider and options
+    (its inputs come from the mocks' `new_resource`, which the SDK's RegisterResource calls on the same thread)."""
+
     def __init__(self, run: Run):
-        super().__init__(EchoMocks())
+        self.echo = EchoMocks()
+        super().__init__(self.echo)
         self.run = run
 
     def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
-        inputs = {} if request.type == "pulumi:pulumi:Stack" else rpc.deserialize_properties(request.object)
-        self.run.resources[urn] = Registration(
+        registration = Registration(
             urn=urn,
             type=request.type,
             name=request.name,
@@ -178,24 +200,12 @@ class RecordingMonitor(mocks.MockMonitor):
             dependencies=sorted(set(request.dependencies)),
             provider=request.provider.split("::")[-2] if request.provider else "",
             custom=bool(request.custom),
-            inputs=inputs,
+            inputs={},
             options=resource_options(request),
         )
-        if request.type == "pulumi:pulumi:Stack":
-            return resource_pb2.RegisterResourceResponse(urn=urn)
-        resource_id, state = self.mocks.new_resource(
-            mocks.MockResourceArgs(
-                typ=request.type,
-                name=request.name,
-                inputs=inputs,
-                provider=request.provider,
-                resource_id=request.importId,
-                custom=request.custom or False,
-            )
-        )
-        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
-        props = _sync_await(rpc.serialize_properties(state, {}))
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=props)
+        self.run.resources[urn] = registration
+        with self.echo.recording(registration):
+            return super().RegisterResource(request)
 
 
 def run_program(
@@ -219,22 +229,23 @@ def _run_isolated(program, project: str, stack: str, config: dict[str, str], sec
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        set_all_config(config, sorted(secret_keys))
-        mocks.set_mocks(
-            EchoMocks(), project=project, stack=stack, preview=False, monitor=RecordingMonitor(run)
-        )
-        pulumi_settings.SETTINGS.outputs = _TaskSet()  # after set_mocks (see _TaskSet)
-        pulumi_settings.SETTINGS.lock = threading.Lock()
-        returned: dict[str, pulumi.Output[Any]] = {}
+        with sdk_speedups():
+            set_all_config(config, sorted(secret_keys))
+            monitor = RecordingMonitor(run)
+            mocks.set_mocks(monitor.echo, project=project, stack=stack, preview=False, monitor=monitor)
+            # The mock settings leave these unset, and this run's context is fresh.
+            pulumi_settings.SETTINGS.outputs = deque()
+            pulumi_settings.SETTINGS.lock = threading.Lock()
+            returned: dict[str, pulumi.Output[Any]] = {}
 
-        def body() -> None:
-            returned.update(program())
+            def body() -> None:
+                returned.update(program())
 
-        loop.run_until_complete(run_pulumi_func(body))
-        for key, output in returned.items():
-            run.outputs[key] = loop.run_until_complete(output.future())
-            if loop.run_until_complete(output.is_secret()):
-                run.secret_outputs.add(key)
+            loop.run_until_complete(run_pulumi_func(body))
+            for key, output in returned.items():
+                run.outputs[key] = loop.run_until_complete(output.future())
+                if loop.run_until_complete(output.is_secret()):
+                    run.secret_outputs.add(key)
         return run
     finally:
         loop.close()

@@ -234,6 +234,8 @@ class ServiceStack:
             "LOG_LEVEL": "INFO",
             "DB_POOL_MIN_SIZE": "1",
             "DB_POOL_MAX_SIZE": "10",
+            # A disabled user is refused within 1 s (default 30): revocation tests poll for seconds, not a minute.
+            "ACTIVE_CHECK_SECONDS": "1",
         }
         if spec.uses_redis:  # as the platform does: only a service whose settings require Redis gets one
             env["REDIS_URL"] = self.redis_url()

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Query, Request
 from starlette.datastructures import State
 
 from orders_service.domain.placement import OrderPlacement
-from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, UsersClient
+from orders_service.infrastructure.clients import InventoryClient, PaymentsClient
 from orders_service.infrastructure.repository import OrdersRepository
 from orders_service.settings import OrdersSettings
 
@@ -24,7 +24,6 @@ def build_placement(state: State) -> OrderPlacement:
 
     return OrderPlacement(
         OrdersRepository(state.db),
-        client(UsersClient, "users", settings.users_url),
         client(InventoryClient, "inventory", settings.inventory_url),
         client(PaymentsClient, "payments", settings.payments_url),
         currency=settings.order_currency,

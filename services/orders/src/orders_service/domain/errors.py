@@ -19,14 +19,6 @@ class IdempotencyKeyReused(OrderError):
     status_code = 422
 
 
-class InactiveUser(OrderError):
-    status_code = 400
-
-
-class NotAuthenticated(OrderError):
-    status_code = 401
-
-
 class DownstreamError(OrderError):
     """A service we call answered in a way it should not have (an unexpected status or body)."""
 

@@ -9,3 +9,4 @@ app = create_app(
     routers=[products.router, reservations.router],
     extension=inventory_extension,
 )
+products.serve_hot_reads(app)

@@ -121,48 +121,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout: aiohttp.ClientTimeout,
     ) -> tuple[int, Any, bytes]:
         """One request, read whole: (status, headers, body); measured; failures as httpx's exceptions."""
-        if not metrics.enabled():
-            return await self._exchange(method, url, headers, body, timeout)
-        target = self.targets.get(url.raw_authority, metrics.OTHER_TARGET)
+        measured = metrics.enabled()
+        target = self.targets.get(url.raw_authority, metrics.OTHER_TARGET) if measured else ""
         started = time.perf_counter()
         status = "error"
-        try:
-            answer = await self._exchange(method, url, headers, body, timeout)
-            status = str(answer[0])
-            return answer
-        except httpx.TransportError as exc:
-            metrics.CLIENT_ERRORS.labels(target, _error_kind(exc)).inc()
-            raise
-        finally:
-            metrics.CLIENT_DURATION.labels(target, method, status).observe(time.perf_counter() - started)
-
-    async def _exchange(
-        self,
-        method: str,
-        url: URL,
-        headers: Mapping[str, str] | list[tuple[str, str]],
-        body: bytes | None,
-        timeout: aiohttp.ClientTimeout,
-    ) -> tuple[int, Any, bytes]:
         try:
             async with self._session_on_this_loop().request(
                 method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
             ) as response:
-                return response.status, response.headers, await response.read()
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timed out") from exc
-        except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc)) from exc
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            aiohttp.ClientResponseError,
-        ) as exc:
-            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise httpx.NetworkError(str(exc) or type(exc).__name__) from exc
+                answer = response.status, response.headers, await response.read()
+            status = str(answer[0])
+            return answer
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            error = _transport_error(exc)
+            if measured:
+                metrics.CLIENT_ERRORS.labels(target, _error_kind(error)).inc()
+            raise error from exc
+        finally:
+            if measured:
+                metrics.CLIENT_DURATION.labels(target, method, status).observe(time.perf_counter() - started)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
@@ -191,6 +168,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _transport_error(exc: BaseException) -> httpx.TransportError:
+    """aiohttp's failure as the httpx exception callers handle."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timed out")
+    if isinstance(exc, aiohttp.SocketTimeoutError | TimeoutError):
+        return httpx.ReadTimeout(str(exc) or "read timed out")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc))
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError
+    ):
+        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
+    return httpx.NetworkError(str(exc) or type(exc).__name__)
 
 
 def _error_kind(exc: httpx.TransportError) -> str:
@@ -282,29 +274,21 @@ async def _authorized(
     timeout: aiohttp.ClientTimeout,
     auth: ServiceAuth | None,
 ) -> Reply:
+    async def once() -> Reply:
+        if not tracing.enabled():
+            return Reply(*await transport.exchange(method, url, headers, body, timeout))
+        with tracing.client_span(method, str(url), headers) as span:
+            reply = Reply(*await transport.exchange(method, url, headers, body, timeout))
+            span.set_attribute("http.response.status_code", reply.status_code)
+            return reply
+
     token = None
     if auth is not None:
         token = await auth.tokens.token(auth.audience)
         headers["Authorization"] = f"Bearer {token}"
-    reply = await _traced(transport, method, url, headers, body, timeout)
+    reply = await once()
     if auth is not None and reply.status_code == 401:  # e.g. the issuer's key rotated: one retry, a new token
         renewed = await auth.tokens.token(auth.audience, renew=True, stale=token)
         headers["Authorization"] = f"Bearer {renewed}"
-        reply = await _traced(transport, method, url, headers, body, timeout)
+        reply = await once()
     return reply
-
-
-async def _traced(
-    transport: AiohttpTransport,
-    method: str,
-    url: URL,
-    headers: dict[str, str],
-    body: bytes | None,
-    timeout: aiohttp.ClientTimeout,
-) -> Reply:
-    if not tracing.enabled():
-        return Reply(*await transport.exchange(method, url, headers, body, timeout))
-    with tracing.client_span(method, str(url), headers) as span:
-        reply = Reply(*await transport.exchange(method, url, headers, body, timeout))
-        span.set_attribute("http.response.status_code", reply.status_code)
-        return reply

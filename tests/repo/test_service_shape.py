@@ -58,7 +58,7 @@ def test_routes_never_catch(name):
 def test_the_layer_check_catches_a_domain_module_importing_infrastructure(tmp_path):
     bad = tmp_path / "placement.py"
     bad.write_text(
-        "from orders_service.infrastructure.clients import UsersClient\nimport orders_service.core.deps\n"
+        "from orders_service.infrastructure.clients import InventoryClient\nimport orders_service.core.deps\n"
     )
     assert layer_violations("orders_service", [bad]) == [
         "placement.py: orders_service.core.deps",

@@ -63,7 +63,13 @@ STOP_GRACE_SECONDS = 25
 ENVIRONMENT = "dev"  # whose values the services get, as `ops dev up` gives them
 # Over the environment's values: INFO logs (dev's DEBUG only adds lines to read), and a pool the concurrency tests
 # can fill (dev's is 5 per pod).
-TEST_SETTINGS = {"LOG_LEVEL": "INFO", "DB_POOL_MAX_SIZE": "10"}
+TEST_SETTINGS = {
+    "LOG_LEVEL": "INFO",
+    "DB_POOL_MIN_SIZE": "1",
+    "DB_POOL_MAX_SIZE": "10",
+    # A disabled user is refused within 1 s (default 30): revocation tests poll for seconds, not a minute.
+    "ACTIVE_CHECK_SECONDS": "1",
+}
 __all__ = ["free_port"]  # re-exported for the tests
 _active: ServiceStack | None = None  # this session's stack, for the module-level helpers below
 

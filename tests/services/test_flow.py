@@ -228,15 +228,24 @@ async def test_an_interrupted_order_is_resumed_when_retried_with_its_key(
 
 
 def test_an_unreachable_users_service_is_a_clean_503(services, orders, product, register_and_login):
+    # Orders reaches users only for the token's keys (JWKS), its active check and its own service tokens (no
+    # call per order): with users gone before orders ever got its keys, an order is a clean 503.
     dead = f"http://127.0.0.1:{free_port()}"
-    instance = services.start_extra("orders", env={"USERS_URL": dead})
+    instance = services.start_extra(
+        "orders",
+        env={
+            "USERS_URL": dead,
+            "JWT_JWKS_URL": f"{dead}/.well-known/jwks.json",
+            "SERVICE_TOKEN_URL": f"{dead}/internal/token",
+        },
+    )
     try:
         response = httpx.post(
             instance.url + "/orders/",
             json=order_body(product["id"]),
             headers=auth(register_and_login().token),
         )
-        assert (response.status_code, response.json()) == (503, {"detail": "users service unreachable"})
+        assert (response.status_code, response.json()) == (503, {"detail": "token issuer unavailable"})
     finally:
         services.stop(instance)
 

@@ -102,3 +102,38 @@ async def test_jwks_keys_are_built_per_kid_and_rebuilt_after_a_rotation(jwks_ser
             assert refused.value.status_code == 401
     finally:
         await http.aclose()
+
+
+@pytest.mark.parametrize("seconds", ["0", "61", "-5"])
+def test_the_active_check_window_is_refused_outside_1_to_60_seconds(seconds, monkeypatch):
+    """The 60 s bound on a disabled user's access cannot be configured away: a start-up error naming the fix."""
+    from service_kit.app import ConfigurationError, load_settings
+
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name.upper(), value)
+    monkeypatch.setenv("ACTIVE_CHECK_SECONDS", seconds)
+    with pytest.raises(ConfigurationError, match=r"ACTIVE_CHECK_SECONDS: Input should be"):
+        load_settings(ServiceSettings)
+    monkeypatch.setenv("ACTIVE_CHECK_SECONDS", "60")
+    assert load_settings(ServiceSettings).active_check_seconds == 60
+
+
+async def test_a_verified_token_is_not_verified_again_until_the_window_passes(monkeypatch):
+    """The same token again (a customer's next order) skips the RS256 check; another token does not."""
+    import service_kit.auth as kit_auth
+
+    key = KeyPair.generate("a")
+    verifier = TokenVerifier(ServiceSettings(**SETTINGS), public_key=key.public_pem)
+    decoded = []
+    real_decode = kit_auth.jwt.decode
+    monkeypatch.setattr(kit_auth.jwt, "decode", lambda *a, **kw: decoded.append(1) or real_decode(*a, **kw))
+    first, second = token(key), token(key, sub="8")
+    for _ in range(3):
+        assert (await verifier.verify(first)).user_id == "7"
+    assert (await verifier.verify(second)).user_id == "8"
+    assert len(decoded) == 2
+    verifier._verified.clear()  # the window passed (or the key set changed): checked in full again
+    assert (await verifier.verify(first)).user_id == "7" and len(decoded) == 3
+    forged = first[:-4] + ("AAAA" if not first.endswith("AAAA") else "BBBB")
+    with pytest.raises(HTTPException):
+        await verifier.verify(forged)

@@ -196,3 +196,31 @@ async def test_send_retries_only_what_is_safe_to_repeat(server, client):
     with pytest.raises(httpx.RemoteProtocolError):
         await send(client, "POST", server.url + "/drop", idempotent=False, retries=1)
     assert server.hits["/drop"] == 3
+
+
+async def test_send_goes_straight_to_the_pool_with_json_params_and_the_request_id(server, client):
+    """`send()` (orders' calls) builds the request itself, without httpx: what reaches the server is the same."""
+    token = request_id_var.set("req-456")
+    try:
+        reply = await send(
+            client,
+            "POST",
+            server.url + "/echo",
+            idempotent=False,
+            json={"amount": "9.99", "name": "crème"},
+            params={"order_id": "a b"},
+            headers={"Idempotency-Key": "k-2"},
+        )
+    finally:
+        request_id_var.reset(token)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    seen = reply.json()
+    assert (seen["method"], seen["target"]) == ("POST", "/echo?order_id=a+b")
+    assert json.loads(seen["body"]) == {"amount": "9.99", "name": "crème"}
+    headers = {k.lower(): v for k, v in seen["headers"]}
+    assert headers["x-request-id"] == "req-456" and headers["idempotency-key"] == "k-2"
+    assert headers["content-type"] == "application/json"
+    with pytest.raises(httpx.ConnectError):
+        await send(client, "GET", f"http://127.0.0.1:{free_port()}/", idempotent=True, retries=0)
+    with pytest.raises(httpx.ReadTimeout):
+        await send(client, "GET", server.url + "/slow", idempotent=True, retries=0, timeout=0.3)

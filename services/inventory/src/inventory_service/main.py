@@ -8,3 +8,4 @@ from service_kit.app import create_app
 app = create_app(
     InventorySettings, title="inventory", routers=[products.router, reservations.router], extension=lifespan
 )
+products.serve_hot_reads(app)

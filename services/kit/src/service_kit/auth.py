@@ -6,7 +6,7 @@ shuts out `alg: none` and HS256-signed-with-the-public-key tokens.
 
 Two kinds of token, told apart by the `service` claim and the audience:
 - an end user's (POST /token): audience JWT_AUDIENCE, no `service` claim. Still-active is checked too: a
-  disabled or deleted user's token stops working within `ACTIVE_CHECK_SECONDS` + the issuer's own check.
+  disabled or deleted user's token stops working within the setting `ACTIVE_CHECK_SECONDS` (1–60 s).
 - a service's (POST /internal/token, client credentials): audience = the one service it is for (this service's
   SERVICE_NAME), `service` = the caller's name. Internal endpoints take only these (`CallingService`: 403 for an
   end user's token); a call on behalf of a user carries the user's own token in `X-Acting-User`, verified like
@@ -40,8 +40,9 @@ ADMIN_ROLE = "admin"
 SERVICE_CLAIM = "service"
 ACTING_USER_HEADER = "X-Acting-User"
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
-# How long a service trusts the issuer's "this user is active" answer. With the issuer checking its own database
-# on every request, a disabled or deleted user loses access everywhere within this many seconds.
+# How long a service trusts the issuer's "this user is active" answer by default (the setting
+# ACTIVE_CHECK_SECONDS). With the issuer checking its own database on every request, a disabled or deleted user
+# loses access everywhere within this many seconds.
 ACTIVE_CHECK_SECONDS = 30
 # The issuer's endpoint that answers for a user's own token (401 once the user is disabled or gone).
 USER_STATUS_PATH = "/users/me/"
@@ -82,9 +83,11 @@ class IssuerActiveCheck:
         self._answers: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=ttl)
 
     @classmethod
-    def from_jwks_url(cls, http: httpx.AsyncClient, jwks_url: str) -> IssuerActiveCheck:
+    def from_jwks_url(
+        cls, http: httpx.AsyncClient, jwks_url: str, ttl: float = ACTIVE_CHECK_SECONDS
+    ) -> IssuerActiveCheck:
         parts = urlsplit(jwks_url)
-        return cls(http, f"{parts.scheme}://{parts.netloc}{USER_STATUS_PATH}")
+        return cls(http, f"{parts.scheme}://{parts.netloc}{USER_STATUS_PATH}", ttl)
 
     async def __call__(self, principal: Principal) -> bool:
         known = self._answers.get(principal.user_id)
@@ -149,8 +152,16 @@ class TokenVerifier:
         if not self.public_key and not self.jwks_url:
             raise ValueError("set JWT_PUBLIC_KEY or JWT_JWKS_URL so tokens can be verified")
         if active_check is None and http is not None and self.jwks_url:
-            active_check = IssuerActiveCheck.from_jwks_url(http, self.jwks_url)
+            active_check = IssuerActiveCheck.from_jwks_url(http, self.jwks_url, settings.active_check_seconds)
         self.active_check = active_check
+        # Tokens whose signature and claims were verified, by their exact text: a customer's orders and a calling
+        # service's requests carry the same token again and again, and the RS256 check (python-jose, then the
+        # claims) was ~10% of orders' and payments' CPU per order. Kept ACTIVE_CHECK_SECONDS at most (and never
+        # past the token's `exp`), and dropped whenever the key set changes (a rotation); what depends on the
+        # request (audience, kind of token, the user still active) is still checked every time.
+        self._verified: TTLCache[str, dict[str, Any]] = TTLCache(
+            maxsize=4096, ttl=settings.active_check_seconds
+        )
 
     async def _jwks_keys(self, kid: str | None, refresh: bool = False) -> dict[str, Any]:
         async with self._lock:
@@ -184,6 +195,7 @@ class TokenVerifier:
         jwks = await self._jwks_keys(kid)
         if jwks is not self._jwk_objects_from:  # fetched anew: forget the keys built from the old set
             self._jwk_objects, self._jwk_objects_from = {}, jwks
+            self._verified.clear()  # and what was verified with them
         if not isinstance(kid, str) or not kid:
             return jwks  # no usable key id in the token: let python-jose try the whole set, as before
         if kid not in self._jwk_objects:
@@ -196,6 +208,9 @@ class TokenVerifier:
     async def claims(self, token: str) -> dict[str, Any]:
         """The claims of a token signed by the issuer, unexpired, with every required claim; the audience is
         checked by `verify` and `verify_service`, which know which one each kind of token must carry."""
+        known = self._verified.get(token)
+        if known is not None and known["exp"] > time.time():
+            return known
         try:
             key = await self._key_for(token)
             claims = jwt.decode(
@@ -211,6 +226,8 @@ class TokenVerifier:
             raise unauthorized("invalid token") from exc
         if not isinstance(claims.get("sub"), str) or not _audiences(claims):
             raise unauthorized("invalid token")
+        if isinstance(claims["exp"], int | float):
+            self._verified[token] = claims
         return claims
 
     @staticmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, get_args
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,10 @@ class ServiceSettings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
     jwks_cache_seconds: int = 300
+    # How long a service trusts the issuer's "this user is active" answer (service_kit.auth), per user. A disabled
+    # or deleted user's token stops working everywhere within this many seconds, so it is bounded to 1–60: the
+    # 60 s bound on revocation cannot be configured away.
+    active_check_seconds: int = Field(default=30, ge=1, le=60)
 
     # Prometheus metrics (service_kit.metrics): with METRICS_PORT (the platform sets it) on that port alone,
     # without it (`ops dev up`) on the service port.

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 import httpx
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -134,6 +136,21 @@ class TracingMiddleware:
             )
             self._for = provider
         await self._traced(scope, receive, send)
+
+
+@contextmanager
+def client_span(method: str, url: str, headers: dict[str, str]) -> Iterator[trace.Span]:
+    """A client span around an outgoing call made without httpx (service_kit.http.send, the gateway), with
+    `traceparent` put into `headers`; errors are recorded on the span. Call only with tracing on."""
+    assert _provider is not None
+    tracer = _provider.get_tracer("service_kit.http")
+    with tracer.start_as_current_span(
+        method,
+        kind=trace.SpanKind.CLIENT,
+        attributes={"http.request.method": method, "url.full": url},
+    ) as span:
+        propagate.inject(headers)
+        yield span
 
 
 def name_server_span(method: str, route: str) -> None:

@@ -69,7 +69,9 @@ ROWS = (
     "redis_benchmark",
     "pgbench",
     "connect",
+    "saga_direct",
     "saga",
+    "saga_2workers",
     "ceiling_end",
 )
 NO_PYTHON = ("redis_benchmark", "pgbench")
@@ -125,6 +127,8 @@ def render_section(run: BenchRun) -> str:
     logging_cost = 1 - m["cached_logged"].load.rps / m["cached"].load.rps
     saga_cpu = m["saga"].cpu_ms
     postgres_ms = m["saga"].postgres_cpu_ms or 0.0
+    direct_cpu = m["saga_direct"].cpu_ms
+    direct_postgres_ms = m["saga_direct"].postgres_cpu_ms or 0.0
     saga_total_ms = sum(saga_cpu.values()) + postgres_ms
     cores = int(run.machine["cores"])
     before, after = run.load_average or ((0.0,) * 3, (0.0,) * 3)
@@ -152,14 +156,23 @@ def render_section(run: BenchRun) -> str:
         if "cached_2workers" in m
         else "- One vs two uvicorn workers: not measured in this run.",
         f"- Orders in the database after the run (warm-up included): {outcomes}.",
+        f"- One vs two uvicorn workers for orders (saga direct, the other services unchanged): "
+        f"{m['saga_direct'].load.rps:,.0f} vs {m['saga_2workers'].load.rps:,.0f} orders/s "
+        f"({run.ratio('saga_2workers', 'saga_direct'):.2f}×), CPU {m['saga_direct'].cpu_ms_total:.1f} vs "
+        f"{m['saga_2workers'].cpu_ms_total:.1f} ms/order."
+        if "saga_2workers" in m
+        else "- One vs two uvicorn workers for orders: not measured in this run.",
         "- Server CPU per request (user+system CPU time the serving processes spent on the measured requests, "
         "divided by them) depends far less than req/s on how busy the shared machine is: the cached read costs "
         f"{m['cached'].cpu_ms_total / m['ceiling'].cpu_ms_total:.1f}× the ceiling's CPU, the pooled DB read "
         f"{m['db'].cpu_ms_total / m['ceiling'].cpu_ms_total:.1f}×.",
         "- CPU per order, by process: "
         + ", ".join(f"{name} {ms:.1f} ms" for name, ms in saga_cpu.items())
-        + f" = {sum(saga_cpu.values()):.1f} ms; the Postgres backends serving the bench's databases "
-        f"{postgres_ms:.1f} ms more (a lower bound: the WAL writer and checkpointer are not counted). On {cores} "
+        + f" = {sum(saga_cpu.values()):.1f} ms through the gateway; direct to orders "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in direct_cpu.items())
+        + f" = {sum(direct_cpu.values()):.1f} ms. The Postgres backends serving the bench's databases "
+        f"{postgres_ms:.1f} ms more (direct: {direct_postgres_ms:.1f}; a lower bound: the WAL writer and "
+        f"checkpointer are not counted). Through the gateway, on {cores} "
         f"cores the services alone cap the saga at about {cores * 1000 / max(sum(saga_cpu.values()), 0.001):.0f} "
         f"orders/s, services and Postgres together at about {cores * 1000 / max(saga_total_ms, 0.001):.0f}, "
         "before wrk and anything else on the machine take their share.",

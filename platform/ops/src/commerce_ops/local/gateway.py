@@ -1,7 +1,9 @@
 """The local gateway: one port that routes the same public prefixes as the cluster's Ingress.
 
-A small ASGI reverse proxy with one `httpx.AsyncClient` (and so one connection pool, of `per_upstream_connections`)
-per upstream: a slow or stuck service can only use up its own pool. The caller's X-Request-ID is passed on (or one
+A small ASGI reverse proxy with one aiohttp `ClientSession` (and so one connection pool, of
+`per_upstream_connections`) per upstream: a slow or stuck service can only use up its own pool. aiohttp, as the
+services' own outgoing calls (service_kit.http): httpx's pool (httpcore) cost the gateway 2.3 ms of CPU per order
+at 32 connections, about twice aiohttp's for the same proxying. The caller's X-Request-ID is passed on (or one
 is made, so the gateway's log line and the service's share it), and a backend that is down or slow becomes a JSON
 502/504 instead of a hang or a traceback.
 
@@ -17,8 +19,9 @@ Hardened as an edge must be:
 - a caller's own `X-Forwarded-For` is dropped: the one entry forwarded is the peer the gateway saw;
 - `/docs` is one Swagger UI page for the whole public API (`/openapi.json`: the services' public operations
   merged), its assets served from the fastapi-offline wheel, so it works without internet. With `OTEL_TRACES_EXPORTER` set (as `ops dev up`
-does) it is the trace's edge too: a server span per request (continuing a caller's `traceparent`), `traceparent`
-sent on to the service, and the trace id in its log line (service_kit.tracing, the services' own code).
+does) it is the trace's edge too: a server span per request (continuing a caller's `traceparent`), a client
+span per upstream call with `traceparent` sent on to the service, and the trace id in its log line
+(service_kit.tracing, the services' own code).
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import aiohttp
 import fastapi_offline
-import httpx
 from fastapi.openapi.docs import get_swagger_ui_html
 from pythonjsonlogger.json import JsonFormatter
+from yarl import URL
 
 from service_kit import tracing
 from service_kit.logging import incoming_request_id
@@ -56,6 +60,9 @@ _ASSET_DIR = Path(fastapi_offline.__file__).parent / "static"
 MAX_BODY_BYTES = 1024 * 1024  # as the services' own limit (service_kit.settings MAX_BODY_BYTES)
 BODY_TIMEOUT_SECONDS = 10.0  # between two chunks of a request body
 PER_UPSTREAM_CONNECTIONS = 100
+KEEPALIVE_SECONDS = (
+    4.0  # below uvicorn's own keep-alive timeout (5 s): the gateway drops an idle connection first
+)
 # Safe to send twice (RFC 9110 §9.2.2): a stale keep-alive connection is retried for these only.
 _IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 # The gateway's own server adds these; the upstream's copies would make two of each.
@@ -127,11 +134,19 @@ class Gateway:
         self.routes = sorted(
             (Route(p, u.rstrip("/")) for p, u in routes.items()), key=lambda r: -len(r.prefix)
         )
-        self.timeout = httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds))
+        # Waiting for a pooled connection and opening one (`connect`) within the timeout, opening one within 5 s;
+        # the upstream may then take `timeout_seconds` between two reads of its answer.
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeout_seconds,
+            sock_connect=min(5.0, timeout_seconds),
+            sock_read=timeout_seconds,
+        )
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout_seconds
         self.per_upstream_connections = per_upstream_connections
-        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self._in_flight: dict[str, int] = {}  # per upstream: requests holding or waiting for a connection
         self._openapi: bytes | None = None
 
     def route_for(self, path: str) -> Route | None:
@@ -148,21 +163,22 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 for upstream in {r.upstream for r in self.routes}:
-                    transport = httpx.AsyncHTTPTransport(
-                        limits=httpx.Limits(
-                            max_connections=self.per_upstream_connections,
-                            max_keepalive_connections=min(50, self.per_upstream_connections),
-                        )
-                    )
-                    self.clients[upstream] = httpx.AsyncClient(
+                    self.sessions[upstream] = aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(
+                            limit=self.per_upstream_connections, keepalive_timeout=KEEPALIVE_SECONDS
+                        ),
                         timeout=self.timeout,
-                        follow_redirects=False,
-                        transport=self.traces.transport(transport) if self.traces else transport,
+                        # The caller's headers go as they came: aiohttp adds none of its own defaults, decodes
+                        # no answer and keeps no cookies.
+                        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                        auto_decompress=False,
+                        cookie_jar=aiohttp.DummyCookieJar(),
                     )
+                    self._in_flight[upstream] = 0
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for client in self.clients.values():
-                    await client.aclose()
+                for session in self.sessions.values():
+                    await session.close()
                 if self.traces is not None:
                     self.traces.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -203,8 +219,8 @@ class Gateway:
             )
 
     async def _proxy(self, scope, receive, send, route: Route, path: str, request_id: str) -> int:
-        client = self.clients.get(route.upstream)
-        assert client is not None, "lifespan not started"
+        session = self.sessions.get(route.upstream)
+        assert session is not None, "lifespan not started"
         url = route.upstream + quote(path, safe=_PATH_SAFE)
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
@@ -214,7 +230,7 @@ class Gateway:
             b"x-forwarded-proto",
             b"x-forwarded-host",
         }
-        # Values as h11 accepts them (no surrounding whitespace): `Bearer ` is `Bearer`, i.e. no token.
+        # Values without surrounding whitespace: `Bearer ` is `Bearer`, i.e. no token.
         forward = [(k, v.strip()) for k, v in scope["headers"] if k.lower() not in replaced]
         incoming = dict((k.lower(), v) for k, v in scope["headers"])
         authorization = incoming.get(b"authorization")
@@ -242,19 +258,52 @@ class Gateway:
                 send, refused.status, {"detail": refused.detail}, request_id, [(b"connection", b"close")]
             )
             return refused.status
-        retries = 1 if scope["method"] in _IDEMPOTENT else 0
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in forward]
+        try:
+            target = URL(url, encoded=True)
+        except ValueError:
+            await _json(send, 400, {"detail": "malformed request path"}, request_id)
+            return 400
+        self._in_flight[route.upstream] += 1
+        try:
+            return await self._exchange(
+                session, scope["method"], target, headers, body, send, route, request_id
+            )
+        finally:
+            self._in_flight[route.upstream] -= 1
+
+    async def _exchange(
+        self, session, method: str, url: URL, headers, body: bytes | None, send, route: Route, request_id: str
+    ) -> int:
+        """Send the request upstream and stream its answer back; a failure becomes a JSON 4xx/5xx."""
+        busy = self._in_flight[route.upstream] > self.per_upstream_connections
+        retries = 1 if method in _IDEMPOTENT else 0
         while True:
             try:
-                request = client.build_request(scope["method"], url, headers=forward, content=body)
-                response = await client.send(request, stream=True)
-                break
-            except httpx.PoolTimeout:
-                await _json(send, 503, {"detail": f"upstream {route.upstream} busy"}, request_id)
-                return 503
-            except httpx.TimeoutException:
+                if tracing.enabled():
+                    carrier: dict[str, str] = {}
+                    with tracing.client_span(method, str(url), carrier):
+                        return await self._relay(
+                            session, method, url, [*headers, *carrier.items()], body, send, route, request_id
+                        )
+                return await self._relay(session, method, url, headers, body, send, route, request_id)
+            except aiohttp.ConnectionTimeoutError:
+                if busy:  # every connection to this upstream was taken for the whole wait
+                    await _json(send, 503, {"detail": f"upstream {route.upstream} busy"}, request_id)
+                    return 503
                 await _json(send, 504, {"detail": f"upstream {route.upstream} timed out"}, request_id)
                 return 504
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            except (aiohttp.ServerTimeoutError, TimeoutError):
+                await _json(send, 504, {"detail": f"upstream {route.upstream} timed out"}, request_id)
+                return 504
+            except aiohttp.ClientConnectorError:
+                await _json(send, 502, {"detail": f"upstream {route.upstream} unavailable"}, request_id)
+                return 502
+            except (
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientOSError,
+                aiohttp.ClientPayloadError,
+            ) as exc:
                 # Most often a keep-alive connection the service closed as we reused it: safe to resend only
                 # when the method is idempotent (the body is buffered, so it can be sent again).
                 if retries:
@@ -263,33 +312,35 @@ class Gateway:
                     continue
                 await _json(send, 502, {"detail": f"upstream {route.upstream} unavailable"}, request_id)
                 return 502
-            except httpx.LocalProtocolError:  # a header value h11 will not send
+            except ValueError:  # a header value aiohttp will not send
                 await _json(send, 400, {"detail": "malformed request headers"}, request_id)
                 return 400
-            except httpx.TransportError:
+            except (aiohttp.ClientError, OSError):
                 await _json(send, 502, {"detail": f"upstream {route.upstream} unavailable"}, request_id)
                 return 502
-        try:
+
+    async def _relay(
+        self, session, method: str, url: URL, headers, body: bytes | None, send, route: Route, request_id: str
+    ) -> int:
+        async with session.request(
+            method, url, headers=headers, data=body, allow_redirects=False
+        ) as response:
             out_headers = [
                 (k, _rewrite_location(v, route.upstream) if k.lower() == b"location" else v)
-                for k, v in response.headers.raw
+                for k, v in response.raw_headers
                 if k.lower() not in _HOP_BY_HOP and k.lower() not in _OWN_HEADERS
             ]
-            if "x-request-id" not in response.headers:
+            if "x-request-id" not in response.headers:  # case-insensitive
                 out_headers.append((b"x-request-id", request_id.encode()))
-            await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": out_headers}
-            )
+            await send({"type": "http.response.start", "status": response.status, "headers": out_headers})
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.TransportError:
+            except (aiohttp.ClientError, OSError, TimeoutError):
                 # Headers are already out; all we can do is end the body (the client sees a short response).
                 logger.warning("upstream broke off mid-response", extra={"request_id": request_id})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            await response.aclose()
-        return response.status_code
+            return response.status
 
     async def _read_body(self, incoming: dict[bytes, bytes], receive) -> bytes:
         """The whole request body, within the size limit and the per-read timeout (else `_Refused`)."""
@@ -355,10 +406,10 @@ class Gateway:
         for upstream in sorted({r.upstream for r in self.routes}):
             prefixes = [r for r in self.routes if r.upstream == upstream]
             try:
-                response = await self.clients[upstream].get(upstream + OPENAPI_PATH)
-                response.raise_for_status()
-                document = response.json()
-            except (httpx.HTTPError, ValueError):
+                async with self.sessions[upstream].get(upstream + OPENAPI_PATH) as response:
+                    response.raise_for_status()
+                    document = json.loads(await response.read())
+            except (aiohttp.ClientError, TimeoutError, ValueError):
                 return None
             combined["openapi"] = document.get("openapi", combined["openapi"])
             for api_path, operations in document.get("paths", {}).items():
@@ -423,7 +474,6 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

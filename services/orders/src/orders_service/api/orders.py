@@ -15,7 +15,6 @@ from service_kit.limits import PageLimit, PageOffset
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 _ERRORS = {
-    400: {"description": "The caller's account is inactive"},
     404: {"description": "No such order visible to the caller"},
     409: {"description": "The order cannot be cancelled in its state"},
     422: {"description": "Invalid body, or Idempotency-Key reused with a different body"},

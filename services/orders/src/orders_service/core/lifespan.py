@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from orders_service.domain.in_flight import InFlight
 from orders_service.domain.placement import OrderPlacement
 from orders_service.domain.recovery import Sweeper
-from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, ServiceClient, UsersClient
+from orders_service.infrastructure.clients import InventoryClient, PaymentsClient, ServiceClient
 from orders_service.infrastructure.repository import OrdersRepository
 from orders_service.settings import OrdersSettings
 from service_kit.identity import ServiceTokens
@@ -30,7 +30,6 @@ def build_placement(app: FastAPI, tokens: ServiceTokens, in_flight: InFlight) ->
 
     return OrderPlacement(
         OrdersRepository(app.state.db),
-        client(UsersClient, "users", settings.users_url),
         client(InventoryClient, "inventory", settings.inventory_url),
         client(PaymentsClient, "payments", settings.payments_url),
         in_flight=in_flight,

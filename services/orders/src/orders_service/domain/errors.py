@@ -1,18 +1,12 @@
 """Orders' domain failures: kit `DomainError`s carrying their status, answered by the kit's one handler."""
 
-from service_kit.errors import BadGateway, Conflict, NotFound, Refused, Unauthenticated
+from service_kit.errors import BadGateway, Conflict, NotFound
 
 
 class OrderNotFound(NotFound, detail="order not found"): ...
 
 
 class NotCancellable(Conflict): ...
-
-
-class InactiveUser(Refused): ...
-
-
-class NotAuthenticated(Unauthenticated): ...
 
 
 class DownstreamError(BadGateway):

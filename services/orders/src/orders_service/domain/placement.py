@@ -1,7 +1,8 @@
 """Placing an order: the saga across users, inventory and payments, with compensation.
 
-Steps: check the caller is active (users) → record the order (pending → processing) → reserve stock
-(inventory) → take payment (payments, Idempotency-Key = order id) → completed. On a decline or any error after
+Steps: record the order (processing) → reserve stock (inventory) → take payment (payments, Idempotency-Key =
+order id) → completed. That the caller is still active was checked with their token (service_kit.auth: the
+issuer's answer, kept per user for ACTIVE_CHECK_SECONDS at most), not asked again per order. On a decline or any error after
 the reservation, the reservation is released (and an authorized payment refunded: looked up read-only when the
 charge's answer was lost) and the order is marked failed with a reason. Every remote step is idempotent per
 order id, so a retried or resumed order repeats nothing: the same reservation and the same payment come back.
@@ -28,7 +29,7 @@ from orders_service.domain.errors import (
 )
 from orders_service.domain.in_flight import InFlight
 from orders_service.domain.models import OrderRecord, OrderRequest, OrderStatus, PaymentResult
-from orders_service.domain.ports import InventoryApi, OrderStore, PaymentsApi, UsersApi
+from orders_service.domain.ports import InventoryApi, OrderStore, PaymentsApi
 from service_kit.auth import Principal
 from service_kit.idempotency import replayed
 from service_kit.limits import MAX_AMOUNT
@@ -65,7 +66,6 @@ class OrderPlacement:
     """
 
     repository: OrderStore
-    users: UsersApi
     inventory: InventoryApi
     payments: PaymentsApi
     _: KW_ONLY
@@ -125,13 +125,14 @@ class OrderPlacement:
         self, principal: Principal, request: OrderRequest, idempotency_key: str | None
     ) -> tuple[OrderRecord, bool]:
         """Returns the order and whether this call created it (False: a replay of the same Idempotency-Key)."""
-        await self.users.require_active(principal.token)
         fingerprint = request.fingerprint()
         if idempotency_key is not None:
             existing = await self.repository.by_key(principal.user_id, idempotency_key)
             if existing is not None:
                 return await self._replay(existing, fingerprint, principal.token), False
-        order = await self.repository.insert_pending(
+        # Inserted as processing (no pending → processing write): should the insert's reply be lost, the sweeper
+        # compensates the order once it is stuck (core/recovery.py), which undoes nothing that was never done.
+        order = await self.repository.insert_processing(
             uuid.uuid4(),
             principal.user_id,
             request.product_id,
@@ -143,7 +144,7 @@ class OrderPlacement:
         if order is None:  # a concurrent request with the same key inserted first; the unique key decided
             existing = await self.repository.by_key(principal.user_id, idempotency_key)
             return await self._replay(existing, fingerprint, principal.token), False
-        return await self._run(order, principal.token), True
+        return await self._run(order, principal.token, started=True), True
 
     async def _replay(self, existing: OrderRecord, fingerprint: str, token: str) -> OrderRecord:
         replayed(existing, fingerprint, "order", "Idempotency-Key was already used with a different order")
@@ -154,14 +155,17 @@ class OrderPlacement:
             return await self._run(existing, token)
         return existing
 
-    async def _run(self, order: OrderRecord, token: str) -> OrderRecord:
+    async def _run(self, order: OrderRecord, token: str, *, started: bool = False) -> OrderRecord:
+        """Drive the order to an end; `started`: it was just inserted as processing (else it is resumed)."""
         progress = _Progress()
         with self.in_flight.flow(order.id):
-            return await self._run_tracked(order, token, progress)
+            return await self._run_tracked(order, token, progress, started)
 
-    async def _run_tracked(self, order: OrderRecord, token: str, progress: _Progress) -> OrderRecord:
+    async def _run_tracked(
+        self, order: OrderRecord, token: str, progress: _Progress, started: bool
+    ) -> OrderRecord:
         try:
-            processing = await self.repository.start_processing(order.id)
+            processing = order if started else await self.repository.start_processing(order.id)
             if processing is None:  # finished meanwhile
                 return await self.repository.get(order.id)
             return await self._steps(processing, token, progress)

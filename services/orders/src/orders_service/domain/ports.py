@@ -1,5 +1,5 @@
 """What the order flow needs from the outside, as protocols: the infrastructure implements them (the orders
-table, and the HTTP clients of users, inventory and payments) and core/lifespan.py wires them in."""
+table, and the HTTP clients of inventory and payments) and core/lifespan.py wires them in."""
 
 from __future__ import annotations
 
@@ -50,10 +50,6 @@ class OrderStore(Protocol):
 
 
 # The services orders calls. Failures are domain errors (DownstreamError, DownstreamUnavailable, ...).
-class UsersApi(Protocol):
-    async def require_active(self, token: str) -> None: ...
-
-
 class InventoryApi(Protocol):
     async def reserve(self, order_id: UUID, product_id: int, quantity: int) -> Reservation:
         """Idempotent per order id; InsufficientStock or ProductNotFound when it cannot be made."""

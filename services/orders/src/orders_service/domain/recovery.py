@@ -3,13 +3,14 @@
 It runs at start-up and then every ORDER_SWEEP_INTERVAL_SECONDS, in the background (start-up and /health must
 not wait for the database), and is cancelled on shutdown.
 
-- pending for longer than ORDER_STUCK_AFTER_SECONDS: the flow never started (an order turns processing before
-  anything is reserved or charged), e.g. the database crashed between the two writes or the insert's reply was
-  lost, so the order is failed; nothing needs undoing.
+- pending for longer than ORDER_STUCK_AFTER_SECONDS: an order recorded before orders were inserted as
+  processing, whose flow never started (it turned processing before anything was reserved or charged), so the
+  order is failed; nothing needs undoing.
 - processing, with its flow or its background compensation running in this process (`InFlight`,
   domain/in_flight.py): left to it; that job holds the customer's token the undo needs (and reported as left).
-- processing, with nothing running here (its process died, or its compensation gave up): compensated as orders
-  itself (its service identity, service_kit.identity): any payment looked up and refunded, the stock released,
+- processing, with nothing running here (its process died, its compensation gave up, or the reply to its insert
+  was lost so its flow never started): compensated as orders itself (its service identity,
+  service_kit.identity): any payment looked up and refunded, the stock released,
   the order failed "interrupted while processing"; what could not be undone yet (a service down) is retried in
   the background like any compensation.
 """

@@ -1,10 +1,9 @@
-"""HTTP clients for the services orders calls, over the one shared httpx client.
+"""HTTP clients for the services orders calls, straight over the kit's shared connection pool (`send()`).
 
 Inventory and payments are called as orders itself (a service token for each, service_kit.identity); the
-customer a payment is taken for travels as their own token in `X-Acting-User`. Users is asked with the
-customer's token (is this account active?). Every call has an explicit timeout; retries happen only where repeating is harmless: GET, reservations and
+customer a payment is taken for travels as their own token in `X-Acting-User`. Every call has an explicit timeout; retries happen only where repeating is harmless: GET, reservations and
 releases (idempotent per order id) and payments (carrying the order id as Idempotency-Key). Failures become
-domain errors with a one-line message, never a raw httpx exception.
+domain errors with a one-line message, never a raw transport exception.
 """
 
 from __future__ import annotations
@@ -18,14 +17,12 @@ import httpx
 from orders_service.domain.errors import (
     DownstreamError,
     DownstreamUnavailable,
-    InactiveUser,
     InsufficientStock,
-    NotAuthenticated,
     ProductNotFound,
 )
 from orders_service.domain.models import PaymentResult, Reservation
 from service_kit.auth import ACTING_USER_HEADER
-from service_kit.http import RETRYABLE_STATUS, send
+from service_kit.http import RETRYABLE_STATUS, HttpClient, Reply, send
 from service_kit.identity import ServiceTokens
 
 
@@ -33,7 +30,7 @@ class ServiceClient:
     def __init__(
         self,
         name: str,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         base_url: str,
         timeout: float,
         retries: int,
@@ -44,24 +41,17 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
-        # Calls go as orders itself (audience: the target's name) unless a user's token is given.
+        # Calls go as orders itself (audience: the target's name).
         self.auth = tokens.auth(name) if tokens is not None else None
 
     async def call(
         self,
         method: str,
         path: str,
-        token: str | None = None,
         *,
         idempotent: bool,
-        headers: dict[str, str] | None = None,
         **kw,
-    ) -> httpx.Response:
-        if token is not None:
-            kw["headers"] = {"Authorization": f"Bearer {token}", **(headers or {})}
-        else:
-            kw["headers"] = headers or {}
-            kw["auth"] = self.auth
+    ) -> Reply:
         try:
             response = await send(
                 self.http,
@@ -70,6 +60,7 @@ class ServiceClient:
                 idempotent=idempotent,
                 retries=self.retries,
                 timeout=self.timeout,
+                auth=self.auth,
                 **kw,
             )
         except httpx.TimeoutException as exc:
@@ -80,10 +71,10 @@ class ServiceClient:
             raise DownstreamUnavailable(f"{self.name} service unavailable ({response.status_code})")
         return response
 
-    def unexpected(self, response: httpx.Response) -> DownstreamError:
+    def unexpected(self, response: Reply) -> DownstreamError:
         return DownstreamError(f"{self.name} service answered {response.status_code} unexpectedly")
 
-    def body(self, response: httpx.Response) -> dict[str, Any]:
+    def body(self, response: Reply) -> dict[str, Any]:
         try:
             data = response.json()
         except ValueError:
@@ -91,17 +82,6 @@ class ServiceClient:
         if not isinstance(data, dict):
             raise DownstreamError(f"{self.name} service sent an unreadable response")
         return data
-
-
-class UsersClient(ServiceClient):
-    async def require_active(self, token: str) -> None:
-        response = await self.call("GET", "/users/me/", token, idempotent=True)
-        if response.status_code == 401:
-            raise NotAuthenticated("token rejected by the users service")
-        if response.status_code != 200:
-            raise self.unexpected(response)
-        if self.body(response).get("is_active") is not True:
-            raise InactiveUser("user account is inactive")
 
 
 class InventoryClient(ServiceClient):

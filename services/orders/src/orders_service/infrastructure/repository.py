@@ -18,7 +18,7 @@ class OrdersRepository(KeyedRepository[OrderRecord]):
     by_id_sql = "SELECT * FROM orders WHERE id = $1"
     by_key_sql = "SELECT * FROM orders WHERE user_id = $1 AND idempotency_key = $2"
 
-    async def insert_pending(
+    async def insert_processing(
         self,
         order_id: UUID,
         user_id: str,
@@ -28,12 +28,13 @@ class OrdersRepository(KeyedRepository[OrderRecord]):
         idempotency_key: str | None,
         request_hash: str,
     ) -> OrderRecord | None:
-        """Insert a pending order; None when this user's key was taken concurrently (re-read by key)."""
+        """Insert an order, processing from the start; None when this user's key was taken concurrently (re-read
+        by key)."""
         return await self.one(
             """
             INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status,
                                 idempotency_key, request_hash)
-            VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)
+            VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7)
             ON CONFLICT ON CONSTRAINT orders_idempotency_key_per_user DO NOTHING
             RETURNING *
             """,

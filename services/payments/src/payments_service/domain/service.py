@@ -31,10 +31,10 @@ class PaymentService:
     ) -> tuple[PaymentRecord, bool]:
         """Charge once per (caller, key). Returns the payment and whether it was created by this call."""
         fingerprint = request.fingerprint()
-        existing = await self.repository.by_key(owner_id, idempotency_key)
+        existing, paid = await self.repository.prior(owner_id, idempotency_key, request.order_id)
         if existing is not None:
             return self._replay(existing, fingerprint), False
-        if await self.repository.has_authorized(request.order_id):
+        if paid:
             # Possibly by a concurrent request with this same key that committed a moment ago.
             return await self._same_key_or_already_paid(
                 owner_id, idempotency_key, request, fingerprint

@@ -51,13 +51,22 @@ class PaymentRepository(KeyedRepository[PaymentRecord]):
             offset,
         )
 
-    async def has_authorized(self, order_id: UUID) -> bool:
-        return bool(
-            await self.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM payments WHERE order_id = $1 AND status = 'authorized')",
-                order_id,
-            )
+    async def prior(
+        self, owner_id: str, idempotency_key: str, order_id: UUID
+    ) -> tuple[PaymentRecord | None, bool]:
+        """Before a charge, in one query: the payment this caller's key already made (or None), and whether the
+        order has an authorized payment."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM payments WHERE (owner_id = $1 AND idempotency_key = $2) "
+            "OR (order_id = $3 AND status = 'authorized')",
+            owner_id,
+            idempotency_key,
+            order_id,
         )
+        mine = next(
+            (r for r in rows if r["owner_id"] == owner_id and r["idempotency_key"] == idempotency_key), None
+        )
+        return self._record(mine), any(r["status"] == PaymentStatus.AUTHORIZED.value for r in rows)
 
     async def insert(self, record: PaymentRecord) -> PaymentRecord | None:
         """Insert; None when this caller's key was taken concurrently (the caller re-reads by key)."""

@@ -22,10 +22,14 @@ OPS = [str(Path(sys.executable).with_name("ops"))]  # the console script, as a d
 SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.env_var_names}
 
 
-def free_port_offset(start: int = 300, stop: int = 2000, step: int = 17) -> int:
-    """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000)."""
+def free_port_offset(start: int = 300, stop: int = 1000, step: int = 17) -> int:
+    """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000).
+    Each pytest-xdist worker looks at offsets of its own, so two workers never pick the same free range; all
+    below 1000, where the bench and chaos labs start looking (commerce_ops.bench.lab)."""
     base_ports = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
-    for offset in range(start, stop, step):
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for offset in range(start + step * worker, stop, step * workers):
         if all(port_is_free(p + offset) for p in base_ports):
             return offset
     raise RuntimeError("no free port range for the e2e stack")

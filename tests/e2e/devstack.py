@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -25,11 +26,14 @@ SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.en
 def free_port_offset(start: int = 300, stop: int = 1000, step: int = 17) -> int:
     """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000).
     Each pytest-xdist worker looks at offsets of its own, so two workers never pick the same free range; all
-    below 1000, where the bench and chaos labs start looking (commerce_ops.bench.lab)."""
+    below 1000, where the bench and chaos labs start looking (commerce_ops.bench.lab). The scan starts at a random
+    one, so runs of other checkouts on the machine rarely race for the same range."""
     base_ports = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    for offset in range(start + step * worker, stop, step * workers):
+    lane = list(range(start + step * worker, stop, step * workers))
+    first = random.randrange(len(lane))
+    for offset in lane[first:] + lane[:first]:
         if all(port_is_free(p + offset) for p in base_ports):
             return offset
     raise RuntimeError("no free port range for the e2e stack")

@@ -52,11 +52,8 @@ def _nothing_left(folder: Path, offset: int) -> None:
     assert listening_ports(_ports(offset)) == []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack():
-    """One detached platform for the two tests below, in file order: the first leaves it healthy again (orders
-    restarted), the second deletes its state folder and stops it. Starting one costs a Postgres initdb and seven
-    processes, so they share it."""
     with local_dir() as folder:
         env = {"OPS_LOCAL_DIR": str(folder), "OPS_PORT_OFFSET": str(free_port_offset())}
         up = ops(["dev", "up", "--detach"], env)

@@ -24,8 +24,11 @@ SERVICE_SETTING_NAMES = {name for spec in catalogue.SERVICES for name in spec.en
 
 def free_port_offset() -> int:
     """An offset at which the gateway and all four service ports are free (a developer's stack may be on 8000):
-    the e2e and CLI stacks look from 300 to 2000 in steps of 17."""
-    return ports.free_port_offset(first=300, step=17, attempts=100)
+    the e2e and CLI stacks look from 300 to below 1000 (where the bench and chaos labs start) in steps of 17, each
+    pytest-xdist worker in a lane of its own so two workers never pick the same range."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return ports.free_port_offset(first=300, step=17, attempts=41, lane=(worker, workers))
 
 
 def ops_env(env: dict[str, str]) -> dict[str, str]:

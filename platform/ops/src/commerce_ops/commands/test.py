@@ -5,6 +5,12 @@ suites (platform, policy, preview, promote) get a process of their own; so does 
 real Pulumi engine against a local control plane, whose session fixtures build the toolchain and start the cluster).
 Extra arguments run one plain pytest instead.
 
+The Pulumi suites run alongside the others (their output goes to a file, printed as one block when they end, so
+the two never interleave); the others run on `OPS_TEST_WORKERS` pytest-xdist workers (default 3; 1 = no xdist),
+one test file per worker (`--dist loadfile`), each worker with its own databases and Redis db (tests/conftest.py).
+The engine tier runs last, on its own. `OPS_TEST_SKIP_ENGINE=1` leaves it out (to time or run the rest on a
+machine without the engine toolchain); CI never sets it.
+
 Postgres and Redis: the run starts its own embedded servers once (see `local.dataservers`) and hands them to every
 pytest process as TEST_DATABASE_URL / TEST_REDIS_URL; set those yourself to use servers you already run. The
 servers are stopped when the run ends, also on Ctrl-C or SIGTERM.
@@ -28,6 +34,7 @@ SERVER_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
 
 PULUMI_SUITES = ("tests/platform", "tests/policy", "tests/preview", "tests/promote")
 ENGINE_SUITES = ("tests/engine",)
+DEFAULT_WORKERS = 3  # the service suites mostly wait on their servers: 3 workers keep 2 cores busy
 
 
 def suites(root: Path) -> dict[str, list[str]]:
@@ -54,7 +61,7 @@ def _counts(junit: Path) -> tuple[int, int, int]:
     return total - failed - skipped, failed, skipped
 
 
-_children: list[subprocess.Popen] = []  # the pytest process running now, to pass a SIGTERM/SIGHUP on to
+_children: list[subprocess.Popen] = []  # the pytest processes running now, to pass a SIGTERM/SIGHUP on to
 
 
 def _stop_on_signals() -> None:
@@ -71,21 +78,48 @@ def _stop_on_signals() -> None:
         signal.signal(sig, interrupt)
 
 
-def _pytest(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
-    """One pytest process; interrupted, it gets up to 30 s to stop its service processes and finish."""
-    child = subprocess.Popen(argv, cwd=cwd, env=env)
+def _start(argv: list[str], cwd: Path, env: dict[str, str], output: Path | None = None) -> subprocess.Popen:
+    """One pytest process, its output to the terminal or to `output`."""
+    if output is None:
+        child = subprocess.Popen(argv, cwd=cwd, env=env)
+    else:
+        with output.open("wb") as out:
+            child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     _children.append(child)
+    return child
+
+
+def _finish(child: subprocess.Popen) -> int:
+    """Waits for a pytest process; interrupted, every running one gets up to 30 s to stop its service processes
+    and finish."""
     try:
         return child.wait()
     except KeyboardInterrupt:
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        for other in list(_children):
+            try:
+                other.wait(30)
+            except subprocess.TimeoutExpired:
+                other.kill()
+                other.wait()
         raise
     finally:
-        _children.remove(child)
+        if child in _children:
+            _children.remove(child)
+
+
+def _pytest(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
+    return _finish(_start(argv, cwd, env))
+
+
+def _workers() -> list[str]:
+    """pytest-xdist arguments for the service suites (none with OPS_TEST_WORKERS=1)."""
+    raw = os.environ.get("OPS_TEST_WORKERS") or str(DEFAULT_WORKERS)
+    if not raw.isdigit() or int(raw) < 1:
+        typer.secho(
+            f"ops test: OPS_TEST_WORKERS={raw!r}: give a whole number of 1 or more", err=True, fg="red"
+        )
+        raise typer.Exit(2)
+    return [] if int(raw) == 1 else ["-n", raw, "--dist", "loadfile"]
 
 
 def _with_servers(run):
@@ -116,8 +150,9 @@ def register(app: typer.Typer) -> None:
     def test(ctx: typer.Context) -> None:
         """Run the tests (extra arguments go to pytest).
 
-        With no arguments: every folder under tests/, in two pytest processes (the Pulumi mock suites need
-        their own). With arguments, one pytest run gets them all, e.g. `ops test tests/e2e -k logs -x`.
+        With no arguments: every folder under tests/, in three pytest processes (the Pulumi mock suites and
+        the engine tier need their own; the Pulumi suites run alongside the rest, the rest on xdist workers).
+        With arguments, one pytest run gets them all, e.g. `ops test tests/e2e -k logs -x`.
 
         The run starts its own Postgres and Redis (embedded, on unix sockets, in a temp folder) unless
         TEST_DATABASE_URL / TEST_REDIS_URL name servers to use.
@@ -126,19 +161,52 @@ def register(app: typer.Typer) -> None:
         pytest = [sys.executable, "-m", "pytest"]
         if ctx.args:
             raise typer.Exit(_with_servers(lambda env: _pytest([*pytest, *ctx.args], root, env)))
+        workers = _workers()  # a bad value fails before anything starts
 
         def run_all(env: dict[str, str]) -> int:
-            passed = failed = skipped = 0
+            groups = suites(root)
+            if os.environ.get("OPS_TEST_SKIP_ENGINE") == "1" and groups["engine"]:
+                typer.secho("== ops test: engine suites skipped (OPS_TEST_SKIP_ENGINE=1)", bold=True)
+                groups["engine"] = []
             codes = []
+            counts = [0, 0, 0]
+
+            def done(code: int, junit: Path) -> None:
+                codes.append(code)
+                for i, n in enumerate(_counts(junit)):
+                    counts[i] += n
+
+            def header(name: str, present: list[str], how: str = "") -> None:
+                typer.secho(f"== ops test: {name} suites ({', '.join(present)}){how}", bold=True)
+
             with tempfile.TemporaryDirectory() as tmp:
-                for name, present in suites(root).items():
-                    if not present:
-                        continue  # a plain `pytest` would run every folder
-                    junit = Path(tmp) / f"{name}.xml"
-                    typer.secho(f"== ops test: {name} suites ({', '.join(present)})", bold=True)
-                    codes.append(_pytest([*pytest, *present, f"--junitxml={junit}"], root, env))
-                    p, f, s = _counts(junit)
-                    passed, failed, skipped = passed + p, failed + f, skipped + s
+                junit = {name: Path(tmp) / f"{name}.xml" for name in groups}
+                # The Pulumi suites alongside the rest, their output kept in a file until they end.
+                background = None
+                if groups["pulumi"]:
+                    header("pulumi", groups["pulumi"], ": running alongside, output when they end")
+                    log = Path(tmp) / "pulumi.log"
+                    background = _start(
+                        [*pytest, *groups["pulumi"], f"--junitxml={junit['pulumi']}"], root, env, log
+                    )
+                if groups["services"]:
+                    header("services", groups["services"])
+                    argv = [*pytest, *workers, *groups["services"], f"--junitxml={junit['services']}"]
+                    done(_pytest(argv, root, env), junit["services"])
+                if background is not None:
+                    code = _finish(background)
+                    header("pulumi", groups["pulumi"], ": output")
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(log.read_bytes())
+                    sys.stdout.flush()
+                    done(code, junit["pulumi"])
+                if groups["engine"]:  # on its own: it builds a toolchain and runs a control plane
+                    header("engine", groups["engine"])
+                    done(
+                        _pytest([*pytest, *groups["engine"], f"--junitxml={junit['engine']}"], root, env),
+                        junit["engine"],
+                    )
+            passed, failed, skipped = counts
             # One closing line for the whole run, whatever the number of pytest processes.
             typer.echo(f"total: {passed} passed, {failed} failed, {skipped} skipped")
             # pytest's 5 means "no tests collected": a suite that runs nothing is a failure here.

@@ -22,11 +22,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def free_port_offset(first: int = 1000, step: int = 100, attempts: int = 50) -> int:
+def free_port_offset(
+    first: int = 1000, step: int = 100, attempts: int = 50, lane: tuple[int, int] = (0, 1)
+) -> int:
     """An offset (`--port-offset`, OPS_PORT_OFFSET) at which the gateway's and every service's catalogue port are
-    free: where another stack can run beside one a developer may have on the catalogue ports."""
+    free: where another stack can run beside one a developer may have on the catalogue ports. `lane` (i, n): only
+    every n-th candidate from the i-th, so n concurrent callers (pytest-xdist workers) never pick the same one."""
     bases = [catalogue.GATEWAY_PORT, *(s.port for s in catalogue.SERVICES)]
-    for offset in range(first, first + step * attempts, step):
+    index, count = lane
+    candidates = range(first + step * index, first + step * attempts, step * count)
+    for offset in candidates:
         if all(port_is_free(base + offset) for base in bases):
             return offset
     raise PortInUseError(f"no free port offset between {first} and {first + step * (attempts - 1)}")

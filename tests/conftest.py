@@ -11,12 +11,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 
+import httpx._transports.default
 import pytest
 
 from commerce_ops.local.dataservers import DataServers, RedisClaim, RunDatabases, claim_redis_db
+
+# One TLS context per test process, per set of arguments. httpx builds a new ssl.SSLContext for every client it
+# makes (OpenSSL 3 plus certifi's CA bundle: ~45 ms of CPU each), and the tests make thousands of short-lived
+# clients (`httpx.get(...)`) to services on loopback over plain HTTP: that was a fifth of the test processes'
+# CPU. A context is not changed after it is made, so one made with the same arguments serves every client.
+httpx._transports.default.create_ssl_context = functools.cache(httpx._transports.default.create_ssl_context)
 
 
 @pytest.fixture(scope="session")

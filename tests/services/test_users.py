@@ -45,6 +45,26 @@ def test_register_returns_the_public_fields_only(client):
     assert (user["username"], user["email"], user["is_active"]) == (body["username"], body["email"], True)
 
 
+async def test_passwords_are_hashed_with_the_argon2id_cost_the_settings_give(client):
+    """The harness sets users' PASSWORD_HASH_* to the lowest cost; the stored hash records the cost it was made
+    with. Unset, the settings give argon2-cffi's defaults (3 passes over 64 MiB)."""
+    body = new_user()
+    assert client.post("/users/", json=body).status_code == 201
+    connection = await asyncpg.connect(database_url("users"))
+    try:
+        stored = await connection.fetchval(
+            "SELECT password_hash FROM users WHERE username = $1", body["username"]
+        )
+    finally:
+        await connection.close()
+    assert stored.startswith("$argon2id$v=19$m=1024,t=1,")
+    defaults = UsersSettings.model_fields
+    assert (defaults["password_hash_time_cost"].default, defaults["password_hash_memory_kib"].default) == (
+        3,
+        65536,
+    )
+
+
 def test_duplicate_username_or_email_is_409(client):
     body = new_user()
     assert client.post("/users/", json=body).status_code == 201
@@ -137,7 +157,9 @@ async def accounts(services):
         redis_url=services.service_env("users")["REDIS_URL"],
     )
     try:
-        yield Accounts(UserRepository(pool), PasswordHasher(), TokenIssuer(settings))
+        yield Accounts(
+            UserRepository(pool), PasswordHasher(time_cost=1, memory_kib=1024), TokenIssuer(settings)
+        )
     finally:
         await pool.close()
 

@@ -1,7 +1,7 @@
 import json
 from typing import ClassVar
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from service_kit.settings import ServiceSettings
 
@@ -26,6 +26,11 @@ class UsersSettings(ServiceSettings):
     # address before POST /token answers 429 with Retry-After. A success clears the username's count.
     login_username_limit: str = "10/5minutes"
     login_client_limit: str = "100/5minutes"
+    # Argon2id cost of a password hash (argon2-cffi's defaults, RFC 9106's low-memory choice: 3 passes over 64 MiB,
+    # ~0.26 s of CPU per hash or login here). A hash records its own cost, so a stored one keeps verifying after a
+    # change. The tests' harness lowers both (every registration and login pays it): set them only there.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=10)
+    password_hash_memory_kib: int = Field(default=65536, ge=1024, le=262144)
 
     @field_validator("service_client_secrets")
     @classmethod

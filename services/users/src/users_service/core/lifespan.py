@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: UsersSettings = app.state.settings
     accounts = Accounts(
         UserRepository(app.state.db),
-        PasswordHasher(),
+        PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib),
         TokenIssuer(settings),
         LoginThrottle(settings),
         settings.service_clients(),

@@ -28,11 +28,11 @@ class PasswordHasher:
     timing). `verifications` counts every verification, so tests can see both paths do the work.
     """
 
-    def __init__(self, max_concurrent: int = 2) -> None:
-        self._hash = PasswordHash((Argon2Hasher(),))
+    def __init__(self, time_cost: int, memory_kib: int, max_concurrent: int = 2) -> None:
+        self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
         self.dummy_hash = self._hash.hash(secrets.token_urlsafe(32))
         self.verifications = 0
-        # Each argon2 run takes 64 MiB: a burst of logins queues here instead of blowing the memory limit.
+        # Each argon2 run takes `memory_kib` (64 MiB by default): a burst of logins queues here instead of blowing the memory limit.
         self._slots = asyncio.Semaphore(max_concurrent)
 
     async def hash(self, password: str) -> str:

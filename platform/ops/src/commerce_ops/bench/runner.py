@@ -317,9 +317,14 @@ def run_bench(
             "inventory-2workers", "inventory", extra_args=("--workers", "2"), METRICS_ENABLED="false"
         )
         # The saga direct to an orders copy with two workers (the other services as they are), against the
-        # platform's orders measured right before it.
+        # platform's orders measured right before it. Each worker gets half the pool, so the copy holds the same
+        # Postgres connections as one worker (and the run stays inside Postgres' 100).
         lab.start_service_copy(
-            "orders-2workers", "orders", extra_args=("--workers", "2"), METRICS_ENABLED="false"
+            "orders-2workers",
+            "orders",
+            extra_args=("--workers", "2"),
+            METRICS_ENABLED="false",
+            DB_POOL_MAX_SIZE="5",
         )
 
         def measure(

@@ -17,7 +17,7 @@ class OrderStore(Protocol):
 
     async def by_key(self, user_id: str, idempotency_key: str) -> OrderRecord | None: ...
 
-    async def insert_pending(
+    async def insert_processing(
         self,
         order_id: UUID,
         user_id: str,
@@ -27,7 +27,7 @@ class OrderStore(Protocol):
         idempotency_key: str | None,
         request_hash: str,
     ) -> OrderRecord | None:
-        """None when this user's key was taken concurrently."""
+        """The order, processing from the start; None when this user's key was taken concurrently."""
         ...
 
     async def start_processing(self, order_id: UUID) -> OrderRecord | None: ...

@@ -21,7 +21,12 @@ class PaymentStore(Protocol):
         self, owner_id: str | None, order_id: UUID | None, limit: int, offset: int
     ) -> list[PaymentRecord]: ...
 
-    async def has_authorized(self, order_id: UUID) -> bool: ...
+    async def prior(
+        self, owner_id: str, idempotency_key: str, order_id: UUID
+    ) -> tuple[PaymentRecord | None, bool]:
+        """Before a charge, in one query: the payment this owner's key already made (or None), and whether the
+        order has an authorized payment."""
+        ...
 
     async def insert(self, record: PaymentRecord) -> PaymentRecord | None:
         """None when this owner's key was taken concurrently; AuthorizedPaymentExists when the order was paid."""

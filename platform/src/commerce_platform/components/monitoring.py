@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
+from commerce_platform.components.kube import KubeObject
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata, selector
 from commerce_platform.environments import Environment
 
@@ -218,40 +218,52 @@ class Monitoring(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=targets)
 
         for spec in services:
-            k8s.apiextensions.CustomResource(
+            service_instance = f"{spec.name}-{env.name}"
+            KubeObject(
                 f"{spec.name}-servicemonitor",
-                api_version=MONITORING_API,
-                kind="ServiceMonitor",
-                metadata=metadata(
-                    spec.name,
-                    namespace,
-                    {**labels(spec.name, f"{spec.name}-{env.name}", "api"), **settings.labels},
-                ),
-                spec={
-                    "selector": {"matchLabels": selector(spec.name, f"{spec.name}-{env.name}", "api")},
-                    "endpoints": [
-                        {
-                            "port": "metrics",
-                            "path": catalogue.METRICS_PATH,
-                            "scheme": "http",
-                            "interval": settings.scrape_interval,
-                        }
-                    ],
+                {
+                    "apiVersion": MONITORING_API,
+                    "kind": "ServiceMonitor",
+                    "metadata": metadata(
+                        spec.name,
+                        namespace,
+                        {**labels(spec.name, service_instance, "api"), **settings.labels},
+                    ),
+                    "spec": {
+                        "selector": {"matchLabels": selector(spec.name, service_instance, "api")},
+                        "endpoints": [
+                            {
+                                "port": "metrics",
+                                "path": catalogue.METRICS_PATH,
+                                "scheme": "http",
+                                "interval": settings.scrape_interval,
+                            }
+                        ],
+                    },
                 },
-                opts=after,
+                after,
             )
-        k8s.apiextensions.CustomResource(
+        rules = [{"name": "commerce-platform.slo", "rules": alert_rules(env.stack.namespace)}]
+        KubeObject(
             "slo-prometheusrule",
-            api_version=MONITORING_API,
-            kind="PrometheusRule",
-            metadata=metadata("commerce-slo", namespace, own),
-            spec={"groups": [{"name": "commerce-platform.slo", "rules": alert_rules(env.stack.namespace)}]},
-            opts=after,
+            {
+                "apiVersion": MONITORING_API,
+                "kind": "PrometheusRule",
+                "metadata": metadata("commerce-slo", namespace, own),
+                "spec": {"groups": rules},
+            },
+            after,
         )
-        k8s.core.v1.ConfigMap(
+        KubeObject(
             "dashboard-configmap",
-            metadata=metadata("commerce-dashboard", namespace, {**own, DASHBOARD_LABEL: "1"}),
-            data={DASHBOARD_FILE: json.dumps(dashboard(env.stack.namespace), indent=2, sort_keys=True)},
-            opts=pulumi.ResourceOptions(parent=self),
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata("commerce-dashboard", namespace, {**own, DASHBOARD_LABEL: "1"}),
+                "data": {
+                    DASHBOARD_FILE: json.dumps(dashboard(env.stack.namespace), indent=2, sort_keys=True)
+                },
+            },
+            pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

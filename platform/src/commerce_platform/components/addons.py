@@ -20,7 +20,7 @@ from typing import Any
 
 import pulumi
 
-from commerce_platform.components.kube import KubeObject, provider_defaults
+from commerce_platform.components.kube import KubeObject, manifest, provider_defaults
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata
 from commerce_platform.environments import Environment
 
@@ -124,11 +124,11 @@ class ClusterAddons(pulumi.ComponentResource):
         opts = pulumi.ResourceOptions(parent=self, depends_on=after)
         issuer = KubeObject(
             "tls-issuer",
-            {
-                "apiVersion": "cert-manager.io/v1",
-                "kind": "Issuer",
-                "metadata": metadata(ISSUER_NAME, namespace, tls_labels),
-                "spec": {
+            manifest(
+                "cert-manager.io/v1",
+                "Issuer",
+                metadata(ISSUER_NAME, namespace, tls_labels),
+                spec={
                     "acme": {
                         "server": certs.acme_server,
                         "email": certs.acme_email,
@@ -136,20 +136,20 @@ class ClusterAddons(pulumi.ComponentResource):
                         "solvers": [{"http01": {"ingress": {"ingressClassName": stack.ingress_class}}}],
                     }
                 },
-            },
+            ),
             opts,
         )
         KubeObject(
             "tls-certificate",
-            {
-                "apiVersion": "cert-manager.io/v1",
-                "kind": "Certificate",
-                "metadata": metadata(stack.tls_certificate, namespace, tls_labels),
-                "spec": {
+            manifest(
+                "cert-manager.io/v1",
+                "Certificate",
+                metadata(stack.tls_certificate, namespace, tls_labels),
+                spec={
                     "secretName": stack.tls_certificate,
                     "dnsNames": [stack.domain],
                     "issuerRef": {"name": ISSUER_NAME, "kind": "Issuer"},
                 },
-            },
+            ),
             pulumi.ResourceOptions(parent=self, depends_on=[issuer, *after]),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from commerce_platform import catalogue
-from commerce_platform.components.kube import KubeObject, Manifest, fields
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 from commerce_platform.components.meta import TYPE_PREFIX, labels, match, metadata
 from commerce_platform.environments import Environment, Postgres, Quota, Redis
 from commerce_platform.service_env import token_issuer
@@ -160,11 +160,7 @@ class ClusterBaseline(pulumi.ComponentResource):
         own = labels("commerce-platform", f"commerce-{env.name}", "baseline")
         self.namespace_object = KubeObject(
             "namespace",
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": metadata(env.stack.namespace, None, namespace_labels(env)),
-            },
+            manifest("v1", "Namespace", metadata(env.stack.namespace, None, namespace_labels(env))),
             # Deleting the Namespace deletes every PersistentVolumeClaim in it: protected where data is retained
             # (`pulumi state unprotect` first to really destroy such an environment).
             opts=pulumi.ResourceOptions(parent=self, protect=retains_data(env)),
@@ -173,33 +169,30 @@ class ClusterBaseline(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_object])
         self.quota = KubeObject(
             "quota",
-            {
-                "apiVersion": "v1",
-                "kind": "ResourceQuota",
-                "metadata": metadata("compute-quota", self.namespace, own),
-                "spec": quota_spec(env.spec.quota),
-            },
+            manifest(
+                "v1",
+                "ResourceQuota",
+                metadata("compute-quota", self.namespace, own),
+                spec=quota_spec(env.spec.quota),
+            ),
             in_namespace,
         )
         self.limits = KubeObject(
             "limits",
-            {
-                "apiVersion": "v1",
-                "kind": "LimitRange",
-                "metadata": metadata("container-defaults", self.namespace, own),
-                "spec": limit_range_spec(),
-            },
+            manifest(
+                "v1",
+                "LimitRange",
+                metadata("container-defaults", self.namespace, own),
+                spec=limit_range_spec(),
+            ),
             in_namespace,
         )
         self.network_policies = {
             policy: KubeObject(
                 f"netpol-{policy}",
-                {
-                    "apiVersion": "networking.k8s.io/v1",
-                    "kind": "NetworkPolicy",
-                    "metadata": metadata(policy, self.namespace, own),
-                    "spec": spec,
-                },
+                manifest(
+                    "networking.k8s.io/v1", "NetworkPolicy", metadata(policy, self.namespace, own), spec=spec
+                ),
                 in_namespace,
             )
             for policy, spec in network_policies(env, services).items()

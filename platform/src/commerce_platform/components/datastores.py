@@ -11,7 +11,7 @@ import pulumi
 
 from commerce_platform import catalogue, dbinit
 from commerce_platform.components.baseline import POSTGRES_CLIENT, POSTGRES_PORT
-from commerce_platform.components.kube import KubeObject, Manifest, fields
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 from commerce_platform.components.meta import (
     JOB_ANNOTATIONS,
     SECRET_CHECKSUM,
@@ -219,36 +219,25 @@ class PostgresDatabase(pulumi.ComponentResource):
             "POSTGRES_PASSWORD": secrets.get("postgresPassword"),
             **{f"{db.upper()}_PASSWORD": secrets.db_password(db) for db in clients},
         }
-        self.credentials = KubeObject(
-            "postgres-credentials",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": metadata("postgres-credentials", namespace, app_labels),
-                "type": "Opaque",
-                "stringData": credential_values,
-            },
-            child,
-        )
+        credentials = metadata("postgres-credentials", namespace, app_labels)
+        secret = manifest("v1", "Secret", credentials, type="Opaque", stringData=credential_values)
+        self.credentials = KubeObject("postgres-credentials", secret, child)
         self.account = service_account("postgres", namespace, app_labels, child)
-        self.service = KubeObject(
-            "postgres-service",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata("postgres", namespace, app_labels),
-                "spec": headless_service_spec(pod_selector),
-            },
-            child,
+        service = manifest(
+            "v1",
+            "Service",
+            metadata("postgres", namespace, app_labels),
+            spec=headless_service_spec(pod_selector),
         )
+        self.service = KubeObject("postgres-service", service, child)
         self.statefulset = KubeObject(
             "postgres-statefulset",
-            {
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": metadata("postgres", namespace, app_labels),
-                "spec": postgres_statefulset_spec(spec, app_labels, pod_selector),
-            },
+            manifest(
+                "apps/v1",
+                "StatefulSet",
+                metadata("postgres", namespace, app_labels),
+                spec=postgres_statefulset_spec(spec, app_labels, pod_selector),
+            ),
             # Fixed name: a replace (a new selector: immutable) deletes first, as for the Deployments; the data
             # stays in the PVC `data-postgres-0`, which the new StatefulSet mounts again. Retained data survives
             # `pulumi destroy` and any replace: protected (the Namespace too, baseline.py).
@@ -259,29 +248,34 @@ class PostgresDatabase(pulumi.ComponentResource):
                 protect=spec.retain_volume,
             ),
         )
+        self._init(env, namespace, clients, host, credential_values)
+
+    def _init(self, env, namespace, clients: list[str], host, credential_values) -> None:
+        """The init script and the Job that runs it (a database and login per client, idempotent)."""
+        spec, child = env.spec.postgres, pulumi.ResourceOptions(parent=self)
         init_labels = labels(
             "postgres-init", f"postgres-{env.name}", "database-init", _image_version(spec.image)
         )
         self.init_script = KubeObject(
             "postgres-init-script",
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": metadata("postgres-init-script", namespace, init_labels),
-                "data": {"init.sql": dbinit.psql_script(clients)},
-            },
+            manifest(
+                "v1",
+                "ConfigMap",
+                metadata("postgres-init-script", namespace, init_labels),
+                data={"init.sql": dbinit.psql_script(clients)},
+            ),
             child,
         )
         checksum = secret_checksum(f"postgres-{env.name}/init", credential_values)
         init_pods = {**init_labels, POSTGRES_CLIENT: "true"}
         self.init_job = KubeObject(
             "postgres-init-job",
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": metadata("postgres-init", namespace, init_labels, annotations=JOB_ANNOTATIONS),
-                "spec": init_job_spec(spec, host, clients, init_pods, checksum),
-            },
+            manifest(
+                "batch/v1",
+                "Job",
+                metadata("postgres-init", namespace, init_labels, annotations=JOB_ANNOTATIONS),
+                spec=init_job_spec(spec, host, clients, init_pods, checksum),
+            ),
             # A Job's pod template is immutable: a changed script replaces the Job (same name → delete first).
             pulumi.ResourceOptions(
                 parent=self,
@@ -324,25 +318,25 @@ class RedisCache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.credentials = KubeObject(
             "redis-credentials",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": metadata("redis-credentials", namespace, app_labels),
-                "type": "Opaque",
-                "stringData": {"REDIS_PASSWORD": password},
-            },
+            manifest(
+                "v1",
+                "Secret",
+                metadata("redis-credentials", namespace, app_labels),
+                type="Opaque",
+                stringData={"REDIS_PASSWORD": password},
+            ),
             child,
         )
         self.account = service_account("redis", namespace, app_labels, child)
         checksum = secret_checksum(f"redis-{env.name}", {"REDIS_PASSWORD": password})
         self.deployment = KubeObject(
             "redis-deployment",
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": metadata("redis", namespace, app_labels),
-                "spec": redis_deployment_spec(spec, app_labels, pod_selector, checksum),
-            },
+            manifest(
+                "apps/v1",
+                "Deployment",
+                metadata("redis", namespace, app_labels),
+                spec=redis_deployment_spec(spec, app_labels, pod_selector, checksum),
+            ),
             # Fixed name: a replace (a new selector: immutable) deletes first.
             pulumi.ResourceOptions(
                 parent=self, depends_on=[self.credentials, self.account], delete_before_replace=True
@@ -350,14 +344,14 @@ class RedisCache(pulumi.ComponentResource):
         )
         self.service = KubeObject(
             "redis-service",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata("redis", namespace, app_labels),
-                "spec": {
+            manifest(
+                "v1",
+                "Service",
+                metadata("redis", namespace, app_labels),
+                spec={
                     "selector": pod_selector,
                     "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": REDIS_PORT}],
                 },
-            },
+            ),
             child,
         )

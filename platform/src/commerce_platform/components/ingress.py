@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from commerce_platform import catalogue
-from commerce_platform.components.kube import KubeObject, fields
+from commerce_platform.components.kube import KubeObject, fields, manifest
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata
 from commerce_platform.environments import Environment
 
@@ -32,13 +32,11 @@ class PublicIngress(pulumi.ComponentResource):
         )
         self.ingress = KubeObject(
             "public-ingress",
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": metadata(
-                    "public", namespace, labels("commerce-platform", f"commerce-{env.name}", "ingress")
-                ),
-                "spec": fields(
+            manifest(
+                "networking.k8s.io/v1",
+                "Ingress",
+                metadata("public", namespace, labels("commerce-platform", f"commerce-{env.name}", "ingress")),
+                spec=fields(
                     ingressClassName=stack.ingress_class,
                     tls=tls,
                     rules=[
@@ -57,7 +55,7 @@ class PublicIngress(pulumi.ComponentResource):
                         }
                     ],
                 ),
-            },
+            ),
             pulumi.ResourceOptions(parent=self, depends_on=backends),
         )
         self.url = pulumi.Output.from_input(f"{'https' if tls else 'http'}://{stack.domain}")

@@ -44,18 +44,23 @@ class KubeObject(pulumi.CustomResource):
     metadata: pulumi.Output[Manifest]
 
     def __init__(
-        self, resource_name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None
+        self, resource_name: str, definition: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None
     ):
-        props = {key: value for key, value in manifest.items() if value is not None}
+        props = {key: value for key, value in definition.items() if value is not None}
         opts = provider_defaults(opts)
-        if manifest["kind"] == "Secret" and manifest["apiVersion"] == "v1":
+        if definition["kind"] == "Secret" and definition["apiVersion"] == "v1":
             for key in SECRET_FIELDS:
                 if key in props:
                     props[key] = pulumi.Output.secret(props[key])
             opts = pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_FIELDS))
             )
-        super().__init__(type_token(manifest["apiVersion"], manifest["kind"]), resource_name, props, opts)
+        super().__init__(type_token(definition["apiVersion"], definition["kind"]), resource_name, props, opts)
+
+
+def manifest(api_version: str, kind: str, metadata: Manifest, **body: Any) -> Manifest:
+    """An object's manifest: apiVersion, kind, metadata, then the kind's own fields (unset ones left out)."""
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields(**body)}
 
 
 def fields(**values: Any) -> Manifest:

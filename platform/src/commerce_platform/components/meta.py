@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import pulumi
 
-from commerce_platform.components.kube import KubeObject, Manifest, fields
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 
 PART_OF = "commerce-platform"
 MANAGED_BY = "pulumi"
@@ -162,11 +162,8 @@ def service_account(
     """An identity with no API token: no workload here talks to the Kubernetes API."""
     return KubeObject(
         f"{name}-serviceaccount",
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": metadata(name, namespace, obj_labels),
-            "automountServiceAccountToken": False,
-        },
+        manifest(
+            "v1", "ServiceAccount", metadata(name, namespace, obj_labels), automountServiceAccountToken=False
+        ),
         opts,
     )

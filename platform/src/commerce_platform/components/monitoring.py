@@ -13,7 +13,7 @@ import json
 import pulumi
 
 from commerce_platform import catalogue
-from commerce_platform.components.kube import KubeObject
+from commerce_platform.components.kube import KubeObject, Manifest, manifest
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata, selector
 from commerce_platform.environments import Environment
 
@@ -201,6 +201,27 @@ def dashboard(namespace: str) -> dict:
     }
 
 
+def service_monitor(spec: catalogue.ServiceSpec, env: Environment, namespace: pulumi.Input[str]) -> Manifest:
+    """Prometheus scrapes the service's metrics port (by its name on the Service) every scrape interval."""
+    settings, instance = env.spec.monitoring, f"{spec.name}-{env.name}"
+    return manifest(
+        MONITORING_API,
+        "ServiceMonitor",
+        metadata(spec.name, namespace, {**labels(spec.name, instance, "api"), **settings.labels}),
+        spec={
+            "selector": {"matchLabels": selector(spec.name, instance, "api")},
+            "endpoints": [
+                {
+                    "port": "metrics",
+                    "path": catalogue.METRICS_PATH,
+                    "scheme": "http",
+                    "interval": settings.scrape_interval,
+                }
+            ],
+        },
+    )
+
+
 class Monitoring(pulumi.ComponentResource):
     def __init__(
         self,
@@ -218,52 +239,26 @@ class Monitoring(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=targets)
 
         for spec in services:
-            service_instance = f"{spec.name}-{env.name}"
-            KubeObject(
-                f"{spec.name}-servicemonitor",
-                {
-                    "apiVersion": MONITORING_API,
-                    "kind": "ServiceMonitor",
-                    "metadata": metadata(
-                        spec.name,
-                        namespace,
-                        {**labels(spec.name, service_instance, "api"), **settings.labels},
-                    ),
-                    "spec": {
-                        "selector": {"matchLabels": selector(spec.name, service_instance, "api")},
-                        "endpoints": [
-                            {
-                                "port": "metrics",
-                                "path": catalogue.METRICS_PATH,
-                                "scheme": "http",
-                                "interval": settings.scrape_interval,
-                            }
-                        ],
-                    },
-                },
-                after,
-            )
+            KubeObject(f"{spec.name}-servicemonitor", service_monitor(spec, env, namespace), after)
         rules = [{"name": "commerce-platform.slo", "rules": alert_rules(env.stack.namespace)}]
         KubeObject(
             "slo-prometheusrule",
-            {
-                "apiVersion": MONITORING_API,
-                "kind": "PrometheusRule",
-                "metadata": metadata("commerce-slo", namespace, own),
-                "spec": {"groups": rules},
-            },
+            manifest(
+                MONITORING_API,
+                "PrometheusRule",
+                metadata("commerce-slo", namespace, own),
+                spec={"groups": rules},
+            ),
             after,
         )
         KubeObject(
             "dashboard-configmap",
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": metadata("commerce-dashboard", namespace, {**own, DASHBOARD_LABEL: "1"}),
-                "data": {
-                    DASHBOARD_FILE: json.dumps(dashboard(env.stack.namespace), indent=2, sort_keys=True)
-                },
-            },
+            manifest(
+                "v1",
+                "ConfigMap",
+                metadata("commerce-dashboard", namespace, {**own, DASHBOARD_LABEL: "1"}),
+                data={DASHBOARD_FILE: json.dumps(dashboard(env.stack.namespace), indent=2, sort_keys=True)},
+            ),
             pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

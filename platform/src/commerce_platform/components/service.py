@@ -11,7 +11,7 @@ import pulumi
 
 from commerce_platform import catalogue
 from commerce_platform.components.baseline import POSTGRES_CLIENT, REDIS_CLIENT
-from commerce_platform.components.kube import KubeObject, Manifest, fields
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 from commerce_platform.components.meta import (
     JOB_ANNOTATIONS,
     SECRET_CHECKSUM,
@@ -272,32 +272,20 @@ class ServiceDeployment(pulumi.ComponentResource):
             return metadata(object_name, namespace, app_labels)
 
         self.account = service_account(svc, namespace, app_labels, child)
-        self.config = KubeObject(
-            f"{svc}-configmap",
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"{svc}-config"), "data": plain_env},
-            child,
-        )
-        self.secret = KubeObject(
-            f"{svc}-secret",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": meta(f"{svc}-secrets"),
-                "type": "Opaque",
-                "stringData": secret_env,
-            },
-            child,
-        )
+        config = manifest("v1", "ConfigMap", meta(f"{svc}-config"), data=plain_env)
+        self.config = KubeObject(f"{svc}-configmap", config, child)
+        secret = manifest("v1", "Secret", meta(f"{svc}-secrets"), type="Opaque", stringData=secret_env)
+        self.secret = KubeObject(f"{svc}-secret", secret, child)
         self.migration = self._migration(pods, namespace, secret_env, needs) if spec.uses_postgres else None
         checksums = pod_checksums(instance, plain_env, secret_env)
         self.deployment = KubeObject(
             f"{svc}-deployment",
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": meta(),
-                "spec": deployment_spec(pods, pod_selector, checksums, release.autoscaling.min),
-            },
+            manifest(
+                "apps/v1",
+                "Deployment",
+                meta(),
+                spec=deployment_spec(pods, pod_selector, checksums, release.autoscaling.min),
+            ),
             # A fixed name: a replace (a new selector: immutable) must delete first; the provider's preview then
             # dry-runs the create under another name (pulumi-kubernetes#3053). Updates still roll.
             pulumi.ResourceOptions(
@@ -306,16 +294,8 @@ class ServiceDeployment(pulumi.ComponentResource):
                 delete_before_replace=True,
             ),
         )
-        self.service = KubeObject(
-            f"{svc}-service",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": meta(),
-                "spec": service_spec(spec, pod_selector),
-            },
-            child,
-        )
+        service = manifest("v1", "Service", meta(), spec=service_spec(spec, pod_selector))
+        self.service = KubeObject(f"{svc}-service", service, child)
         self.hpa, self.pdb = self._availability(svc, meta(), pod_selector, release)
         self.service_name = self.service.metadata["name"]
         self.image = pulumi.Output.from_input(image)
@@ -335,22 +315,14 @@ class ServiceDeployment(pulumi.ComponentResource):
         )
         scaler = KubeObject(
             f"{svc}-hpa",
-            {
-                "apiVersion": "autoscaling/v2",
-                "kind": "HorizontalPodAutoscaler",
-                "metadata": object_meta,
-                "spec": scaling,
-            },
+            manifest("autoscaling/v2", "HorizontalPodAutoscaler", object_meta, spec=scaling),
             child,
         )
         budget = KubeObject(
             f"{svc}-pdb",
-            {
-                "apiVersion": "policy/v1",
-                "kind": "PodDisruptionBudget",
-                "metadata": object_meta,
-                "spec": disruption_budget_spec(pod_selector),
-            },
+            manifest(
+                "policy/v1", "PodDisruptionBudget", object_meta, spec=disruption_budget_spec(pod_selector)
+            ),
             child,
         )
         return scaler, budget
@@ -364,12 +336,12 @@ class ServiceDeployment(pulumi.ComponentResource):
         job_labels = labels(svc, pods.instance, "migration")
         return KubeObject(
             f"{svc}-migration",
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": metadata(f"{svc}-migrate", namespace, job_labels, annotations=JOB_ANNOTATIONS),
-                "spec": migration_job_spec(pods, secret_checksum(f"{pods.instance}/migration", database_url)),
-            },
+            manifest(
+                "batch/v1",
+                "Job",
+                metadata(f"{svc}-migrate", namespace, job_labels, annotations=JOB_ANNOTATIONS),
+                spec=migration_job_spec(pods, secret_checksum(f"{pods.instance}/migration", database_url)),
+            ),
             # A Job's template is immutable: a new image replaces the Job (same name → delete first).
             pulumi.ResourceOptions(
                 parent=self, depends_on=[self.secret, self.account, *needs], delete_before_replace=True

@@ -353,12 +353,10 @@ def test_secret_value_change_agrees(workspace):
 def test_policy_pack_blocks_a_mutated_program_with_the_ops_policy_rules(workspace, engine_tmp):
     meta = workspace.root / "platform/src/commerce_platform/components/meta.py"
     images = workspace.root / "platform/src/commerce_platform/images.py"
-    meta.write_text(meta.read_text().replace("allow_privilege_escalation=False,", "privileged=True,", 1))
-    images.write_text(
-        images.read_text().replace(
-            "return pulumi.Output.from_input(release), None", 'return "nginx:latest", None', 1
-        )
-    )
+    hardened, pinned = '"allowPrivilegeEscalation": False,', "return pulumi.Output.from_input(release), None"
+    assert hardened in meta.read_text() and pinned in images.read_text(), "the mutations no longer apply"
+    meta.write_text(meta.read_text().replace(hardened, '"privileged": True,', 1))
+    images.write_text(images.read_text().replace(pinned, 'return "nginx:latest", None', 1))
     try:
         graph = render_graph(workspace.root, "dev", engine_tmp / "render-mutated")
         offline = {v.rule.id for v in evaluate_graph(graph) if v.mandatory}

@@ -65,10 +65,10 @@ def test_changing_a_deployment_selector_is_a_replace(clone, restore):
     # base ref's code from its worktree, the working tree side runs the edited code.
     path = clone / "platform" / "src" / "commerce_platform" / "components" / "service.py"
     text = path.read_text()
-    deployment_selector = r"(?<![\w])selector=match\((\w+)\)"  # the first: deployment_spec()
+    deployment_selector = r'(?<![\w])"selector": match\((\w+)\)'  # the first: deployment_spec()
     edited, count = re.subn(
         deployment_selector,
-        r'selector=match({**\1, "epoch": "2"})',
+        r'"selector": match({**\1, "epoch": "2"})',
         text,
         count=1,
     )

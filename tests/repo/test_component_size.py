@@ -41,7 +41,7 @@ def test_the_files_are_found():
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_no_function_over_60_lines(path: Path):
     offenders = too_long(path.read_text())
-    assert not offenders, f"{path.name}: split into builders returning Args: " + ", ".join(
+    assert not offenders, f"{path.name}: split into builders returning manifests: " + ", ".join(
         f"{name} ({lines} lines)" for name, lines in offenders
     )
 

@@ -372,11 +372,15 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
     return sorted(f.alias or name for name, f in _model_at(model, loc).model_fields.items())
 
 
+# libyaml's safe loader where PyYAML has it (the wheels do): the same documents and errors, ~5x faster.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     if not path.is_file():
         raise EnvironmentConfigError(f"{label}: file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

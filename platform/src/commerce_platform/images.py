@@ -13,16 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pulumi
 
 from commerce_platform import catalogue
 from commerce_platform.environments import Environment, repo_root_default
-
-if TYPE_CHECKING:
-    import pulumi_docker as docker
 
 # Pulumi runs the program with the `main` directory (platform/) as working directory; the build context is the
 # repo root because the Dockerfile copies the shared service kit as well as the service.
@@ -105,9 +102,31 @@ def context_digest(root: Path, dockerfile: Path, args: dict[str, str] | None = N
     return digest.hexdigest()
 
 
+class DockerImage(pulumi.CustomResource):
+    """pulumi-docker's `Image` (built and pushed by the Docker provider), declared by its fields: like the
+    Kubernetes objects (components/kube.py), without importing the provider's generated SDK."""
+
+    repoDigest: pulumi.Output[str]  # noqa: N815 - the provider's output name
+
+    def __init__(
+        self, resource_name: str, image_name: str, build: dict[str, object], opts: pulumi.ResourceOptions
+    ):
+        outputs = ("baseImageName", "context", "dockerfile", "platform", "registryServer", "repoDigest")
+        # buildOnPreview and skipPush: the defaults pulumi-docker's own class sends.
+        props = {
+            "imageName": image_name,
+            "build": build,
+            "buildOnPreview": False,
+            "skipPush": False,
+            **dict.fromkeys(outputs),
+        }
+        opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=version("pulumi_docker")), opts)
+        super().__init__("docker:index/image:Image", resource_name, props, opts)
+
+
 def service_image(
     env: Environment, spec: catalogue.ServiceSpec, opts: pulumi.ResourceOptions, repo_root: Path | None = None
-) -> tuple[pulumi.Output[str], docker.Image | None]:
+) -> tuple[pulumi.Output[str], DockerImage | None]:
     """The image reference a Deployment runs (always by digest), and the Image resource when it is built."""
     release = env.spec.services[spec.name].release
     if not env.spec.services[spec.name].builds:
@@ -117,20 +136,17 @@ def service_image(
     root = Path(repo_root) if repo_root and (Path(repo_root) / "services").is_dir() else repo_root_default()
     args = build_args(spec)
     context = context_digest(root, root / DOCKERFILE, args)[:16]
-    # Imported here: only a building environment needs the Docker provider's SDK (a quarter second to import).
-    import pulumi_docker as docker
-
-    image = docker.Image(
+    image = DockerImage(
         f"{spec.name}-image",
         # The tag names the source: a code change is a new tag (and a new digest), visible in every preview.
-        image_name=f"{env.spec.image_repository}/{spec.name}:{env.name}-{context}",
-        build=docker.DockerBuildArgs(
-            context=BUILD_CONTEXT,
-            dockerfile=f"{BUILD_CONTEXT}/{DOCKERFILE}",
-            args=args,
-            platform="linux/amd64",
-        ),
-        opts=opts,
+        f"{env.spec.image_repository}/{spec.name}:{env.name}-{context}",
+        {
+            "context": BUILD_CONTEXT,
+            "dockerfile": f"{BUILD_CONTEXT}/{DOCKERFILE}",
+            "args": args,
+            "platform": "linux/amd64",
+        },
+        opts,
     )
     # The pushed digest, so pods never run a mutable tag even in dev.
-    return image.repo_digest, image
+    return image.repoDigest, image

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from commerce_platform.components.kube import KubeObject, manifest, provider_defaults
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata
 from commerce_platform.environments import Environment
 
@@ -43,6 +43,17 @@ CERT_MANAGER = Chart("cert-manager", "v1.21.2", "https://charts.jetstack.io", "c
 CHARTS = (METRICS_SERVER, TRAEFIK, CERT_MANAGER)
 
 
+class HelmRelease(pulumi.CustomResource):
+    """pulumi-kubernetes' `helm.sh/v3:Release` (installed by the provider's Helm client), declared by its fields."""
+
+    name: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions):
+        # compat: the provider's marker for this resource version, set by pulumi-kubernetes' own class too.
+        release = {**props, "compat": "true", "status": None}
+        super().__init__("kubernetes:helm.sh/v3:Release", resource_name, release, provider_defaults(opts))
+
+
 class ClusterAddons(pulumi.ComponentResource):
     def __init__(
         self,
@@ -53,7 +64,7 @@ class ClusterAddons(pulumi.ComponentResource):
     ):
         super().__init__(f"{TYPE_PREFIX}:platform:ClusterAddons", name, None, opts)
         addons = env.spec.addons
-        self.releases: dict[str, k8s.helm.v3.Release] = {}
+        self.releases: dict[str, HelmRelease] = {}
         if addons.metrics_server == "release":
             self._release(
                 METRICS_SERVER,
@@ -91,17 +102,19 @@ class ClusterAddons(pulumi.ComponentResource):
         self.register_outputs({"releases": {k: r.name for k, r in self.releases.items()}})
 
     def _release(self, chart: Chart, namespace: str, values: dict[str, Any]) -> None:
-        self.releases[chart.name] = k8s.helm.v3.Release(
+        self.releases[chart.name] = HelmRelease(
             f"{chart.name}-release",
-            name=chart.name,
-            chart=chart.name,
-            version=chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=namespace,
-            create_namespace=True,
-            atomic=True,  # a failed install or upgrade is rolled back, not left half-applied
-            values=values,
-            opts=pulumi.ResourceOptions(parent=self),
+            {
+                "name": chart.name,
+                "chart": chart.name,
+                "version": chart.version,
+                "repositoryOpts": {"repo": chart.repo},
+                "namespace": namespace,
+                "createNamespace": True,
+                "atomic": True,  # a failed install or upgrade is rolled back, not left half-applied
+                "values": values,
+            },
+            pulumi.ResourceOptions(parent=self),
         )
 
     def _certificate(self, env: Environment, namespace: pulumi.Input[str]) -> None:
@@ -109,30 +122,34 @@ class ClusterAddons(pulumi.ComponentResource):
         tls_labels = labels("commerce-platform", f"commerce-{env.name}", "tls")
         after = [r for k, r in self.releases.items() if k == CERT_MANAGER.name]
         opts = pulumi.ResourceOptions(parent=self, depends_on=after)
-        issuer = k8s.apiextensions.CustomResource(
+        issuer = KubeObject(
             "tls-issuer",
-            api_version="cert-manager.io/v1",
-            kind="Issuer",
-            metadata=metadata(ISSUER_NAME, namespace, tls_labels),
-            spec={
-                "acme": {
-                    "server": certs.acme_server,
-                    "email": certs.acme_email,
-                    "privateKeySecretRef": {"name": f"{ISSUER_NAME}-account-key"},
-                    "solvers": [{"http01": {"ingress": {"ingressClassName": stack.ingress_class}}}],
-                }
-            },
-            opts=opts,
+            manifest(
+                "cert-manager.io/v1",
+                "Issuer",
+                metadata(ISSUER_NAME, namespace, tls_labels),
+                spec={
+                    "acme": {
+                        "server": certs.acme_server,
+                        "email": certs.acme_email,
+                        "privateKeySecretRef": {"name": f"{ISSUER_NAME}-account-key"},
+                        "solvers": [{"http01": {"ingress": {"ingressClassName": stack.ingress_class}}}],
+                    }
+                },
+            ),
+            opts,
         )
-        k8s.apiextensions.CustomResource(
+        KubeObject(
             "tls-certificate",
-            api_version="cert-manager.io/v1",
-            kind="Certificate",
-            metadata=metadata(stack.tls_certificate, namespace, tls_labels),
-            spec={
-                "secretName": stack.tls_certificate,
-                "dnsNames": [stack.domain],
-                "issuerRef": {"name": ISSUER_NAME, "kind": "Issuer"},
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer, *after]),
+            manifest(
+                "cert-manager.io/v1",
+                "Certificate",
+                metadata(stack.tls_certificate, namespace, tls_labels),
+                spec={
+                    "secretName": stack.tls_certificate,
+                    "dnsNames": [stack.domain],
+                    "issuerRef": {"name": ISSUER_NAME, "kind": "Issuer"},
+                },
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[issuer, *after]),
         )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 from commerce_platform.components.meta import TYPE_PREFIX, labels, match, metadata
 from commerce_platform.environments import Environment, Postgres, Quota, Redis
 from commerce_platform.service_env import token_issuer
@@ -14,8 +14,6 @@ POSTGRES_CLIENT = "commerce-platform/postgres-client"
 REDIS_CLIENT = "commerce-platform/redis-client"
 POSTGRES_PORT = 5432
 REDIS_PORTS = (6379, 6380)  # 6380: the usual TLS port of managed Redis
-
-npv1 = k8s.networking.v1
 
 
 def service_pods(name: str) -> dict[str, str]:
@@ -35,39 +33,32 @@ def call_edges(services: tuple[catalogue.ServiceSpec, ...]) -> list[tuple[str, s
     return sorted(edges)
 
 
-def tcp(*ports: int) -> list[npv1.NetworkPolicyPortArgs]:
-    return [npv1.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in ports]
+def tcp(*ports: int) -> list[Manifest]:
+    return [{"port": port, "protocol": "TCP"} for port in ports]
 
 
-def pods_of(pod_labels: dict[str, str]) -> npv1.NetworkPolicyPeerArgs:
-    return npv1.NetworkPolicyPeerArgs(pod_selector=match(pod_labels))
+def pods_of(pod_labels: dict[str, str]) -> Manifest:
+    return {"podSelector": match(pod_labels)}
 
 
-def namespace_of(namespace: str, pod_labels: dict[str, str] | None = None) -> npv1.NetworkPolicyPeerArgs:
+def namespace_of(namespace: str, pod_labels: dict[str, str] | None = None) -> Manifest:
     """Every pod of a namespace, or (with `pod_labels`) only those pods in it."""
-    return npv1.NetworkPolicyPeerArgs(
-        namespace_selector=match({"kubernetes.io/metadata.name": namespace}),
-        pod_selector=match(pod_labels) if pod_labels else None,
+    return fields(
+        namespaceSelector=match({"kubernetes.io/metadata.name": namespace}),
+        podSelector=match(pod_labels) if pod_labels else None,
     )
 
 
-def allow(
-    pods: k8s.meta.v1.LabelSelectorArgs,
-    direction: str,
-    peers: list[npv1.NetworkPolicyPeerArgs],
-    ports: list[npv1.NetworkPolicyPortArgs],
-) -> npv1.NetworkPolicySpecArgs:
-    """One allow edge: `pods` may receive from (Ingress) or send to (Egress) `peers` on `ports`."""
-    if direction == "Ingress":
-        rules = {"ingress": [npv1.NetworkPolicyIngressRuleArgs(from_=peers, ports=ports)]}
-    else:
-        rules = {"egress": [npv1.NetworkPolicyEgressRuleArgs(to=peers, ports=ports)]}
-    return npv1.NetworkPolicySpecArgs(pod_selector=pods, policy_types=[direction], **rules)
+def allow(pods: Manifest, direction: str, peers: list[Manifest], ports: list[Manifest]) -> Manifest:
+    """One allow edge (a NetworkPolicy spec): `pods` may receive from (Ingress) or send to (Egress) `peers` on
+    `ports`."""
+    rule = {"from" if direction == "Ingress" else "to": peers, "ports": ports}
+    return {"podSelector": pods, "policyTypes": [direction], direction.lower(): [rule]}
 
 
 def data_store_edges(
     store: str, client_label: str, ports: tuple[int, ...], spec: Postgres | Redis
-) -> dict[str, npv1.NetworkPolicySpecArgs]:
+) -> dict[str, Manifest]:
     """Clients (pods labelled `client_label`) to the store: its pods in the cluster, else its networks."""
     clients, store_pods = {client_label: "true"}, {"app.kubernetes.io/name": store}
     edges = {}
@@ -76,21 +67,17 @@ def data_store_edges(
         peers = [pods_of(store_pods)]
     else:
         # A managed store sits outside the cluster: its networks (environments/<env>.yaml cidrs), its ports.
-        peers = [npv1.NetworkPolicyPeerArgs(ip_block=npv1.IPBlockArgs(cidr=cidr)) for cidr in spec.cidrs]
+        peers = [{"ipBlock": {"cidr": cidr}} for cidr in spec.cidrs]
     return {**edges, f"{store}-clients-egress": allow(match(clients), "Egress", peers, tcp(*ports))}
 
 
-def network_policies(
-    env: Environment, services: tuple[catalogue.ServiceSpec, ...]
-) -> dict[str, npv1.NetworkPolicySpecArgs]:
+def network_policies(env: Environment, services: tuple[catalogue.ServiceSpec, ...]) -> dict[str, Manifest]:
     """Deny everything, then allow each edge: DNS, the ingress controller, every call, the scrapes, the stores."""
-    everything = k8s.meta.v1.LabelSelectorArgs()
+    everything: Manifest = {}
     dns = namespace_of("kube-system", {"k8s-app": "kube-dns"})
-    dns_ports = [npv1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
+    dns_ports = [{"port": 53, "protocol": p} for p in ("UDP", "TCP")]
     policies = {
-        "default-deny": npv1.NetworkPolicySpecArgs(
-            pod_selector=everything, policy_types=["Ingress", "Egress"]
-        ),
+        "default-deny": {"podSelector": everything, "policyTypes": ["Ingress", "Egress"]},
         "allow-dns-egress": allow(everything, "Egress", [dns], dns_ports),
     }
     by_name = {s.name: s for s in services}
@@ -132,29 +119,29 @@ def namespace_labels(env: Environment) -> dict[str, str]:
     }
 
 
-def quota_spec(quota: Quota) -> k8s.core.v1.ResourceQuotaSpecArgs:
-    return k8s.core.v1.ResourceQuotaSpecArgs(
-        hard={
+def quota_spec(quota: Quota) -> Manifest:
+    return {
+        "hard": {
             "requests.cpu": quota.cpu,
             "requests.memory": quota.memory,
             "limits.memory": quota.memory,
             "pods": str(quota.pods),
         }
-    )
+    }
 
 
-def limit_range_spec() -> k8s.core.v1.LimitRangeSpecArgs:
+def limit_range_spec() -> Manifest:
     """Defaults for a container that states no resources (every container here states them)."""
-    return k8s.core.v1.LimitRangeSpecArgs(
-        limits=[
-            k8s.core.v1.LimitRangeItemArgs(
-                type="Container",
-                default_request={"cpu": "100m", "memory": "128Mi"},
-                default={"memory": "256Mi"},
-                max={"memory": "4Gi"},
-            )
+    return {
+        "limits": [
+            {
+                "type": "Container",
+                "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                "default": {"memory": "256Mi"},
+                "max": {"memory": "4Gi"},
+            }
         ]
-    )
+    }
 
 
 class ClusterBaseline(pulumi.ComponentResource):
@@ -171,33 +158,42 @@ class ClusterBaseline(pulumi.ComponentResource):
     ):
         super().__init__(f"{TYPE_PREFIX}:platform:ClusterBaseline", name, None, opts)
         own = labels("commerce-platform", f"commerce-{env.name}", "baseline")
-        self.namespace_object = k8s.core.v1.Namespace(
+        self.namespace_object = KubeObject(
             "namespace",
-            metadata=metadata(env.stack.namespace, None, namespace_labels(env)),
+            manifest("v1", "Namespace", metadata(env.stack.namespace, None, namespace_labels(env))),
             # Deleting the Namespace deletes every PersistentVolumeClaim in it: protected where data is retained
             # (`pulumi state unprotect` first to really destroy such an environment).
             opts=pulumi.ResourceOptions(parent=self, protect=retains_data(env)),
         )
-        self.namespace = self.namespace_object.metadata.name
+        self.namespace = self.namespace_object.metadata["name"]
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_object])
-        self.quota = k8s.core.v1.ResourceQuota(
+        self.quota = KubeObject(
             "quota",
-            metadata=metadata("compute-quota", self.namespace, own),
-            spec=quota_spec(env.spec.quota),
-            opts=in_namespace,
+            manifest(
+                "v1",
+                "ResourceQuota",
+                metadata("compute-quota", self.namespace, own),
+                spec=quota_spec(env.spec.quota),
+            ),
+            in_namespace,
         )
-        self.limits = k8s.core.v1.LimitRange(
+        self.limits = KubeObject(
             "limits",
-            metadata=metadata("container-defaults", self.namespace, own),
-            spec=limit_range_spec(),
-            opts=in_namespace,
+            manifest(
+                "v1",
+                "LimitRange",
+                metadata("container-defaults", self.namespace, own),
+                spec=limit_range_spec(),
+            ),
+            in_namespace,
         )
         self.network_policies = {
-            policy: npv1.NetworkPolicy(
+            policy: KubeObject(
                 f"netpol-{policy}",
-                metadata=metadata(policy, self.namespace, own),
-                spec=spec,
-                opts=in_namespace,
+                manifest(
+                    "networking.k8s.io/v1", "NetworkPolicy", metadata(policy, self.namespace, own), spec=spec
+                ),
+                in_namespace,
             )
             for policy, spec in network_policies(env, services).items()
         }

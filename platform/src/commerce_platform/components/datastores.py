@@ -8,10 +8,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue, dbinit
 from commerce_platform.components.baseline import POSTGRES_CLIENT, POSTGRES_PORT
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 from commerce_platform.components.meta import (
     JOB_ANNOTATIONS,
     SECRET_CHECKSUM,
@@ -30,7 +30,6 @@ from commerce_platform.components.meta import (
 from commerce_platform.environments import Environment, Postgres, Redis
 from commerce_platform.secrets import PlatformSecrets
 
-core = k8s.core.v1
 REDIS_PORT = 6379
 
 
@@ -39,17 +38,17 @@ def _image_version(image: str) -> str:
     return tag[1] if len(tag) == 2 and "/" not in tag[1] else "latest"
 
 
-def pg_isready(period: int, failures: int | None = None) -> core.ProbeArgs:
-    return core.ProbeArgs(
-        exec_=core.ExecActionArgs(command=["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]),
-        period_seconds=period,
-        failure_threshold=failures,
+def pg_isready(period: int, failures: int | None = None) -> Manifest:
+    return fields(
+        exec={"command": ["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]},
+        periodSeconds=period,
+        failureThreshold=failures,
     )
 
 
 def postgres_statefulset_spec(
     spec: Postgres, app_labels: dict[str, str], pod_selector: dict[str, str]
-) -> k8s.apps.v1.StatefulSetSpecArgs:
+) -> Manifest:
     retention = "Retain" if spec.retain_volume else "Delete"
     server = container(
         "postgres",
@@ -57,49 +56,48 @@ def postgres_statefulset_spec(
         uid=spec.uid,
         resources=resources(spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory),
         mounts=(
-            core.VolumeMountArgs(name="data", mount_path="/var/lib/postgresql/data"),
-            core.VolumeMountArgs(name="run", mount_path="/var/run/postgresql"),
+            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+            {"name": "run", "mountPath": "/var/run/postgresql"},
         ),
-        ports=[core.ContainerPortArgs(name="postgres", container_port=POSTGRES_PORT)],
+        ports=[{"name": "postgres", "containerPort": POSTGRES_PORT}],
         env=[
-            core.EnvVarArgs(
-                name="POSTGRES_PASSWORD", value_from=secret_ref("postgres-credentials", "POSTGRES_PASSWORD")
-            ),
-            core.EnvVarArgs(name="PGDATA", value="/var/lib/postgresql/data/pgdata"),
+            {
+                "name": "POSTGRES_PASSWORD",
+                "valueFrom": secret_ref("postgres-credentials", "POSTGRES_PASSWORD"),
+            },
+            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
         ],
-        readiness_probe=pg_isready(5),
-        liveness_probe=pg_isready(10, 6),
+        readinessProbe=pg_isready(5),
+        livenessProbe=pg_isready(10, 6),
     )
-    return k8s.apps.v1.StatefulSetSpecArgs(
-        service_name="postgres",
-        replicas=1,
-        selector=match(pod_selector),
-        persistent_volume_claim_retention_policy=k8s.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
-            when_deleted=retention, when_scaled=retention
-        ),
-        template=pod_template(
+    return {
+        "serviceName": "postgres",
+        "replicas": 1,
+        "selector": match(pod_selector),
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": retention, "whenScaled": retention},
+        "template": pod_template(
             app_labels,
             account="postgres",
             uid=spec.uid,
             containers=[server],
-            volumes=(core.VolumeArgs(name="run", empty_dir=core.EmptyDirVolumeSourceArgs()),),
+            volumes=({"name": "run", "emptyDir": {}},),
         ),
-        volume_claim_templates=[
-            core.PersistentVolumeClaimArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=app_labels),
-                spec=core.PersistentVolumeClaimSpecArgs(
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=spec.storage_class,
-                    resources=core.VolumeResourceRequirementsArgs(requests={"storage": spec.storage}),
+        "volumeClaimTemplates": [
+            {
+                "metadata": {"name": "data", "labels": app_labels},
+                "spec": fields(
+                    accessModes=["ReadWriteOnce"],
+                    storageClassName=spec.storage_class,
+                    resources={"requests": {"storage": spec.storage}},
                 ),
-            )
+            }
         ],
-    )
+    }
 
 
 def init_job_spec(
     spec: Postgres, host: pulumi.Input[str], clients: list[str], pod_labels: dict[str, str], checksum
-) -> k8s.batch.v1.JobSpecArgs:
+) -> Manifest:
     """psql runs the idempotent init script (a database and login per client) as the superuser."""
     passwords = ["POSTGRES_PASSWORD", *(f"{db.upper()}_PASSWORD" for db in clients)]
     init = container(
@@ -107,88 +105,76 @@ def init_job_spec(
         spec.image,
         uid=spec.uid,
         resources=resources("50m", "64Mi", "128Mi"),
-        mounts=(core.VolumeMountArgs(name="script", mount_path="/scripts", read_only=True),),
+        mounts=({"name": "script", "mountPath": "/scripts", "readOnly": True},),
         command=["psql", "-v", "ON_ERROR_STOP=1", "-f", "/scripts/init.sql"],
         env=[
-            core.EnvVarArgs(name="PGHOST", value=host),
-            core.EnvVarArgs(name="PGPORT", value=str(POSTGRES_PORT)),
-            core.EnvVarArgs(name="PGUSER", value="postgres"),
-            core.EnvVarArgs(name="PGDATABASE", value="postgres"),
+            {"name": "PGHOST", "value": host},
+            {"name": "PGPORT", "value": str(POSTGRES_PORT)},
+            {"name": "PGUSER", "value": "postgres"},
+            {"name": "PGDATABASE", "value": "postgres"},
             *(
-                core.EnvVarArgs(
-                    name="PGPASSWORD" if key == "POSTGRES_PASSWORD" else key,
-                    value_from=secret_ref("postgres-credentials", key),
-                )
+                {
+                    "name": "PGPASSWORD" if key == "POSTGRES_PASSWORD" else key,
+                    "valueFrom": secret_ref("postgres-credentials", key),
+                }
                 for key in passwords
             ),
         ],
     )
-    return k8s.batch.v1.JobSpecArgs(
-        backoff_limit=10,  # retries while Postgres is still starting
-        template=pod_template(
+    return {
+        "backoffLimit": 10,  # retries while Postgres is still starting
+        "template": pod_template(
             pod_labels,
             # The init sets every login's password: a changed credential replaces (re-runs) the Job.
             annotations={SECRET_CHECKSUM: checksum},
             account="postgres",
             uid=spec.uid,
-            restart_policy="OnFailure",
+            restartPolicy="OnFailure",
             containers=[init],
-            volumes=(
-                core.VolumeArgs(
-                    name="script", config_map=core.ConfigMapVolumeSourceArgs(name="postgres-init-script")
-                ),
-            ),
+            volumes=({"name": "script", "configMap": {"name": "postgres-init-script"}},),
         ),
-    )
+    }
 
 
 def redis_deployment_spec(
     spec: Redis, app_labels: dict[str, str], pod_selector: dict[str, str], checksum
-) -> k8s.apps.v1.DeploymentSpecArgs:
+) -> Manifest:
     server = container(
         "redis",
         spec.image,
         uid=spec.uid,
         resources=resources(spec.resources.cpu, spec.resources.memory, spec.resources.limit_memory),
-        mounts=(core.VolumeMountArgs(name="data", mount_path="/data"),),
+        mounts=({"name": "data", "mountPath": "/data"},),
         # $(VAR) is expanded by the kubelet: the manifest never holds the password.
         args=["--requirepass", "$(REDIS_PASSWORD)", "--maxmemory", f"{spec.max_memory_mb}mb"]
         + ["--maxmemory-policy", "allkeys-lru", "--save", "", "--appendonly", "no"],
-        env=[
-            core.EnvVarArgs(
-                name="REDIS_PASSWORD", value_from=secret_ref("redis-credentials", "REDIS_PASSWORD")
-            )
-        ],
-        ports=[core.ContainerPortArgs(name="redis", container_port=REDIS_PORT)],
-        readiness_probe=core.ProbeArgs(
-            tcp_socket=core.TCPSocketActionArgs(port=REDIS_PORT), period_seconds=5
-        ),
-        liveness_probe=core.ProbeArgs(
-            tcp_socket=core.TCPSocketActionArgs(port=REDIS_PORT), period_seconds=10
-        ),
+        env=[{"name": "REDIS_PASSWORD", "valueFrom": secret_ref("redis-credentials", "REDIS_PASSWORD")}],
+        ports=[{"name": "redis", "containerPort": REDIS_PORT}],
+        readinessProbe={"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 5},
+        livenessProbe={"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 10},
     )
-    return k8s.apps.v1.DeploymentSpecArgs(
-        replicas=1,
-        strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
-        selector=match(pod_selector),
-        template=pod_template(
+    return {
+        "replicas": 1,
+        "strategy": {"type": "Recreate"},
+        "selector": match(pod_selector),
+        "template": pod_template(
             app_labels,
             # A new password restarts Redis with it (the clients roll on the same checksum change).
             annotations={SECRET_CHECKSUM: checksum},
             account="redis",
             uid=spec.uid,
             containers=[server],
-            volumes=(core.VolumeArgs(name="data", empty_dir=core.EmptyDirVolumeSourceArgs()),),
+            volumes=({"name": "data", "emptyDir": {}},),
         ),
-    )
+    }
 
 
-def headless_service_spec(pod_selector: dict[str, str]) -> core.ServiceSpecArgs:
-    return core.ServiceSpecArgs(
-        cluster_ip="None",  # headless: stable DNS for the StatefulSet pod
-        selector=pod_selector,
-        ports=[core.ServicePortArgs(name="postgres", port=POSTGRES_PORT, target_port=POSTGRES_PORT)],
-    )
+def headless_service_spec(pod_selector: dict[str, str]) -> Manifest:
+    return {
+        "clusterIP": "None",  # headless: stable DNS for the StatefulSet pod
+        "selector": pod_selector,
+        "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": POSTGRES_PORT}],
+    }
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -233,50 +219,65 @@ class PostgresDatabase(pulumi.ComponentResource):
             "POSTGRES_PASSWORD": secrets.get("postgresPassword"),
             **{f"{db.upper()}_PASSWORD": secrets.db_password(db) for db in clients},
         }
-        self.credentials = core.Secret(
-            "postgres-credentials",
-            metadata=metadata("postgres-credentials", namespace, app_labels),
-            type="Opaque",
-            string_data=credential_values,
-            opts=child,
-        )
+        credentials = metadata("postgres-credentials", namespace, app_labels)
+        secret = manifest("v1", "Secret", credentials, type="Opaque", stringData=credential_values)
+        self.credentials = KubeObject("postgres-credentials", secret, child)
         self.account = service_account("postgres", namespace, app_labels, child)
-        self.service = core.Service(
-            "postgres-service",
-            metadata=metadata("postgres", namespace, app_labels),
+        service = manifest(
+            "v1",
+            "Service",
+            metadata("postgres", namespace, app_labels),
             spec=headless_service_spec(pod_selector),
-            opts=child,
         )
-        self.statefulset = k8s.apps.v1.StatefulSet(
+        self.service = KubeObject("postgres-service", service, child)
+        self.statefulset = KubeObject(
             "postgres-statefulset",
-            metadata=metadata("postgres", namespace, app_labels),
-            spec=postgres_statefulset_spec(spec, app_labels, pod_selector),
+            manifest(
+                "apps/v1",
+                "StatefulSet",
+                metadata("postgres", namespace, app_labels),
+                spec=postgres_statefulset_spec(spec, app_labels, pod_selector),
+            ),
             # Fixed name: a replace (a new selector: immutable) deletes first, as for the Deployments; the data
             # stays in the PVC `data-postgres-0`, which the new StatefulSet mounts again. Retained data survives
             # `pulumi destroy` and any replace: protected (the Namespace too, baseline.py).
-            opts=pulumi.ResourceOptions(
+            pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.credentials, self.service, self.account],
                 delete_before_replace=True,
                 protect=spec.retain_volume,
             ),
         )
+        self._init(env, namespace, clients, host, credential_values)
+
+    def _init(self, env, namespace, clients: list[str], host, credential_values) -> None:
+        """The init script and the Job that runs it (a database and login per client, idempotent)."""
+        spec, child = env.spec.postgres, pulumi.ResourceOptions(parent=self)
         init_labels = labels(
             "postgres-init", f"postgres-{env.name}", "database-init", _image_version(spec.image)
         )
-        self.init_script = core.ConfigMap(
+        self.init_script = KubeObject(
             "postgres-init-script",
-            metadata=metadata("postgres-init-script", namespace, init_labels),
-            data={"init.sql": dbinit.psql_script(clients)},
-            opts=child,
+            manifest(
+                "v1",
+                "ConfigMap",
+                metadata("postgres-init-script", namespace, init_labels),
+                data={"init.sql": dbinit.psql_script(clients)},
+            ),
+            child,
         )
         checksum = secret_checksum(f"postgres-{env.name}/init", credential_values)
-        self.init_job = k8s.batch.v1.Job(
+        init_pods = {**init_labels, POSTGRES_CLIENT: "true"}
+        self.init_job = KubeObject(
             "postgres-init-job",
-            metadata=metadata("postgres-init", namespace, init_labels, annotations=JOB_ANNOTATIONS),
-            spec=init_job_spec(spec, host, clients, {**init_labels, POSTGRES_CLIENT: "true"}, checksum),
+            manifest(
+                "batch/v1",
+                "Job",
+                metadata("postgres-init", namespace, init_labels, annotations=JOB_ANNOTATIONS),
+                spec=init_job_spec(spec, host, clients, init_pods, checksum),
+            ),
             # A Job's pod template is immutable: a changed script replaces the Job (same name → delete first).
-            opts=pulumi.ResourceOptions(
+            pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.statefulset, self.init_script, self.credentials, self.account],
                 delete_before_replace=True,
@@ -315,30 +316,42 @@ class RedisCache(pulumi.ComponentResource):
         app_labels = labels("redis", f"redis-{env.name}", "cache", _image_version(spec.image))
         pod_selector = selector("redis", f"redis-{env.name}", "cache")
         child = pulumi.ResourceOptions(parent=self)
-        self.credentials = core.Secret(
+        self.credentials = KubeObject(
             "redis-credentials",
-            metadata=metadata("redis-credentials", namespace, app_labels),
-            type="Opaque",
-            string_data={"REDIS_PASSWORD": password},
-            opts=child,
+            manifest(
+                "v1",
+                "Secret",
+                metadata("redis-credentials", namespace, app_labels),
+                type="Opaque",
+                stringData={"REDIS_PASSWORD": password},
+            ),
+            child,
         )
         self.account = service_account("redis", namespace, app_labels, child)
         checksum = secret_checksum(f"redis-{env.name}", {"REDIS_PASSWORD": password})
-        self.deployment = k8s.apps.v1.Deployment(
+        self.deployment = KubeObject(
             "redis-deployment",
-            metadata=metadata("redis", namespace, app_labels),
-            spec=redis_deployment_spec(spec, app_labels, pod_selector, checksum),
+            manifest(
+                "apps/v1",
+                "Deployment",
+                metadata("redis", namespace, app_labels),
+                spec=redis_deployment_spec(spec, app_labels, pod_selector, checksum),
+            ),
             # Fixed name: a replace (a new selector: immutable) deletes first.
-            opts=pulumi.ResourceOptions(
+            pulumi.ResourceOptions(
                 parent=self, depends_on=[self.credentials, self.account], delete_before_replace=True
             ),
         )
-        self.service = core.Service(
+        self.service = KubeObject(
             "redis-service",
-            metadata=metadata("redis", namespace, app_labels),
-            spec=core.ServiceSpecArgs(
-                selector=pod_selector,
-                ports=[core.ServicePortArgs(name="redis", port=REDIS_PORT, target_port=REDIS_PORT)],
+            manifest(
+                "v1",
+                "Service",
+                metadata("redis", namespace, app_labels),
+                spec={
+                    "selector": pod_selector,
+                    "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": REDIS_PORT}],
+                },
             ),
-            opts=child,
+            child,
         )

@@ -7,7 +7,8 @@ import json
 from collections.abc import Mapping
 
 import pulumi
-import pulumi_kubernetes as k8s
+
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 
 PART_OF = "commerce-platform"
 MANAGED_BY = "pulumi"
@@ -38,9 +39,9 @@ def labels(name: str, instance: str, component: str, app_version: str | None = N
 
 
 def metadata(
-    name: str, namespace: str | None, obj_labels: dict[str, str], **extra
-) -> k8s.meta.v1.ObjectMetaArgs:
-    return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=obj_labels, **extra)
+    name: str | None, namespace: pulumi.Input[str] | None, obj_labels: dict[str, str], **extra
+) -> Manifest:
+    return fields(name=name, namespace=namespace, labels=obj_labels, **extra)
 
 
 # Pod template annotation: a digest of the secret material the pods read, so a changed credential rolls the
@@ -69,51 +70,44 @@ def version_label(image_ref: str) -> str:
 
 
 # Restricted Pod Security: the same container hardening for services, jobs and data stores.
-def container_security(run_as_user: int) -> k8s.core.v1.SecurityContextArgs:
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        run_as_user=run_as_user,
-        run_as_group=run_as_user,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
+def container_security(run_as_user: int) -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "runAsGroup": run_as_user,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
-def pod_security(run_as_user: int) -> k8s.core.v1.PodSecurityContextArgs:
-    return k8s.core.v1.PodSecurityContextArgs(
-        run_as_non_root=True,
-        run_as_user=run_as_user,
-        run_as_group=run_as_user,
-        fs_group=run_as_user,
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
+def pod_security(run_as_user: int) -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "runAsGroup": run_as_user,
+        "fsGroup": run_as_user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
-def resources(cpu: str, memory: str, memory_limit: str) -> k8s.core.v1.ResourceRequirementsArgs:
+def resources(cpu: str, memory: str, memory_limit: str) -> Manifest:
     # No CPU limit on purpose: throttling hurts latency; memory is limited because OOM must stay local.
-    return k8s.core.v1.ResourceRequirementsArgs(
-        requests={"cpu": cpu, "memory": memory}, limits={"memory": memory_limit}
-    )
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
 
 
-def tmp_volume() -> tuple[k8s.core.v1.VolumeArgs, k8s.core.v1.VolumeMountArgs]:
+def tmp_volume() -> tuple[Manifest, Manifest]:
     """Read-only root filesystems still need a writable /tmp."""
-    return (
-        k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")),
-        k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-    )
+    return {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, {"name": "tmp", "mountPath": "/tmp"}
 
 
-def secret_ref(secret: str, key: str) -> k8s.core.v1.EnvVarSourceArgs:
-    return k8s.core.v1.EnvVarSourceArgs(
-        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
-    )
+def secret_ref(secret: str, key: str) -> Manifest:
+    return {"secretKeyRef": {"name": secret, "key": key}}
 
 
-def match(pod_labels: dict[str, str]) -> k8s.meta.v1.LabelSelectorArgs:
-    return k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels)
+def match(pod_labels: dict[str, str]) -> Manifest:
+    return {"matchLabels": pod_labels}
 
 
 def container(
@@ -121,19 +115,19 @@ def container(
     image: pulumi.Input[str],
     *,
     uid: int,
-    resources: k8s.core.v1.ResourceRequirementsArgs,
-    mounts: tuple[k8s.core.v1.VolumeMountArgs, ...] = (),
-    **fields,
-) -> k8s.core.v1.ContainerArgs:
+    resources: Manifest,
+    mounts: tuple[Manifest, ...] = (),
+    **container_fields,
+) -> Manifest:
     """A hardened container (restricted security context) with its mounts and a writable /tmp last."""
     _, tmp_mount = tmp_volume()
-    return k8s.core.v1.ContainerArgs(
+    return fields(
         name=name,
         image=image,
         resources=resources,
-        security_context=container_security(uid),
-        volume_mounts=[*mounts, tmp_mount],
-        **fields,
+        securityContext=container_security(uid),
+        volumeMounts=[*mounts, tmp_mount],
+        **container_fields,
     )
 
 
@@ -142,33 +136,34 @@ def pod_template(
     *,
     account: str,
     uid: int,
-    containers: list[k8s.core.v1.ContainerArgs],
-    volumes: tuple[k8s.core.v1.VolumeArgs, ...] = (),
+    containers: list[Manifest],
+    volumes: tuple[Manifest, ...] = (),
     annotations: dict[str, pulumi.Input[str]] | None = None,
     **spec_fields,
-) -> k8s.core.v1.PodTemplateSpecArgs:
+) -> Manifest:
     """A restricted pod of its own service account (no API token), with the given volumes and /tmp last."""
     tmp, _ = tmp_volume()
-    return k8s.core.v1.PodTemplateSpecArgs(
-        metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels, annotations=annotations),
-        spec=k8s.core.v1.PodSpecArgs(
-            service_account_name=account,
-            automount_service_account_token=False,
-            security_context=pod_security(uid),
+    return {
+        "metadata": fields(labels=pod_labels, annotations=annotations),
+        "spec": fields(
+            serviceAccountName=account,
+            automountServiceAccountToken=False,
+            securityContext=pod_security(uid),
             containers=containers,
             volumes=[*volumes, tmp],
             **spec_fields,
         ),
-    )
+    }
 
 
 def service_account(
     name: str, namespace: pulumi.Input[str], obj_labels: dict[str, str], opts: pulumi.ResourceOptions
-) -> k8s.core.v1.ServiceAccount:
+) -> KubeObject:
     """An identity with no API token: no workload here talks to the Kubernetes API."""
-    return k8s.core.v1.ServiceAccount(
+    return KubeObject(
         f"{name}-serviceaccount",
-        metadata=metadata(name, namespace, obj_labels),
-        automount_service_account_token=False,
-        opts=opts,
+        manifest(
+            "v1", "ServiceAccount", metadata(name, namespace, obj_labels), automountServiceAccountToken=False
+        ),
+        opts,
     )

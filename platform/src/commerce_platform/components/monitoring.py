@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
+from commerce_platform.components.kube import KubeObject, Manifest, manifest
 from commerce_platform.components.meta import TYPE_PREFIX, labels, metadata, selector
 from commerce_platform.environments import Environment
 
@@ -201,6 +201,27 @@ def dashboard(namespace: str) -> dict:
     }
 
 
+def service_monitor(spec: catalogue.ServiceSpec, env: Environment, namespace: pulumi.Input[str]) -> Manifest:
+    """Prometheus scrapes the service's metrics port (by its name on the Service) every scrape interval."""
+    settings, instance = env.spec.monitoring, f"{spec.name}-{env.name}"
+    return manifest(
+        MONITORING_API,
+        "ServiceMonitor",
+        metadata(spec.name, namespace, {**labels(spec.name, instance, "api"), **settings.labels}),
+        spec={
+            "selector": {"matchLabels": selector(spec.name, instance, "api")},
+            "endpoints": [
+                {
+                    "port": "metrics",
+                    "path": catalogue.METRICS_PATH,
+                    "scheme": "http",
+                    "interval": settings.scrape_interval,
+                }
+            ],
+        },
+    )
+
+
 class Monitoring(pulumi.ComponentResource):
     def __init__(
         self,
@@ -218,40 +239,26 @@ class Monitoring(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, depends_on=targets)
 
         for spec in services:
-            k8s.apiextensions.CustomResource(
-                f"{spec.name}-servicemonitor",
-                api_version=MONITORING_API,
-                kind="ServiceMonitor",
-                metadata=metadata(
-                    spec.name,
-                    namespace,
-                    {**labels(spec.name, f"{spec.name}-{env.name}", "api"), **settings.labels},
-                ),
-                spec={
-                    "selector": {"matchLabels": selector(spec.name, f"{spec.name}-{env.name}", "api")},
-                    "endpoints": [
-                        {
-                            "port": "metrics",
-                            "path": catalogue.METRICS_PATH,
-                            "scheme": "http",
-                            "interval": settings.scrape_interval,
-                        }
-                    ],
-                },
-                opts=after,
-            )
-        k8s.apiextensions.CustomResource(
+            KubeObject(f"{spec.name}-servicemonitor", service_monitor(spec, env, namespace), after)
+        rules = [{"name": "commerce-platform.slo", "rules": alert_rules(env.stack.namespace)}]
+        KubeObject(
             "slo-prometheusrule",
-            api_version=MONITORING_API,
-            kind="PrometheusRule",
-            metadata=metadata("commerce-slo", namespace, own),
-            spec={"groups": [{"name": "commerce-platform.slo", "rules": alert_rules(env.stack.namespace)}]},
-            opts=after,
+            manifest(
+                MONITORING_API,
+                "PrometheusRule",
+                metadata("commerce-slo", namespace, own),
+                spec={"groups": rules},
+            ),
+            after,
         )
-        k8s.core.v1.ConfigMap(
+        KubeObject(
             "dashboard-configmap",
-            metadata=metadata("commerce-dashboard", namespace, {**own, DASHBOARD_LABEL: "1"}),
-            data={DASHBOARD_FILE: json.dumps(dashboard(env.stack.namespace), indent=2, sort_keys=True)},
-            opts=pulumi.ResourceOptions(parent=self),
+            manifest(
+                "v1",
+                "ConfigMap",
+                metadata("commerce-dashboard", namespace, {**own, DASHBOARD_LABEL: "1"}),
+                data={DASHBOARD_FILE: json.dumps(dashboard(env.stack.namespace), indent=2, sort_keys=True)},
+            ),
+            pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from commerce_platform import catalogue
 from commerce_platform.components.baseline import POSTGRES_CLIENT, REDIS_CLIENT
+from commerce_platform.components.kube import KubeObject, Manifest, fields, manifest
 from commerce_platform.components.meta import (
     JOB_ANNOTATIONS,
     SECRET_CHECKSUM,
@@ -30,8 +30,6 @@ from commerce_platform.components.meta import (
 from commerce_platform.environments import Autoscaling, ServiceRelease
 from service_kit.serve import GRACEFUL_SHUTDOWN_SECONDS, uvicorn_argv
 
-core = k8s.core.v1
-hpa = k8s.autoscaling.v2
 APP_UID = 1000
 # Shutdown budget: the endpoint removal propagates during preStop, then uvicorn drains in-flight requests
 # (GRACEFUL_SHUTDOWN_SECONDS, the server's own setting in service_kit.serve).
@@ -59,63 +57,56 @@ def memory_share(quantity: str, percent: int) -> str:
     return f"{int(size * percent / 100 / 2**20)}Mi"
 
 
-def spread(pod_selector: dict[str, str], min_replicas: int) -> list[core.TopologySpreadConstraintArgs]:
+def spread(pod_selector: dict[str, str], min_replicas: int) -> list[Manifest]:
     """Across zones where the cluster has them (best effort), and across nodes for real wherever the service
     always runs 2+ replicas (prod): two pods on one node are one node failure from an outage. A one-replica
     environment (dev on a single kind node) keeps the node spread best effort, or its scale-ups could never land."""
     hard = min_replicas >= 2
     return [
-        core.TopologySpreadConstraintArgs(
-            max_skew=1,
-            topology_key="topology.kubernetes.io/zone",
-            when_unsatisfiable="ScheduleAnyway",
-            label_selector=match(pod_selector),
-        ),
-        core.TopologySpreadConstraintArgs(
-            max_skew=1,
-            topology_key="kubernetes.io/hostname",
-            when_unsatisfiable="DoNotSchedule" if hard else "ScheduleAnyway",
-            min_domains=min_replicas if hard else None,
-            label_selector=match(pod_selector),
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": match(pod_selector),
+        },
+        fields(
+            maxSkew=1,
+            topologyKey="kubernetes.io/hostname",
+            whenUnsatisfiable="DoNotSchedule" if hard else "ScheduleAnyway",
+            minDomains=min_replicas if hard else None,
+            labelSelector=match(pod_selector),
             # Only the pods of the current ReplicaSet count, so a rolling update is not blocked by the old ones.
-            match_label_keys=["pod-template-hash"],
+            matchLabelKeys=["pod-template-hash"],
         ),
     ]
 
 
-def http_probe(path: str, port: int, period: int, failures: int) -> core.ProbeArgs:
-    return core.ProbeArgs(
-        http_get=core.HTTPGetActionArgs(path=path, port=port),
-        period_seconds=period,
-        timeout_seconds=2,
-        failure_threshold=failures,
-    )
-
-
-def probes(spec: catalogue.ServiceSpec) -> dict[str, core.ProbeArgs]:
-    """Started within a minute, restarted after 30 s without /health, out of the Service after 10 s unready."""
+def http_probe(path: str, port: int, period: int, failures: int) -> Manifest:
     return {
-        "startup_probe": http_probe(catalogue.LIVENESS_PATH, spec.port, 2, 30),
-        "liveness_probe": http_probe(catalogue.LIVENESS_PATH, spec.port, 10, 3),
-        "readiness_probe": http_probe(catalogue.READINESS_PATH, spec.port, 5, 2),
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
     }
 
 
-def env_from(
-    svc: str, plain_env: dict[str, str], secret_env: dict[str, pulumi.Input[str]]
-) -> list[core.EnvVarArgs]:
+def probes(spec: catalogue.ServiceSpec) -> dict[str, Manifest]:
+    """Started within a minute, restarted after 30 s without /health, out of the Service after 10 s unready."""
+    return {
+        "startupProbe": http_probe(catalogue.LIVENESS_PATH, spec.port, 2, 30),
+        "livenessProbe": http_probe(catalogue.LIVENESS_PATH, spec.port, 10, 3),
+        "readinessProbe": http_probe(catalogue.READINESS_PATH, spec.port, 5, 2),
+    }
+
+
+def env_from(svc: str, plain_env: dict[str, str], secret_env: dict[str, pulumi.Input[str]]) -> list[Manifest]:
     """Every variable by reference: plain ones from the ConfigMap, secret ones from the Secret (sorted)."""
     config = [
-        core.EnvVarArgs(
-            name=key,
-            value_from=core.EnvVarSourceArgs(
-                config_map_key_ref=core.ConfigMapKeySelectorArgs(name=f"{svc}-config", key=key)
-            ),
-        )
+        {"name": key, "valueFrom": {"configMapKeyRef": {"name": f"{svc}-config", "key": key}}}
         for key in sorted(plain_env)
     ]
     return config + [
-        core.EnvVarArgs(name=key, value_from=secret_ref(f"{svc}-secrets", key)) for key in sorted(secret_env)
+        {"name": key, "valueFrom": secret_ref(f"{svc}-secrets", key)} for key in sorted(secret_env)
     ]
 
 
@@ -127,8 +118,8 @@ class ServicePods:
     instance: str  # <service>-<environment>
     image: pulumi.Input[str]
     version: str  # the pod templates' version label (VERSION_LABEL)
-    env: list[core.EnvVarArgs]
-    limits: core.ResourceRequirementsArgs
+    env: list[Manifest]
+    limits: Manifest
 
     def labels(self, component: str) -> dict[str, str]:
         """A pod template's labels: versioned, plus the client labels the data stores' NetworkPolicies admit."""
@@ -138,7 +129,7 @@ class ServicePods:
         return {**labels(self.spec.name, self.instance, component, self.version), **clients}
 
 
-def api_container(pods: ServicePods) -> core.ContainerArgs:
+def api_container(pods: ServicePods) -> Manifest:
     spec = pods.spec
     return container(
         spec.name,
@@ -147,13 +138,11 @@ def api_container(pods: ServicePods) -> core.ContainerArgs:
         resources=pods.limits,
         command=uvicorn_argv(spec.app, spec.port),  # the one server command line (service_kit.serve)
         ports=[
-            core.ContainerPortArgs(name="http", container_port=spec.port, protocol="TCP"),
-            core.ContainerPortArgs(name="metrics", container_port=spec.metrics_port, protocol="TCP"),
+            {"name": "http", "containerPort": spec.port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": spec.metrics_port, "protocol": "TCP"},
         ],
         env=pods.env,
-        lifecycle=core.LifecycleArgs(
-            pre_stop=core.LifecycleHandlerArgs(sleep=core.SleepActionArgs(seconds=PRESTOP_SLEEP_SECONDS))
-        ),
+        lifecycle={"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         **probes(spec),
     )
 
@@ -163,37 +152,34 @@ def deployment_spec(
     pod_selector: dict[str, str],
     checksums: dict[str, pulumi.Input[str]],
     min_replicas: int,
-) -> k8s.apps.v1.DeploymentSpecArgs:
-    return k8s.apps.v1.DeploymentSpecArgs(
+) -> Manifest:
+    return {
         # No replicas: the HPA owns the count, and re-applying must not reset it.
-        revision_history_limit=5,
-        selector=match(pod_selector),
-        strategy=k8s.apps.v1.DeploymentStrategyArgs(
-            type="RollingUpdate",
-            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
-        ),
-        template=pod_template(
+        "revisionHistoryLimit": 5,
+        "selector": match(pod_selector),
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": pod_template(
             pods.labels("api"),
             annotations=checksums,
             account=pods.spec.name,
             uid=APP_UID,
-            termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-            topology_spread_constraints=spread(pod_selector, min_replicas),
+            terminationGracePeriodSeconds=TERMINATION_GRACE_SECONDS,
+            topologySpreadConstraints=spread(pod_selector, min_replicas),
             containers=[api_container(pods)],
         ),
-    )
+    }
 
 
-def migration_job_spec(pods: ServicePods, checksum: pulumi.Input[str]) -> k8s.batch.v1.JobSpecArgs:
+def migration_job_spec(pods: ServicePods, checksum: pulumi.Input[str]) -> Manifest:
     """`migrate <package>` once per release, with DATABASE_URL only."""
-    return k8s.batch.v1.JobSpecArgs(
-        backoff_limit=3,
-        template=pod_template(
+    return {
+        "backoffLimit": 3,
+        "template": pod_template(
             pods.labels("migration"),
             annotations={SECRET_CHECKSUM: checksum},
             account=pods.spec.name,
             uid=APP_UID,
-            restart_policy="Never",
+            restartPolicy="Never",
             containers=[
                 container(
                     "migrate",
@@ -201,72 +187,63 @@ def migration_job_spec(pods: ServicePods, checksum: pulumi.Input[str]) -> k8s.ba
                     uid=APP_UID,
                     resources=pods.limits,
                     command=["migrate", pods.spec.package],
-                    env=[e for e in pods.env if e.name == "DATABASE_URL"],
+                    env=[e for e in pods.env if e["name"] == "DATABASE_URL"],
                 )
             ],
         ),
-    )
+    }
 
 
-def service_spec(spec: catalogue.ServiceSpec, pod_selector: dict[str, str]) -> core.ServiceSpecArgs:
-    return core.ServiceSpecArgs(
-        type="ClusterIP",
-        selector=pod_selector,
-        ports=[
-            core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port, protocol="TCP"),
+def service_spec(spec: catalogue.ServiceSpec, pod_selector: dict[str, str]) -> Manifest:
+    return {
+        "type": "ClusterIP",
+        "selector": pod_selector,
+        "ports": [
+            {"name": "http", "port": spec.port, "targetPort": spec.port, "protocol": "TCP"},
             # Scraped through the ServiceMonitor (by this name); never a backend of the Ingress.
-            core.ServicePortArgs(
-                name="metrics", port=spec.metrics_port, target_port=spec.metrics_port, protocol="TCP"
-            ),
+            {
+                "name": "metrics",
+                "port": spec.metrics_port,
+                "targetPort": spec.metrics_port,
+                "protocol": "TCP",
+            },
         ],
-    )
+    }
 
 
-def _resource_metric(name: str, target: hpa.MetricTargetArgs) -> hpa.MetricSpecArgs:
-    return hpa.MetricSpecArgs(
-        type="Resource", resource=hpa.ResourceMetricSourceArgs(name=name, target=target)
-    )
+def _resource_metric(name: str, target: Manifest) -> Manifest:
+    return {"type": "Resource", "resource": {"name": name, "target": target}}
 
 
-def autoscaler_spec(
-    deployment: pulumi.Input[str], scaling: Autoscaling, limit_memory: str
-) -> hpa.HorizontalPodAutoscalerSpecArgs:
+def autoscaler_spec(deployment: pulumi.Input[str], scaling: Autoscaling, limit_memory: str) -> Manifest:
     """CPU utilisation, and (where set) a share of the memory limit; scale in slowly (the default removes pods
     as fast as load drops)."""
-    metrics = [
-        _resource_metric(
-            "cpu", hpa.MetricTargetArgs(type="Utilization", average_utilization=scaling.cpu_percent)
-        )
-    ]
+    metrics = [_resource_metric("cpu", {"type": "Utilization", "averageUtilization": scaling.cpu_percent})]
     if scaling.memory_percent:
         share = memory_share(limit_memory, scaling.memory_percent)
-        metrics.append(
-            _resource_metric("memory", hpa.MetricTargetArgs(type="AverageValue", average_value=share))
-        )
-    return hpa.HorizontalPodAutoscalerSpecArgs(
-        scale_target_ref=hpa.CrossVersionObjectReferenceArgs(
-            api_version="apps/v1", kind="Deployment", name=deployment
-        ),
-        min_replicas=scaling.min,
-        max_replicas=scaling.max,
-        metrics=metrics,
-        behavior=hpa.HorizontalPodAutoscalerBehaviorArgs(
-            scale_down=hpa.HPAScalingRulesArgs(
-                stabilization_window_seconds=300,
-                policies=[hpa.HPAScalingPolicyArgs(type="Percent", value=50, period_seconds=60)],
-            )
-        ),
-    )
+        metrics.append(_resource_metric("memory", {"type": "AverageValue", "averageValue": share}))
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "minReplicas": scaling.min,
+        "maxReplicas": scaling.max,
+        "metrics": metrics,
+        "behavior": {
+            "scaleDown": {
+                "stabilizationWindowSeconds": 300,
+                "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+            }
+        },
+    }
 
 
-def disruption_budget_spec(pod_selector: dict[str, str]) -> k8s.policy.v1.PodDisruptionBudgetSpecArgs:
-    return k8s.policy.v1.PodDisruptionBudgetSpecArgs(max_unavailable=1, selector=match(pod_selector))
+def disruption_budget_spec(pod_selector: dict[str, str]) -> Manifest:
+    return {"maxUnavailable": 1, "selector": match(pod_selector)}
 
 
 class ServiceDeployment(pulumi.ComponentResource):
     """One service: its identity, config, secret, migration Job, Deployment, Service, HPA and PDB (as attributes)."""
 
-    migration: k8s.batch.v1.Job | None
+    migration: KubeObject | None
 
     def __init__(
         self,
@@ -291,82 +268,82 @@ class ServiceDeployment(pulumi.ComponentResource):
         app_labels = labels(svc, instance, "api")  # objects' metadata: no version (VERSION_LABEL)
         child = pulumi.ResourceOptions(parent=self)
 
-        def meta(object_name: str = svc) -> k8s.meta.v1.ObjectMetaArgs:
+        def meta(object_name: str = svc) -> Manifest:
             return metadata(object_name, namespace, app_labels)
 
         self.account = service_account(svc, namespace, app_labels, child)
-        self.config = core.ConfigMap(
-            f"{svc}-configmap", metadata=meta(f"{svc}-config"), data=plain_env, opts=child
-        )
-        self.secret = core.Secret(
-            f"{svc}-secret",
-            metadata=meta(f"{svc}-secrets"),
-            type="Opaque",
-            string_data=secret_env,
-            opts=child,
-        )
+        config = manifest("v1", "ConfigMap", meta(f"{svc}-config"), data=plain_env)
+        self.config = KubeObject(f"{svc}-configmap", config, child)
+        secret = manifest("v1", "Secret", meta(f"{svc}-secrets"), type="Opaque", stringData=secret_env)
+        self.secret = KubeObject(f"{svc}-secret", secret, child)
         self.migration = self._migration(pods, namespace, secret_env, needs) if spec.uses_postgres else None
-        self.deployment = k8s.apps.v1.Deployment(
+        checksums = pod_checksums(instance, plain_env, secret_env)
+        self.deployment = KubeObject(
             f"{svc}-deployment",
-            metadata=meta(),
-            spec=deployment_spec(
-                pods, pod_selector, pod_checksums(instance, plain_env, secret_env), release.autoscaling.min
+            manifest(
+                "apps/v1",
+                "Deployment",
+                meta(),
+                spec=deployment_spec(pods, pod_selector, checksums, release.autoscaling.min),
             ),
             # A fixed name: a replace (a new selector: immutable) must delete first; the provider's preview then
             # dry-runs the create under another name (pulumi-kubernetes#3053). Updates still roll.
-            opts=pulumi.ResourceOptions(
+            pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.config, self.secret, self.account, *needs, *filter(None, [self.migration])],
                 delete_before_replace=True,
             ),
         )
-        self.service = core.Service(
-            f"{svc}-service", metadata=meta(), spec=service_spec(spec, pod_selector), opts=child
-        )
+        service = manifest("v1", "Service", meta(), spec=service_spec(spec, pod_selector))
+        self.service = KubeObject(f"{svc}-service", service, child)
         self.hpa, self.pdb = self._availability(svc, meta(), pod_selector, release)
-        self.service_name = self.service.metadata.name
+        self.service_name = self.service.metadata["name"]
         self.image = pulumi.Output.from_input(image)
         self.register_outputs({"service": self.service_name, "image": self.image})
 
     def _availability(
         self,
         svc: str,
-        object_meta: k8s.meta.v1.ObjectMetaArgs,
+        object_meta: Manifest,
         pod_selector: dict[str, str],
         release: ServiceRelease,
-    ) -> tuple[hpa.HorizontalPodAutoscaler, k8s.policy.v1.PodDisruptionBudget]:
+    ) -> tuple[KubeObject, KubeObject]:
         """How many run (the HPA) and how few may (the PDB: one pod down at a time in a drain)."""
         child = pulumi.ResourceOptions(parent=self)
-        scaler = hpa.HorizontalPodAutoscaler(
-            f"{svc}-hpa",
-            metadata=object_meta,
-            spec=autoscaler_spec(
-                self.deployment.metadata.name, release.autoscaling, release.resources.limit_memory
-            ),
-            opts=child,
+        scaling = autoscaler_spec(
+            self.deployment.metadata["name"], release.autoscaling, release.resources.limit_memory
         )
-        budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{svc}-pdb", metadata=object_meta, spec=disruption_budget_spec(pod_selector), opts=child
+        scaler = KubeObject(
+            f"{svc}-hpa",
+            manifest("autoscaling/v2", "HorizontalPodAutoscaler", object_meta, spec=scaling),
+            child,
+        )
+        budget = KubeObject(
+            f"{svc}-pdb",
+            manifest(
+                "policy/v1", "PodDisruptionBudget", object_meta, spec=disruption_budget_spec(pod_selector)
+            ),
+            child,
         )
         return scaler, budget
 
     def _migration(
         self, pods: ServicePods, namespace, secret_env, needs: list[pulumi.Resource]
-    ) -> k8s.batch.v1.Job:
+    ) -> KubeObject:
         svc = pods.spec.name
         # It reads DATABASE_URL only: a new database credential replaces (re-runs) the Job.
         database_url = {k: v for k, v in secret_env.items() if k == "DATABASE_URL"}
-        return k8s.batch.v1.Job(
+        job_labels = labels(svc, pods.instance, "migration")
+        return KubeObject(
             f"{svc}-migration",
-            metadata=metadata(
-                f"{svc}-migrate",
-                namespace,
-                labels(svc, pods.instance, "migration"),
-                annotations=JOB_ANNOTATIONS,
+            manifest(
+                "batch/v1",
+                "Job",
+                metadata(f"{svc}-migrate", namespace, job_labels, annotations=JOB_ANNOTATIONS),
+                spec=migration_job_spec(pods, secret_checksum(f"{pods.instance}/migration", database_url)),
             ),
-            spec=migration_job_spec(pods, secret_checksum(f"{pods.instance}/migration", database_url)),
             # A Job's template is immutable: a new image replaces the Job (same name → delete first).
-            opts=pulumi.ResourceOptions(
+            pulumi.ResourceOptions(
                 parent=self, depends_on=[self.secret, self.account, *needs], delete_before_replace=True
             ),
         )

@@ -21,7 +21,6 @@ import yaml
 
 from commerce_ops.paths import repo_root
 from commerce_ops.render import render_environment, write_render
-from commerce_ops.render.engine import load_sdk_modules
 from commerce_platform import catalogue
 from commerce_platform.program import build  # noqa: F401 - the program and its SDK modules, before timing
 
@@ -65,7 +64,6 @@ def synthetic_repo(root: Path, count: int, into: Path) -> Path:
 
 def run(repeats: int = 3) -> dict:
     root = repo_root()
-    load_sdk_modules()  # the pulumi_kubernetes modules the components use: imports are not timed
     results: dict = {"repeats": repeats}
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
@@ -116,7 +114,7 @@ def report(results: dict) -> str:
         f"Render benchmark — `python -m commerce_ops.render.bench` (Python {platform.python_version()}, "
         f"{os.cpu_count()} cores, load average {load:.1f} at the end; median of {results['repeats']} where noted)",
         "",
-        "Imports (the program, the Pulumi SDKs including the pulumi_kubernetes modules it would load lazily) are",
+        "Imports (the program and the Pulumi SDK) are",
         "done before timing. Wall time on a shared machine includes waiting for a CPU; CPU time is what the render",
         "itself costs (on an idle machine wall ≈ CPU).",
         "",

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import functools
 import hashlib
-import importlib
 import json
 import threading
 from collections import deque
@@ -22,16 +21,19 @@ from typing import Any
 
 import pulumi
 import pulumi._types as pulumi_types
+import pulumi.runtime.resource as pulumi_resource
 from pulumi._version import _VERSION as PULUMI_SDK_VERSION
 from pulumi.runtime import mocks, set_all_config
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 
 # --- SDK speed-ups ------------------------------------------------------------------------------------------------
 # Kept: only what measured faster, side by side in one process (BENCHMARKS.md, "Developer loop"). Tried and dropped:
 # an O(1)-remove set for the SDK's deque of outstanding outputs (+28 ms CPU per dev render: the deque stays short),
 # running the mock monitor's calls inline instead of on the loop's thread pool (+160 ms: the SDK's _sync_await then
-# pumps the loop re-entrantly), and importing the pulumi_kubernetes modules at import time (no gain for one render).
+# pumps the loop re-entrantly), and importing the pulumi_kubernetes modules at import time (no gain for one render; the
+# components no longer use them: components/kube.py).
 
 # The SDK version the patches were written and measured on (platform/pyproject.toml pins it); on any other the render
 # stops with one line rather than patch an SDK whose internals may have moved.
@@ -48,6 +50,12 @@ class SdkVersionError(RuntimeError):
 _cached_types_from_py_properties = functools.cache(pulumi_types._types_from_py_properties)
 
 
+# Every registration sends the engine the program's stack (traceback.extract_stack, reading each frame's source
+# line), for its error messages. The mock monitor ignores it: an empty trace, as the SDK sends when it finds none.
+def _no_stack_trace() -> source_pb2.StackTrace:
+    return source_pb2.StackTrace()
+
+
 @contextmanager
 def sdk_speedups() -> Iterator[None]:
     """The SDK patches, applied for one render and undone after it: nothing outside a render runs with them."""
@@ -56,44 +64,13 @@ def sdk_speedups() -> Iterator[None]:
             f"the render's SDK patches (commerce_ops/render/engine.py) are measured on pulumi {SDK_VERSION}, "
             f"not {PULUMI_SDK_VERSION}: measure them on it and set SDK_VERSION"
         )
-    previous = pulumi_types._types_from_py_properties
+    previous = pulumi_types._types_from_py_properties, pulumi_resource._get_stack_trace
     pulumi_types._types_from_py_properties = _cached_types_from_py_properties
+    pulumi_resource._get_stack_trace = _no_stack_trace
     try:
         yield
     finally:
-        pulumi_types._types_from_py_properties = previous
-
-
-# pulumi_kubernetes loads its modules lazily on first attribute access. The render benchmark loads the ones the
-# components use (args, outputs and resource classes) before it starts timing.
-SDK_MODULES = {
-    "core.v1": (
-        "Namespace",
-        "ResourceQuota",
-        "LimitRange",
-        "ServiceAccount",
-        "Secret",
-        "ConfigMap",
-        "Service",
-    ),
-    "apps.v1": ("Deployment", "StatefulSet"),
-    "batch.v1": ("Job",),
-    "networking.v1": ("NetworkPolicy", "Ingress"),
-    "autoscaling.v2": ("HorizontalPodAutoscaler",),
-    "policy.v1": ("PodDisruptionBudget",),
-    "helm.v3": ("Release",),
-    "meta.v1": (),
-}
-
-
-def load_sdk_modules() -> None:
-    for module, classes in SDK_MODULES.items():
-        for part in ("_inputs", "outputs"):
-            vars(importlib.import_module(f"pulumi_kubernetes.{module}.{part}"))
-        package = importlib.import_module(f"pulumi_kubernetes.{module}")
-        for name in classes:
-            getattr(package, name)
-    vars(importlib.import_module("pulumi_kubernetes.provider"))
+        pulumi_types._types_from_py_properties, pulumi_resource._get_stack_trace = previous
 
 
 @dataclass

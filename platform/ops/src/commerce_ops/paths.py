@@ -6,8 +6,6 @@ import os
 from functools import cache
 from pathlib import Path
 
-from commerce_platform.environments import repo_root_default
-
 
 def is_checkout(folder: Path) -> bool:
     return (folder / "Pulumi.yaml").is_file() and (folder / "services").is_dir()
@@ -22,6 +20,9 @@ def repo_root() -> Path:
     for candidate in (Path.cwd(), *Path.cwd().parents):
         if is_checkout(candidate):
             return candidate
+    # Only here: importing the environments' schema (pydantic, yaml) costs `ops dev status` ~0.3 s otherwise.
+    from commerce_platform.environments import repo_root_default
+
     if is_checkout(own := repo_root_default()):
         return own
     raise RuntimeError("cannot find the repo root (no Pulumi.yaml above here); set COMMERCE_REPO_ROOT")

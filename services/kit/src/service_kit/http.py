@@ -12,6 +12,10 @@ Two ways out, over one aiohttp connection pool (`AiohttpTransport`):
 Every call is measured (service_kit.metrics: latency by target name, method and status; errors by kind). With
 tracing on, httpx's calls go through OpenTelemetry's httpx transport and `send()` makes its client span itself
 (service_kit.tracing.client_span); both send `traceparent`.
+
+aiohttp (and yarl) are imported on the first call out, not with this module: importing aiohttp costs ~0.1 s of
+CPU (its connector builds SSL contexts at import), and a service that never calls out (users: it verifies tokens
+with its own key) never needs it.
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import aiohttp
 import httpx
-from yarl import URL
 
 from service_kit import metrics, tracing
 from service_kit.identity import ServiceAuth
 from service_kit.logging import request_id_var
+
+if TYPE_CHECKING:
+    import aiohttp
+    from yarl import URL
 
 RETRYABLE_STATUS = {502, 503, 504}
 # Below uvicorn's own keep-alive timeout (5 s), so the client drops an idle connection before the server does
@@ -62,6 +68,8 @@ class Reply:
 
 
 def _client_timeout(connect: float | None, pool: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    import aiohttp
+
     return aiohttp.ClientTimeout(
         total=None,
         # aiohttp's `connect` covers waiting for a pooled connection and opening a new one.
@@ -94,6 +102,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _session_on_this_loop(self) -> aiohttp.ClientSession:
         # Made on first use: aiohttp binds a session to the running event loop.
         if self._session is None or self._session.closed:
+            import aiohttp
+
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=self.max_connections, keepalive_timeout=self.keepalive_seconds, use_dns_cache=True
@@ -121,6 +131,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout: aiohttp.ClientTimeout,
     ) -> tuple[int, Any, bytes]:
         """One request, read whole: (status, headers, body); measured; failures as httpx's exceptions."""
+        import aiohttp
+
         measured = metrics.enabled()
         target = self.targets.get(url.raw_authority, metrics.OTHER_TARGET) if measured else ""
         started = time.perf_counter()
@@ -149,6 +161,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.lower() != b"host"
         ]
         body = await request.aread()
+        from yarl import URL
+
         url = URL(str(request.url), encoded=True)  # exactly as httpx encoded it
         try:
             status, response_headers, content = await self.exchange(
@@ -172,6 +186,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 def _transport_error(exc: BaseException) -> httpx.TransportError:
     """aiohttp's failure as the httpx exception callers handle."""
+    import aiohttp
+
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(str(exc) or "connect timed out")
     if isinstance(exc, aiohttp.SocketTimeoutError | TimeoutError):
@@ -244,6 +260,8 @@ async def send(
         headers["Content-Type"] = "application/json"
     if params:
         url = f"{url}?{urlencode(params)}"
+    from yarl import URL
+
     target = URL(url)
     client_timeout = client.direct.timeout(timeout)
     attempts = 1 + (retries if idempotent else 0)

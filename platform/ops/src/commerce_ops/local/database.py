@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import asyncpg
-
 from commerce_platform import dbinit
 
 
@@ -30,6 +28,8 @@ def service_url(admin_url: str, role: str, password: str) -> str:
 
 async def ensure_database(admin_url: str, role: str, password: str) -> None:
     """Idempotent: login role (password reset to ours), then its database owned by it."""
+    import asyncpg
+
     try:
         conn = await asyncpg.connect(admin_url, timeout=10)
     except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

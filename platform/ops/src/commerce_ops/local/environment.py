@@ -8,10 +8,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from commerce_platform import catalogue
-from commerce_platform.environments import Environment
-from commerce_platform.service_env import service_env
+
+if TYPE_CHECKING:
+    from commerce_platform.environments import Environment
 
 ENVIRONMENT = "dev"
 
@@ -54,6 +56,8 @@ def local_env(
 ) -> dict[str, str]:
     """Exactly the variables the platform sets for `service` in `environment` (dev for `ops dev`), with local
     addresses and secret values."""
+    from commerce_platform.service_env import service_env
+
     variables = service_env(environment, service, addresses)
     return variables.plain | {name: secrets.value(service, name) for name in sorted(variables.secret_names)}
 

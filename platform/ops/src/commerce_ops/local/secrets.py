@@ -12,9 +12,6 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 ADMIN_USERNAME = "admin"
 
 
@@ -25,6 +22,9 @@ def _password() -> str:
 
 def rsa_key_pair() -> tuple[str, str]:
     """A fresh RS256 signing key pair as (private PKCS8 PEM, public SPKI PEM); local runs and tests use it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

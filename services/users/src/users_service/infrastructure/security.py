@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import time
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
+from argon2.low_level import ARGON2_VERSION
 from cryptography.hazmat.primitives import serialization
 from jose import jwk, jwt
 from pwdlib import PasswordHash
@@ -23,14 +25,15 @@ ALGORITHM = "RS256"
 class PasswordHasher:
     """Argon2 hashing off the event loop.
 
-    `dummy_hash` is a real hash of a random secret with the same parameters: a login for an unknown user is
-    verified against it, so it costs the same as a wrong password for a known user (no user enumeration by
-    timing). `verifications` counts every verification, so tests can see both paths do the work.
+    `dummy_hash` is an argon2 hash with the same variant and parameters as real ones: a login for an unknown
+    user is verified against it, so it costs the same as a wrong password for a known user (no user enumeration
+    by timing). `verifications` counts every verification, so tests can see both paths do the work.
     """
 
     def __init__(self, time_cost: int, memory_kib: int, max_concurrent: int = 2) -> None:
-        self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
-        self.dummy_hash = self._hash.hash(secrets.token_urlsafe(32))
+        hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib)
+        self._hash = PasswordHash((hasher,))
+        self.dummy_hash = _dummy_hash(hasher)
         self.verifications = 0
         # Each argon2 run takes `memory_kib` (64 MiB by default): a burst of logins queues here instead of blowing the memory limit.
         self._slots = asyncio.Semaphore(max_concurrent)
@@ -43,6 +46,22 @@ class PasswordHasher:
         self.verifications += 1
         async with self._slots:
             return await asyncio.to_thread(self._hash.verify, password, password_hash or self.dummy_hash)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _dummy_hash(hasher: Argon2Hasher) -> str:
+    """An encoded argon2 hash with `hasher`'s parameters and a random salt and digest, made without running argon2
+    (at production cost one hash is ~0.26 s of CPU, at every start). Verifying against it runs the full argon2
+    computation with those parameters, then fails: no password has this digest, as none is known for a hash
+    of a random secret."""
+    params = hasher._hasher  # argon2-cffi's PasswordHasher, holding the parameters pwdlib passed it
+    return (
+        f"$argon2{params.type.name.lower()}$v={ARGON2_VERSION}$m={params.memory_cost},t={params.time_cost},p={params.parallelism}"
+        f"${_b64(secrets.token_bytes(params.salt_len))}${_b64(secrets.token_bytes(params.hash_len))}"
+    )
 
 
 class TokenIssuer:

@@ -1,7 +1,7 @@
 """Shared helpers of the platform tests: one render per environment per session, and manifest lookups.
 
 A module with its own name (not conftest) so `from render_support import ...` is unambiguous when several test
-directories run in one pytest process.
+directories run in one pytest process; tests/policy puts this folder on sys.path and reads the same renders.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ ENVIRONMENTS = ("dev", "prod", "pr-42")
 _RENDERS: dict[str, dict] = {}
 
 
-def rendered(env: str) -> dict:
-    """The session's render of `env` (a deep copy, so tests cannot disturb each other)."""
+def shared(env: str) -> dict:
+    """The session's render of `env` itself, rendered on first use: read-only (tests/policy reads it too)."""
     if env not in _RENDERS:
         _RENDERS[env] = render_environment(env, REPO_ROOT)
-    return copy.deepcopy(_RENDERS[env])
+    return _RENDERS[env]
+
+
+def rendered(env: str) -> dict:
+    """The session's render of `env` (a deep copy, so tests cannot disturb each other)."""
+    return copy.deepcopy(shared(env))
 
 
 def objects(graph: dict, kind: str | None = None) -> list[dict]:

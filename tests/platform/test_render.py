@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -76,8 +77,21 @@ def test_module_entry_point_renders_another_checkout(tmp_path):
     assert graph["environment"] == "pr-7" and graph["outputs"]["namespace"] == "commerce-dev-pr-7"
 
 
+@pytest.fixture(scope="module")
+def schema_files_read_once():
+    """kubernetes_validate reads and parses its schema files (the version's large _definitions.json too) on every
+    call: here each file is read once for all of a run's calls. The validation itself is the library's, unchanged."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            kubernetes_validate.utils,
+            "schema_contents",
+            functools.cache(kubernetes_validate.utils.schema_contents),
+        )
+        yield
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_every_manifest_passes_kubernetes_validate_strict(env):
+def test_every_manifest_passes_kubernetes_validate_strict(env, schema_files_read_once):
     graph = rendered(env)
     assert graph["k8s_version"] == "1.31"
     for obj in objects(graph):

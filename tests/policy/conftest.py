@@ -4,12 +4,18 @@ its own event loop and restores the caller's, so nothing here needs an event-loo
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import pytest
 from crossguard_driver import load_pack
 
-from commerce_ops.render import render_environment, write_render
+from commerce_ops.render import write_render
+
+# The platform tests' renders (one per environment per session), so an environment both suites read is rendered
+# once in the process that runs them together.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+from render_support import shared  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,20 +24,9 @@ def pack() -> dict:
 
 
 @pytest.fixture(scope="session")
-def _graphs() -> dict[str, dict]:
-    return {}
-
-
-@pytest.fixture(scope="session")
-def rendered(_graphs):
+def rendered():
     """rendered(env) -> the environment's graph (rendered on first use, then cached). Treat it as read-only."""
-
-    def get(env: str) -> dict:
-        if env not in _graphs:
-            _graphs[env] = render_environment(env)
-        return _graphs[env]
-
-    return get
+    return shared
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
-from repo_sandbox import clone_repo, git, ops
+from repo_sandbox import clone_repo, git, ops, ops_in_process, shared_render_cache
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,43 @@ def test_unchanged_tree_is_no_changes(clone):
     assert result.returncode == 0, result.stderr
     assert "no changes" in result.stdout
     assert git(clone, "worktree", "list").count("\n") == 0  # the temporary worktree is gone
+    # OPS_RENDER_CACHE (set by repo_sandbox.ops) holds the render, not the clone's own .local/render-cache.
+    assert any(shared_render_cache().glob("*.json"))
+    assert not (clone / ".local" / "render-cache").exists()
+
+
+def test_renders_are_cached_by_their_inputs_and_a_changed_input_renders_again(clone, restore):
+    """A graph is cached by the git ids of what a render reads: the same inputs are never rendered twice (the
+    base of a clean tree is its working tree: one render), and a change to any of them is a new render."""
+    cache = shared_render_cache()  # OPS_RENDER_CACHE: the inputs of a clean tree may be in it already
+
+    def entries() -> set[str]:
+        return {p.name for p in cache.glob("*.json")}
+
+    def diff() -> subprocess.CompletedProcess[str]:
+        return ops_in_process(clone, "diff", "prod", "--base", "HEAD")
+
+    assert diff().returncode == 0
+    clean = entries()
+    assert clean
+    again = diff()
+    assert again.returncode == 0 and "no changes" in again.stdout
+    assert entries() == clean  # nothing rendered: both sides from the cache
+    _raise_hpa_max(clone, "orders", 17)
+    changed = diff()
+    assert changed.returncode == 0 and "1 to update" in changed.stdout
+    assert len(entries() - clean) == 1  # the working tree's new inputs; the base came from the cache
+    # Code is an input too: a comment in the program is a new render (with the same graph).
+    program = clone / "platform" / "src" / "commerce_platform" / "program.py"
+    program.write_text(program.read_text() + "\n# touched\n")
+    before = entries()
+    assert diff().returncode == 0
+    assert len(entries() - before) == 1
 
 
 def test_raising_one_hpa_max_is_exactly_one_update(clone, restore):
-    _raise_hpa_max(clone, "orders", 17)
-    result = ops(clone, "diff", "prod", "--base", "HEAD")
+    _raise_hpa_max(clone, "orders", 17)  # the test above's edit: its render is read back from the cache
+    result = ops_in_process(clone, "diff", "prod", "--base", "HEAD")
     assert result.returncode == 0, result.stderr
     changes = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)]
     assert changes == [["~", "update", "HorizontalPodAutoscaler", changes[0][3]]]
@@ -47,8 +80,8 @@ def test_raising_one_hpa_max_is_exactly_one_update(clone, restore):
 
 
 def test_markdown_is_a_summary_table_then_details(clone, restore):
-    _raise_hpa_max(clone, "users", 12)
-    result = ops(clone, "diff", "prod", "--base", "HEAD", "--format", "markdown")
+    _raise_hpa_max(clone, "orders", 17)  # the same edit again: read back from the cache
+    result = ops_in_process(clone, "diff", "prod", "--base", "HEAD", "--format", "markdown")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "<!-- ops-diff -->"
@@ -56,7 +89,7 @@ def test_markdown_is_a_summary_table_then_details(clone, restore):
     assert lines[header + 1] == "|---|---|" and lines[header + 2].startswith("| `prod` | 1 to update, ")
     row = next(line for line in lines if line.startswith("| ~ update | HorizontalPodAutoscaler |"))
     assert row.endswith("| `spec.maxReplicas` |")
-    assert "| `spec.maxReplicas` | `10` | `12` |  |" in lines
+    assert "| `spec.maxReplicas` | `10` | `17` |  |" in lines
     assert result.stdout.index("| Action | Kind | Resource |") < result.stdout.index("<details>")
 
 
@@ -74,12 +107,21 @@ def test_changing_a_deployment_selector_is_a_replace(clone, restore):
     )
     assert count == 1, "components/service.py no longer builds the Deployment selector as expected"
     path.write_text(edited)
-    result = ops(clone, "diff", "prod", "--base", "HEAD")
+    result = ops_in_process(clone, "diff", "prod", "--base", "HEAD")
     assert result.returncode == 0, result.stderr
     changes = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)]
     assert len(changes) == 4  # one Deployment per service
     assert all(c[:3] == ["+-", "replace", "Deployment"] for c in changes), changes
     assert all(c[-1] == "spec.selector.matchLabels.epoch)" for c in changes), changes
+
+
+def test_the_render_cache_is_the_checkouts_own_unless_ops_render_cache_names_a_folder(tmp_path, monkeypatch):
+    from commerce_ops.preview.baseline import cache_dir
+
+    monkeypatch.delenv("OPS_RENDER_CACHE", raising=False)
+    assert cache_dir(tmp_path / "repo") == tmp_path / "repo" / ".local" / "render-cache"
+    monkeypatch.setenv("OPS_RENDER_CACHE", str(tmp_path / "shared"))
+    assert cache_dir(tmp_path / "repo") == cache_dir(tmp_path / "another") == (tmp_path / "shared").resolve()
 
 
 def test_unknown_base_ref_is_one_line(clone):
@@ -92,7 +134,7 @@ def test_an_environment_new_in_the_working_tree_is_all_creates(clone, restore):
     for name in ("environments/{}.yaml", "Pulumi.{}.yaml"):
         (clone / name.format("staging")).write_text((clone / name.format("prod")).read_text())
     try:
-        result = ops(clone, "diff", "staging", "--base", "HEAD")
+        result = ops_in_process(clone, "diff", "staging", "--base", "HEAD")
     finally:
         for name in ("environments/{}.yaml", "Pulumi.{}.yaml"):
             (clone / name.format("staging")).unlink()
@@ -109,7 +151,7 @@ def test_a_new_database_password_in_ops_diff_rolls_its_deployment_and_replaces_t
     path.write_text(path.read_text() + key.format("v1:orders-password-one"))
     git(clone, "commit", "--quiet", "-am", "dev: orders' database password")
     path.write_text(path.read_text().replace("v1:orders-password-one", "v1:orders-password-two"))
-    result = ops(clone, "diff", "dev", "--base", "HEAD")
+    result = ops_in_process(clone, "diff", "dev", "--base", "HEAD")
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+(\+-|\+|-|~) ", line)]
     assert {tuple(row[1:4]) for row in rows} == {
@@ -122,29 +164,3 @@ def test_a_new_database_password_in_ops_diff_rolls_its_deployment_and_replaces_t
     assert "commerce-platform/secret-checksum" in result.stdout
     for value in ("orders-password-one", "orders-password-two", "render-placeholder-"):
         assert value not in result.stdout + result.stderr
-
-
-def test_renders_are_cached_by_their_inputs_and_a_changed_input_renders_again(clone, restore):
-    """A graph is cached by the git ids of what a render reads: the same inputs are never rendered twice (the
-    base of a clean tree is its working tree: one render), and a change to any of them is a new render."""
-    cache = clone / ".local" / "render-cache"
-
-    def entries() -> set[str]:
-        return {p.name for p in cache.glob("*.json")} if cache.exists() else set()
-
-    assert ops(clone, "diff", "prod", "--base", "HEAD").returncode == 0
-    clean = entries()
-    assert clean
-    again = ops(clone, "diff", "prod", "--base", "HEAD")
-    assert again.returncode == 0 and "no changes" in again.stdout
-    assert entries() == clean  # nothing rendered: both sides from the cache
-    _raise_hpa_max(clone, "payments", 9)
-    changed = ops(clone, "diff", "prod", "--base", "HEAD")
-    assert changed.returncode == 0 and "1 to update" in changed.stdout
-    assert len(entries() - clean) == 1  # the working tree's new inputs; the base came from the cache
-    # Code is an input too: a comment in the program is a new render (with the same graph).
-    program = clone / "platform" / "src" / "commerce_platform" / "program.py"
-    program.write_text(program.read_text() + "\n# touched\n")
-    before = entries()
-    assert ops(clone, "diff", "prod", "--base", "HEAD").returncode == 0
-    assert len(entries() - before) == 1

@@ -13,7 +13,7 @@ import pytest
 
 # The temporary-clone helpers live with the preview tests (no conftest here: other suites import `conftest`).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "preview"))
-from repo_sandbox import clone_repo, git, ops  # noqa: E402
+from repo_sandbox import clone_repo, git, ops, ops_in_process  # noqa: E402
 
 SERVICES = ("users", "inventory", "orders", "payments")
 REPOSITORY = "ghcr.io/commerce-platform"
@@ -88,7 +88,7 @@ def test_promotes_every_digest_on_a_branch_with_one_commit(clone, pristine, tmp_
     # fields and the version label derived from the digest. Jobs are replaced (a Job's pod template is
     # immutable, so the migration re-runs with the new image); everything else is updated in place.
     assert "<!-- ops-diff -->" in result.stdout and "| Environment | Changes |" in result.stdout
-    preview = ops(clone, "diff", "prod", "--base", pristine)
+    preview = ops_in_process(clone, "diff", "prod", "--base", pristine)
     assert preview.returncode == 0, preview.stderr
     swaps = {f'"{old[s]}" → "{new[s]}"' for s in SERVICES}
     swaps |= {f'"{_version(old[s])}" → "{_version(new[s])}"' for s in SERVICES}
@@ -123,7 +123,7 @@ def _version(ref: str) -> str:
 )
 def test_refuses_bad_digests_and_changes_nothing(clone, pristine, tmp_path, edit, message):
     images = {k: v for k, v in {**_new_images(), **edit}.items() if v is not None}
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
+    result = ops_in_process(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
     assert result.returncode == 1
     assert result.stderr.startswith(f"ops promote: refused: {message}")
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -146,7 +146,7 @@ def test_refuses_a_dirty_tree(clone, pristine, tmp_path):
 def test_refuses_when_nothing_would_change(clone, pristine, tmp_path):
     current = (clone / "environments" / "prod.yaml").read_text()
     images = {s: re.search(rf"release: ({REPOSITORY}/{s}@\S+)", current).group(1) for s in SERVICES}
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
+    result = ops_in_process(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
     assert result.returncode == 3
     assert result.stderr.strip().startswith("ops promote: refused: nothing to promote: prod already runs")
     _unchanged(clone, pristine)
@@ -154,7 +154,7 @@ def test_refuses_when_nothing_would_change(clone, pristine, tmp_path):
 
 def test_refuses_when_the_target_would_fail_policy(clone, pristine, tmp_path):
     # dev's sizing (HPA min 1) is not allowed in prod: the policy gate stops it and the file is restored.
-    result = ops(
+    result = ops_in_process(
         clone,
         "promote",
         "dev",
@@ -172,7 +172,7 @@ def test_refuses_when_the_target_would_fail_policy(clone, pristine, tmp_path):
 def test_refuses_a_source_that_builds_from_source(clone, pristine):
     if shutil.which("pulumi"):
         pytest.skip("with the pulumi CLI installed the digests come from the stack, not the file")
-    result = ops(clone, "promote", "dev", "prod")
+    result = ops_in_process(clone, "promote", "dev", "prod")
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "ops promote: refused: users is built from source in environments/dev.yaml, not pinned; "
@@ -191,7 +191,7 @@ def test_reads_the_pinned_digests_of_the_source_file_without_outputs(clone, pris
     (clone / "environments" / "staging.yaml").write_text(prod.replace(current, pinned))
     git(clone, "add", "environments/staging.yaml")
     git(clone, "commit", "--quiet", "-m", "staging runs a newer payments")
-    result = ops(clone, "promote", "staging", "prod", "--service", "payments")
+    result = ops_in_process(clone, "promote", "staging", "prod", "--service", "payments")
     assert result.returncode == 0, result.stderr
     assert (
         git(clone, "log", "-1", "--format=%B").splitlines()[2]
@@ -207,7 +207,9 @@ def test_a_failed_commit_leaves_nothing_behind(clone, pristine, tmp_path):
     hook.write_text("#!/bin/sh\necho 'blocked by a pre-commit hook' >&2\nexit 1\n")
     hook.chmod(0o755)
     try:
-        result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+        result = ops_in_process(
+            clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images()))
+        )
     finally:
         hook.unlink()
     assert result.returncode == 1
@@ -218,7 +220,9 @@ def test_a_failed_commit_leaves_nothing_behind(clone, pristine, tmp_path):
 
 def test_refuses_a_detached_head(clone, pristine, tmp_path):
     git(clone, "switch", "--quiet", "--detach")
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+    result = ops_in_process(
+        clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images()))
+    )
     assert result.returncode == 1
     assert "HEAD is detached" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     _unchanged(clone, pristine)
@@ -227,7 +231,9 @@ def test_refuses_a_detached_head(clone, pristine, tmp_path):
 def test_refuses_an_existing_promotion_branch(clone, pristine, tmp_path):
     branch = f"promote/dev-to-prod-{pristine[:7]}"
     git(clone, "branch", branch)
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images())))
+    result = ops_in_process(
+        clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images()))
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"ops promote: refused: branch {branch} already exists; delete it or promote from a newer commit"
@@ -237,21 +243,21 @@ def test_refuses_an_existing_promotion_branch(clone, pristine, tmp_path):
 
 def test_refuses_unknown_names(clone, pristine, tmp_path):
     outputs = str(_outputs(tmp_path, _new_images()))
-    assert ops(
+    assert ops_in_process(
         clone, "promote", "dev", "prod", "--outputs", outputs, "--service", "carts"
     ).stderr.strip() == (
         "ops promote: refused: unknown service 'carts'; known: users, inventory, orders, payments"
     )
-    assert ops(clone, "promote", "dev", "staging", "--outputs", outputs).stderr.strip() == (
+    assert ops_in_process(clone, "promote", "dev", "staging", "--outputs", outputs).stderr.strip() == (
         "ops promote: refused: unknown environment 'staging' (no environments/staging.yaml)"
     )
-    assert ops(clone, "promote", "prod", "prod", "--outputs", outputs).stderr.strip() == (
+    assert ops_in_process(clone, "promote", "prod", "prod", "--outputs", outputs).stderr.strip() == (
         "ops promote: refused: source and target are the same environment"
     )
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert (
-        ops(clone, "promote", "dev", "prod", "--outputs", str(bad))
+        ops_in_process(clone, "promote", "dev", "prod", "--outputs", str(bad))
         .stderr.strip()
         .startswith(f"ops promote: refused: {bad} is not JSON: ")
     )
@@ -265,7 +271,9 @@ def test_push_of_one_named_service_publishes_the_branch_and_prints_the_pr_comman
     git(clone, "remote", "set-url", "origin", str(remote))
     try:
         outputs = str(_outputs(tmp_path, _new_images()))
-        result = ops(clone, "promote", "dev", "prod", "--outputs", outputs, "--service", "users", "--push")
+        result = ops_in_process(
+            clone, "promote", "dev", "prod", "--outputs", outputs, "--service", "users", "--push"
+        )
     finally:
         git(clone, "remote", "set-url", "origin", original_remote)
     assert result.returncode == 0, result.stderr
@@ -316,7 +324,7 @@ def _fake_crane(tmp_path, exit_code: int = 0):
 
 def test_dev_refs_are_never_written_into_prod_without_a_copy(clone, pristine, dev_outputs):
     path, _ = dev_outputs
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(path))
+    result = ops_in_process(clone, "promote", "dev", "prod", "--outputs", str(path))
     assert result.returncode == 1
     assert result.stderr.startswith(
         "ops promote: refused: users: registry.dev.commerce.example.com/commerce/users@"
@@ -330,7 +338,9 @@ def test_dev_refs_are_never_written_into_prod_without_a_copy(clone, pristine, de
 def test_copy_images_copies_by_digest_and_writes_prods_own_references(clone, pristine, dev_outputs, tmp_path):
     path, images = dev_outputs
     bin_dir, log = _fake_crane(tmp_path)
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(path), "--copy-images", path_first=bin_dir)
+    result = ops_in_process(
+        clone, "promote", "dev", "prod", "--outputs", str(path), "--copy-images", path_first=bin_dir
+    )
     assert result.returncode == 0, result.stderr
     prod = (clone / "environments" / "prod.yaml").read_text()
     assert "registry.dev" not in prod
@@ -345,7 +355,9 @@ def test_copy_images_copies_by_digest_and_writes_prods_own_references(clone, pri
 def test_a_failed_copy_commits_nothing(clone, pristine, dev_outputs, tmp_path):
     path, _ = dev_outputs
     bin_dir, _ = _fake_crane(tmp_path, exit_code=1)
-    result = ops(clone, "promote", "dev", "prod", "--outputs", str(path), "--copy-images", path_first=bin_dir)
+    result = ops_in_process(
+        clone, "promote", "dev", "prod", "--outputs", str(path), "--copy-images", path_first=bin_dir
+    )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("ops promote: refused: crane copy registry.dev.")
     assert result.stderr.strip().endswith("UNAUTHORIZED: authentication required")
@@ -382,12 +394,12 @@ def test_rollback_restores_the_releases_of_an_earlier_commit_as_a_reviewed_branc
 
 
 def test_rollback_refuses_like_promote(clone, pristine):
-    unknown = ops(clone, "rollback", "prod", "no-such-commit")
+    unknown = ops_in_process(clone, "rollback", "prod", "no-such-commit")
     assert (unknown.returncode, unknown.stderr.strip()) == (
         1,
         "ops rollback: refused: unknown commit 'no-such-commit'",
     )
-    same = ops(clone, "rollback", "prod", "HEAD")
+    same = ops_in_process(clone, "rollback", "prod", "HEAD")
     assert same.returncode == 3 and "nothing to promote" in same.stderr
     # A commit where prod named an image in dev's registry: never restored into prod.
     _commit_prod_release(
@@ -396,7 +408,7 @@ def test_rollback_refuses_like_promote(clone, pristine):
     bad = git(clone, "rev-parse", "HEAD")
     _commit_prod_release(clone, "orders", f"{REPOSITORY}/orders@sha256:{_digest('f')}", "fixed pin")
     start = git(clone, "rev-parse", "HEAD")
-    refused = ops(clone, "rollback", "prod", bad)
+    refused = ops_in_process(clone, "rollback", "prod", bad)
     assert refused.returncode == 1
     assert "is outside prod's registry ghcr.io/commerce-platform" in refused.stderr
     _unchanged(clone, start)

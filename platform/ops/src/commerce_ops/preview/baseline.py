@@ -5,9 +5,11 @@ commerce_ops.render` in a subprocess whose PYTHONPATH points at that tree's `pla
 and `services/*/src` (a tree from before the split into program and tooling runs `commerce_platform.render`), so a change to the platform code shows up in the diff just like a change to environments/.
 
 A render is a function of the tree (code, environments, stack files, lock; the mock monitor is deterministic), so
-graphs are cached by the git ids of those inputs (`.local/render-cache/`): a side whose inputs were rendered
-before is not rendered again, and when the working tree's inputs equal the base's (e.g. `ops diff --base HEAD`
-on a clean tree), one render serves both sides and no worktree is checked out.
+graphs are cached by the git ids of those inputs (`.local/render-cache/`, or the folder `OPS_RENDER_CACHE`
+names): a side whose inputs were rendered before is not rendered again, and when the working tree's inputs equal
+the base's (e.g. `ops diff --base HEAD` on a clean tree), one render serves both sides and no worktree is checked
+out. The key holds nothing of the checkout itself, so clones and worktrees that share one `OPS_RENDER_CACHE` share
+their renders: identical inputs are rendered once, whichever checkout asked first.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ RENDER_INPUTS = (
     "pyproject.toml",
     "uv.lock",
 )
-CACHE_DIR = Path(".local") / "render-cache"
+CACHE_DIR = Path(".local") / "render-cache"  # relative to the repo root, unless CACHE_ENV names a folder
+CACHE_ENV = "OPS_RENDER_CACHE"
 CACHE_ENTRIES = 40  # newest kept; a graph is a few hundred kB
 _CACHE_VERSION = "1"
 
@@ -162,8 +165,15 @@ def cache_key(root: Path, tree: str, env: str) -> str:
     return digest.hexdigest()[:32]
 
 
+def cache_dir(root: Path) -> Path:
+    """The render cache folder: $OPS_RENDER_CACHE (shared by every checkout that names it), else the repo's
+    .local/render-cache."""
+    shared = os.environ.get(CACHE_ENV)
+    return Path(shared).expanduser().resolve() if shared else root / CACHE_DIR
+
+
 def _cached(root: Path, key: str) -> dict[str, Any] | None:
-    path = root / CACHE_DIR / f"{key}.json"
+    path = cache_dir(root) / f"{key}.json"
     try:
         graph = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -173,7 +183,7 @@ def _cached(root: Path, key: str) -> dict[str, Any] | None:
 
 
 def _store(root: Path, key: str, graph: dict[str, Any]) -> None:
-    folder = root / CACHE_DIR
+    folder = cache_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{key}.json.{os.getpid()}"
     partial.write_text(json.dumps(graph))

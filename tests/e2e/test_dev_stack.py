@@ -21,6 +21,7 @@ import httpx
 import psutil
 import pytest
 from devstack import (
+    DEV_SETTINGS,
     OPS,
     admin_password,
     check_persisted,
@@ -116,7 +117,8 @@ def _local_value(name: str, rendered_value: str) -> str:
 
 def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack, embedded_env):
     """Read from the running processes themselves: same names as the dev Deployment, same values except
-    addresses (compared after mapping cluster → local), secrets (not compared) and LOCAL_ONLY."""
+    addresses (compared after mapping cluster → local), secrets (not compared) and LOCAL_ONLY; and the settings
+    these tests give `ops dev up --set` (devstack.DEV_SETTINGS) reached their service, in place of dev's."""
     render = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("rendered_env.py")), "dev"],
         capture_output=True,
@@ -126,13 +128,16 @@ def test_each_service_gets_the_rendered_dev_deployments_env(embedded_stack, embe
     assert render.returncode == 0, render.stderr
     rendered = json.loads(render.stdout)
     _, _, state, _ = embedded_stack
+    assert state["env_overrides"] == DEV_SETTINGS  # recorded, so `ops dev restart` gives them again
     local_addresses = {s.name: state["processes"][s.name]["url"] for s in catalogue.SERVICES}
     assert sorted(rendered) == sorted(local_addresses)
     for spec in catalogue.SERVICES:
         environ = psutil.Process(state["processes"][spec.name]["pid"]).environ()
-        local = {k: v for k, v in environ.items() if k in spec.env_var_names - LOCAL_ONLY}
+        given = DEV_SETTINGS.get(spec.name, {})
+        assert {k: environ.get(k) for k in given} == given, spec.name
+        local = {k: v for k, v in environ.items() if k in spec.env_var_names - LOCAL_ONLY - given.keys()}
         assert LOCAL_ONLY <= set(environ), spec.name
-        expected = {k: v for k, v in rendered[spec.name].items() if k not in CLUSTER_ONLY}
+        expected = {k: v for k, v in rendered[spec.name].items() if k not in CLUSTER_ONLY | given.keys()}
         assert CLUSTER_ONLY <= set(rendered[spec.name]) and not CLUSTER_ONLY & set(environ), spec.name
         assert sorted(local) == sorted(expected), spec.name
         for name, value in expected.items():

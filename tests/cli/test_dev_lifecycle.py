@@ -5,6 +5,7 @@ platform runs (detached and in the foreground): what it started is still found, 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pytest
 from devstack import OPS, free_port_offset, local_dir, ops, ops_env
 
 from commerce_ops.local.ports import listening_ports
-from commerce_ops.local.runtime import LocalConfig, LocalPlatform
+from commerce_ops.local.runtime import LocalConfig, LocalPlatform, process_names
 from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
 
@@ -52,8 +53,23 @@ def _nothing_left(folder: Path, offset: int) -> None:
     assert listening_ports(_ports(offset)) == []
 
 
-@pytest.fixture
+def _ops_in_process(args: list[str], env: dict[str, str]):
+    """`ops <args>` run in this process (typer's test runner), for checks whose subject is what a command says and
+    exits with, not the process that runs it: each is also run as a real subprocess, here or in tests/e2e."""
+    from typer.testing import CliRunner
+
+    from commerce_ops.cli import app
+
+    unset = {k: None for k in os.environ if k.startswith("OPS_")}  # as devstack.ops_env leaves them out
+    result = CliRunner().invoke(app, args, env={**unset, "COLUMNS": "200", **env})
+    assert not isinstance(result.exception, Exception), (args, result.output)  # exits, never a traceback
+    return result
+
+
+@pytest.fixture(scope="module")
 def stack():
+    """One platform for the two tests that use it, in file order: the crash/restart test leaves it whole; the
+    state-folder test destroys it, so it runs last."""
     with local_dir() as folder:
         env = {"OPS_LOCAL_DIR": str(folder), "OPS_PORT_OFFSET": str(free_port_offset())}
         up = ops(["dev", "up", "--detach"], env)
@@ -61,7 +77,9 @@ def stack():
             assert up.returncode == 0, up.stdout + up.stderr
             yield folder, env
         finally:
-            ops(["dev", "down"], env)
+            platform = LocalPlatform(LocalConfig(local_dir=folder))
+            if platform.running() or platform.leftovers():  # the state-folder test stopped it already
+                ops(["dev", "down"], env)
 
 
 def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
@@ -105,6 +123,9 @@ def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
     with local_dir() as other:
         clash = ops(["dev", "up", "--detach"], {**env, "OPS_LOCAL_DIR": str(other)})
     assert clash.returncode == 1
+    assert "Traceback" not in clash.stdout + clash.stderr
+    gateway_port = catalogue.GATEWAY_PORT + offset
+    assert f"port {gateway_port} (for gateway) is already in use by pid " in _flat(clash.stdout), clash.stdout
     assert (
         f"is already in use by pid {state['processes']['gateway']['pid']} (gateway, started by `ops dev up` "
         f"from {folder}; `OPS_LOCAL_DIR={folder} ops dev down` stops it)"
@@ -120,6 +141,8 @@ def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
 
 def test_state_folder_deleted_while_detached_then_down_stops_the_leftovers(stack):
     folder, env = stack
+    running = LocalPlatform(LocalConfig(local_dir=folder)).running()
+    assert sorted(running) == sorted(process_names()), f"the module's stack is not whole: {running}"
     shutil.rmtree(folder)
 
     status = ops(["dev", "status"], env)
@@ -161,15 +184,21 @@ def test_foreground_run_stops_everything_postgres_included_when_its_state_folder
         finally:
             if proc.poll() is None:
                 proc.kill()
-            ops(["dev", "down"], env)
+            platform = LocalPlatform(LocalConfig(local_dir=folder))
+            if platform.running() or platform.leftovers():  # safety net if the test failed half-way
+                ops(["dev", "down"], env)
 
 
 def test_with_nothing_running_status_logs_and_restart_say_so_and_fail():
     with local_dir() as folder:
         env = {"OPS_LOCAL_DIR": str(folder), "OPS_PORT_OFFSET": str(free_port_offset())}
-        for args in (["status"], ["logs"], ["logs", "users", "--no-follow"], ["restart", "orders"]):
-            result = ops(["dev", *args], env, timeout=60)
-            assert result.returncode == 1, (args, result.stdout, result.stderr)
+        status = ops(["dev", "status"], env, timeout=60)  # one as a real subprocess, the rest in this process
+        assert status.returncode == 1, (status.stdout, status.stderr)
+        assert "nothing running" in status.stdout + status.stderr, (status.stdout, status.stderr)
+        assert "Traceback" not in status.stdout + status.stderr
+        for args in (["logs"], ["logs", "users", "--no-follow"], ["restart", "orders"]):
+            result = _ops_in_process(["dev", *args], env)
+            assert result.exit_code == 1, (args, result.stdout, result.stderr)
             assert "nothing running" in result.stdout + result.stderr, (args, result.stdout, result.stderr)
             assert "Traceback" not in result.stdout + result.stderr
         logs = folder / "run" / "logs"
@@ -179,8 +208,8 @@ def test_with_nothing_running_status_logs_and_restart_say_so_and_fail():
         assert last.returncode == 1
         assert last.stdout.split() == ["orders", "07:00:00,000", "INFO", "the", "crash"]
         assert "nothing running; these are the last run's logs" in _flat(last.stderr)
-        unknown = ops(["dev", "logs", "ordrs"], env, timeout=60)
-        assert unknown.returncode == 2
+        unknown = _ops_in_process(["dev", "logs", "ordrs"], env)
+        assert unknown.exit_code == 2
         assert "unknown name 'ordrs'; one of: users, inventory, orders, payments, gateway" in _flat(
             unknown.stderr
         )

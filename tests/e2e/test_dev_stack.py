@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -371,7 +372,14 @@ def order_body(product_id: int, quantity: int, address: str = "1 Test Street, Te
     return {"product_id": product_id, "quantity": quantity, "shipping_address": address}
 
 
-def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_stack):
+def test_embedded_stack_flow_teardown_persistence_and_a_foreground_run_stopped_by_deleting_its_folder(
+    embedded_env, embedded_stack, tmp_path
+):
+    """The detached stack: the flow, `status`, a second `up` refused, `logs` ending with `down`, nothing left. Then
+    `ops dev up` in the foreground on the same folder: the data persisted; and deleting its state folder stops
+    everything it started, Postgres included (this part was tests/cli/test_dev_lifecycle.py's
+    test_foreground_run_stops_everything_postgres_included_when_its_state_folder_goes, on a fresh platform of its
+    own; the same assertions, one platform fewer)."""
     env = embedded_env
     local_dir = Path(env["OPS_LOCAL_DIR"])
     gateway, admin_name, state, output = embedded_stack
@@ -406,10 +414,32 @@ def test_embedded_stack_flow_teardown_and_persistence(embedded_env, embedded_sta
         followed
     )
 
-    gateway, admin_name, state, output = _up(env)
-    assert "demo data already present" in output
-    check_persisted(gateway, walked)
-    _down_and_check_nothing_left(env, state)
+    output_file = tmp_path / "ops-dev-up.txt"
+    with output_file.open("w") as out:
+        proc = subprocess.Popen(
+            [*OPS, "dev", "up"],
+            env=ops_env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        output = _wait_for(output_file, "^following logs", proc)
+        assert "demo data already present" in output and re.search(r"admin login: \S+ / \S+", output), output
+        state = json.loads((local_dir / "run" / "state.json").read_text())
+        gateway = state["processes"]["gateway"]["url"]
+        assert gateway == f"http://127.0.0.1:{catalogue.GATEWAY_PORT + int(env['OPS_PORT_OFFSET'])}"
+        check_persisted(gateway, walked)
+
+        shutil.rmtree(local_dir)
+        assert proc.wait(90) == 0, output_file.read_text()
+        text = output_file.read_text()
+        assert "disappeared; stopping everything" in text and "Traceback" not in text, text
+        _check_nothing_left(env, state)
+        assert LocalPlatform(LocalConfig(local_dir=local_dir))._find_own() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 async def _databases(admin_url: str, prefix: str) -> list[str]:
@@ -454,7 +484,7 @@ def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
     with output_file.open("w") as out:
         proc = subprocess.Popen(
             [*OPS, "dev", "up"],
-            env=ops_env(env),
+            env=ops_env(env) | {"PYTHONFAULTHANDLER": "1"},  # SIGABRT: every thread's stack, into its output
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -476,7 +506,13 @@ def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
             _wait_for(output_file, rf"^{service}\s.*path=/orders/{walked.order_id}/status", proc, timeout=10)
 
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0, output_file.read_text()
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            raise AssertionError(f"still running 60 s after Ctrl-C:\n{output_file.read_text()}") from None
+        assert code == 0, output_file.read_text()
         assert "stopped" in output_file.read_text() and "Traceback" not in output_file.read_text()
         _check_nothing_left(env, state)
     finally:

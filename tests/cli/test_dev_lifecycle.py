@@ -99,30 +99,39 @@ def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
     order = json.loads(flow.stdout.strip().splitlines()[-1])
     assert order["status"] == "completed", flow.stdout
 
-    logs = ops(["dev", "logs", "users", "--tail", "5", "--no-follow"], env)
+    # Checks that only read run side by side (each an `ops` process of its own, as before).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        logs, psql = pool.map(
+            lambda args: ops(["dev", *args], env),
+            (
+                ["logs", "users", "--tail", "5", "--no-follow"],
+                ["psql", "orders", "--command", "select current_user, count(*) from orders"],
+            ),
+        )
     assert logs.returncode == 0, logs.stderr
     lines = logs.stdout.splitlines()
     assert len(lines) == 5 and all(line.split()[0] == "users" for line in lines), logs.stdout
     assert "path=/users/me/" in logs.stdout  # the flow's own request
 
-    psql = ops(["dev", "psql", "orders", "--command", "select current_user, count(*) from orders"], env)
     assert psql.returncode == 0, psql.stderr
     assert re.search(r"^\s*orders\s*\|\s*1\s*$", psql.stdout, re.M), psql.stdout
 
     state = json.loads((folder / "run" / "state.json").read_text())
     psutil.Process(state["processes"]["orders"]["pid"]).send_signal(signal.SIGKILL)
     assert httpx.get(f"{gateway}/orders/{order['order_id']}").status_code == 502
-    status = ops(["dev", "status"], env)
+    with local_dir() as other, ThreadPoolExecutor(max_workers=3) as pool:
+        status, again, clash = pool.map(
+            ops,
+            (["dev", "status"], ["dev", "up", "--detach"], ["dev", "up", "--detach"]),
+            (env, env, {**env, "OPS_LOCAL_DIR": str(other)}),
+        )
     assert status.returncode == 1, status.stdout
     assert re.search(r"\borders\b.*\bdown\b", status.stdout), status.stdout
     assert "down: orders" in _flat(status.stderr), status.stderr
     assert "ops dev restart orders" in _flat(status.stderr)
 
-    again = ops(["dev", "up", "--detach"], env)
     assert again.returncode == 1
     assert "`ops dev restart orders` starts what is down" in _flat(again.stdout), again.stdout
-    with local_dir() as other:
-        clash = ops(["dev", "up", "--detach"], {**env, "OPS_LOCAL_DIR": str(other)})
     assert clash.returncode == 1
     assert "Traceback" not in clash.stdout + clash.stderr
     gateway_port = catalogue.GATEWAY_PORT + offset
@@ -135,9 +144,8 @@ def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
     restarted = ops(["dev", "restart", "orders"], env)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert "orders restarted" in restarted.stdout
-    assert (
-        _ops_in_process(["dev", "status"], env).exit_code == 0
-    )  # as a subprocess: tests/e2e/test_dev_stack.py
+    # `status` with everything ready, as a subprocess: tests/e2e/test_dev_stack.py.
+    assert _ops_in_process(["dev", "status"], env).exit_code == 0
     assert httpx.get(f"{gateway}/products/1").status_code == 200
     assert httpx.get(f"{gateway}/.well-known/jwks.json").status_code == 200
 

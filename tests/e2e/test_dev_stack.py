@@ -388,12 +388,12 @@ def test_embedded_stack_flow_teardown_persistence_and_a_foreground_run_stopped_b
     assert (local_dir / "secrets.json").stat().st_mode & 0o777 == 0o600
     walked = walk_flow(gateway, admin_name, admin_password(local_dir))
 
-    status = ops(["dev", "status"], env)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two reading checks side by side
+        status, again = pool.map(lambda args: ops(["dev", *args], env), (["status"], ["up", "--detach"]))
     assert status.returncode == 0, status.stdout
     for name in [*(s.name for s in catalogue.SERVICES), "gateway", "redis", "postgres"]:
         assert re.search(rf"{name}\b.*\bready\b", status.stdout), status.stdout
 
-    again = ops(["dev", "up", "--detach"], env)
     assert again.returncode == 1, again.stdout
     assert "the local platform is already running" in " ".join(again.stdout.split())
     assert "Traceback" not in again.stdout + again.stderr

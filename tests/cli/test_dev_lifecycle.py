@@ -20,7 +20,7 @@ import pytest
 from devstack import free_port_offset, local_dir, ops, ops_env
 
 from commerce_ops.local.ports import listening_ports
-from commerce_ops.local.runtime import LocalConfig, LocalPlatform, process_names
+from commerce_ops.local.runtime import LocalConfig, LocalPlatform
 from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
 
@@ -67,10 +67,10 @@ def _ops_in_process(args: list[str], env: dict[str, str]):
     return result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack():
-    """One platform for the two tests that use it, in file order: the crash/restart test leaves it whole; the
-    state-folder test destroys it, so it runs last."""
+    """A fresh platform per test. (Shared by the two tests, the state-folder one found only 6 processes left over
+    in 3 of 7 runs: Postgres, after the crash test's work, often exits by itself soon after its folder goes.)"""
     with local_dir() as folder:
         env = {"OPS_LOCAL_DIR": str(folder), "OPS_PORT_OFFSET": str(free_port_offset())}
         up = ops(["dev", "up", "--detach"], env)
@@ -79,7 +79,7 @@ def stack():
             yield folder, env
         finally:
             platform = LocalPlatform(LocalConfig(local_dir=folder))
-            if platform.running() or platform.leftovers():  # the state-folder test stopped it already
+            if platform.running() or platform.leftovers():  # unless the state-folder test stopped it already
                 ops(["dev", "down"], env)
 
 
@@ -152,12 +152,10 @@ def test_crash_status_restart_logs_psql_and_the_readme_flow(stack):
 
 def test_state_folder_deleted_while_detached_then_down_stops_the_leftovers(stack):
     folder, env = stack
-    running = LocalPlatform(LocalConfig(local_dir=folder)).running()
-    assert sorted(running) == sorted(process_names()), f"the module's stack is not whole: {running}"
     shutil.rmtree(folder)
 
-    # `status` and `up` side by side: Postgres itself exits within a minute of its data folder going (it rechecks
-    # its lock file once a minute), so the less time before `down`, the less often there are 6 processes, not 7.
+    # `status` and `up` side by side: Postgres may exit by itself once its data folder is gone, so the less time
+    # before `down`, the less often there are 6 processes, not 7.
     with ThreadPoolExecutor(max_workers=2) as pool:
         status, again = pool.map(lambda args: ops(["dev", *args], env), (["status"], ["up", "--detach"]))
     assert status.returncode == 1

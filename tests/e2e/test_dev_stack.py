@@ -488,6 +488,9 @@ def test_foreground_on_given_postgres_and_redis_stops_cleanly_on_ctrl_c(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Ctrl-C in a terminal reaches a process whose SIGINT is not ignored; a suite started in the background
+            # (`ops test &`, nohup, some CI shells) ignores SIGINT, and Python keeps an inherited ignore.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         output = _wait_for(output_file, "^following logs", proc)

@@ -123,15 +123,32 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option(help="uvloop + httptools, access log off (as for benchmarks).")
         ] = False,
         seed: Annotated[bool, typer.Option(help="Create demo products when the inventory is empty.")] = True,
+        settings: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                envvar="OPS_DEV_SET",
+                metavar="SERVICE.SETTING=VALUE",
+                show_default=False,
+                help="Override one of a service's (non-secret) settings on this laptop, e.g. `--set "
+                "users.PASSWORD_HASH_TIME_COST=1` (repeatable; OPS_DEV_SET takes several, space-separated). "
+                "`ops dev restart` keeps them.",
+            ),
+        ] = None,
     ) -> None:
         """Start the platform and follow its logs.
 
         Starts Postgres, Redis, the four services and the gateway, then follows their logs (Ctrl-C stops
         everything); with --detach, returns once all are ready.
         """
+        from commerce_ops.local.environment import OverrideError, parse_overrides
         from commerce_ops.local.logs import LogFollower
         from commerce_ops.local.runtime import LocalConfig, LocalPlatform, LocalPlatformError
 
+        try:
+            env_overrides = parse_overrides(settings or [])
+        except OverrideError as exc:
+            _fail(str(exc), 2)
         console = _console(log_path=False)
         platform = LocalPlatform(
             LocalConfig(
@@ -142,6 +159,7 @@ def register(app: typer.Typer) -> None:
                 db_prefix=db_prefix,
                 production_like=production_like,
                 seed=seed,
+                env_overrides=env_overrides,
             )
         )
         # `kill <ops pid>` and a closed terminal stop the platform like Ctrl-C does.
@@ -154,6 +172,9 @@ def register(app: typer.Typer) -> None:
                     spinner.update(message)
                     console.log(message)
 
+                for service, values in env_overrides.items():
+                    given = ", ".join(f"{name}={value}" for name, value in values.items())
+                    console.log(f"{service}: {given} (--set, instead of the dev environment's)")
                 platform.start(progress=progress)
         except LocalPlatformError as exc:
             console.print(f"[bold red]ops dev up:[/] {exc}", highlight=False)

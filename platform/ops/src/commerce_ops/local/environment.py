@@ -22,6 +22,36 @@ class NoLocalValueError(RuntimeError):
     pass
 
 
+class OverrideError(ValueError):
+    """A `--set` that names no service, no setting of that service, a secret, or has no `=` (one line)."""
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, str]]:
+    """`ops dev up --set users.PASSWORD_HASH_TIME_COST=1` (or `OPS_DEV_SET`): per service, settings that replace
+    the dev environment's values on this laptop, e.g. a cheap password hash for a faster loop. Only names the
+    service's settings class reads, and never a secret (they are recorded in the state file, which holds none)."""
+    overrides: dict[str, dict[str, str]] = {}
+    services = [spec.name for spec in catalogue.SERVICES]
+    for item in items:
+        target, equals, value = item.partition("=")
+        service, dot, name = target.partition(".")
+        name = name.upper()
+        if not (equals and dot and service and name):
+            raise OverrideError(f"--set {item!r}: give SERVICE.SETTING=VALUE, e.g. users.LOG_LEVEL=DEBUG")
+        if service not in services:
+            raise OverrideError(f"--set {item!r}: unknown service {service!r}; one of: {', '.join(services)}")
+        spec = catalogue.get(service)
+        if name in spec.secret_env_var_names:
+            raise OverrideError(f"--set {item!r}: {name} is a secret; the local runtime owns its value")
+        if name not in spec.env_var_names:
+            raise OverrideError(
+                f"--set {item!r}: {service} reads no setting {name} (its settings: "
+                f"{', '.join(sorted(spec.env_var_names - spec.secret_env_var_names))})"
+            )
+        overrides.setdefault(service, {})[name] = value
+    return overrides
+
+
 @dataclass(frozen=True)
 class SecretValues:
     """The secret values the local runtime owns; which ones a service receives is decided by the platform."""

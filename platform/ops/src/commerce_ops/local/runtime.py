@@ -75,7 +75,8 @@ class LocalConfig:
     stop_timeout: float = 10.0  # SIGTERM → this long to drain → SIGKILL
     gateway_timeout: float = 30.0
     # Whose values the services get (`ops dev`: dev; benchmarks may run prod's), then per-service overrides
-    # ({"*": {...}} applies to all), e.g. {"inventory": {"PRODUCT_CACHE_ENABLED": "false"}}.
+    # ({"*": {...}} applies to all), e.g. {"inventory": {"PRODUCT_CACHE_ENABLED": "false"}} (`ops dev up --set`,
+    # recorded in the state so `ops dev restart` starts a service with them again).
     environment: str = ENVIRONMENT
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     traces: bool = True  # spans of the services and the gateway to <local dir>/run/traces/<name>.jsonl
@@ -112,6 +113,7 @@ class LocalPlatform:
                 database_url=database_url,
                 redis_url=redis_url,
                 production_like=state.production_like,
+                env_overrides=state.env_overrides,
                 seed=False,
             )
         )
@@ -271,6 +273,7 @@ class LocalPlatform:
             db_prefix=self.config.db_prefix,
             supervisor_pid=os.getpid(),
             production_like=self.config.production_like,
+            env_overrides=self.config.env_overrides,
             external_database=self.config.database_url is not None,
             external_redis=self.config.redis_url is not None,
         )

@@ -19,6 +19,8 @@ class RunState:
     db_prefix: str = ""
     supervisor_pid: int | None = None
     production_like: bool = False  # how `up` ran the servers, so `ops dev restart` runs them the same way
+    # `ops dev up --set` (never secrets), so `ops dev restart` starts a service with them again
+    env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     external_database: bool = False  # started with DATABASE_URL (not recorded: it may hold a password)
     external_redis: bool = False  # started with REDIS_URL
     postgres_data_dir: str | None = None  # set when Postgres is embedded
@@ -31,6 +33,7 @@ class RunState:
             "db_prefix": self.db_prefix,
             "supervisor_pid": self.supervisor_pid,
             "production_like": self.production_like,
+            "env_overrides": self.env_overrides,
             "external_database": self.external_database,
             "external_redis": self.external_redis,
             "postgres_data_dir": self.postgres_data_dir,
@@ -45,6 +48,7 @@ class RunState:
             db_prefix=data.get("db_prefix", ""),
             supervisor_pid=data.get("supervisor_pid"),
             production_like=data.get("production_like", False),
+            env_overrides=data.get("env_overrides", {}),
             external_database=data.get("external_database", False),
             external_redis=data.get("external_redis", False),
             postgres_data_dir=data.get("postgres_data_dir"),

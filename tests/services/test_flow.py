@@ -9,12 +9,14 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 from flow_support import create_product, fetch, money, order_body, start_all, stock_of
-from harness import auth, dead_database_url, free_port
+from harness import auth, database_url, dead_database_url, free_port
 
 from orders_service.domain.models import OrderRequest
+from orders_service.infrastructure.repository import OrdersRepository
 from payments_service.settings import PaymentsSettings
 
 DECLINE_ABOVE = PaymentsSettings.model_fields["payment_decline_above"].default
@@ -225,6 +227,37 @@ async def test_an_interrupted_order_is_resumed_when_retried_with_its_key(
     assert response.status_code == 200
     assert (response.json()["order_id"], response.json()["status"]) == (str(order_id), "completed")
     assert stock_of(stack, product["id"]) == before - 1
+
+
+async def test_a_stale_order_goes_to_one_claimant_only(stack, product, register_and_login):
+    """A client's retry resuming a stuck order and the sweeper compensating it (in any replica) both claim it by
+    its updated_at as they read it: exactly one of them gets it, whoever comes second gets nothing."""
+    buyer = register_and_login("claim")
+    # Recent, so this service's own sweeper (ORDER_STUCK_AFTER_SECONDS) leaves it to the two claims below.
+    order_id, touched = uuid.uuid4(), datetime.now(UTC)
+    await fetch(
+        "orders",
+        """INSERT INTO orders (id, user_id, product_id, quantity, shipping_address, status, request_hash,
+                               created_at, updated_at)
+           VALUES ($1, $2, $3, 1, 'x', 'processing', 'x', $4, $4)""",
+        order_id,
+        str(buyer.user["id"]),
+        product["id"],
+        touched,
+    )
+    pool = await asyncpg.create_pool(database_url("orders"), min_size=2, max_size=2)
+    try:
+        repository = OrdersRepository(pool)
+        seen = (await repository.get(order_id)).updated_at
+        first, second = await asyncio.gather(
+            repository.claim(order_id, seen), repository.claim(order_id, seen)
+        )
+    finally:
+        await pool.close()
+    assert [claim is not None for claim in (first, second)].count(True) == 1
+    won = first or second
+    assert won.status.value == "processing" and won.updated_at > seen
+    await fetch("orders", "UPDATE orders SET status = 'failed' WHERE id = $1", order_id)  # not the sweeper's
 
 
 def test_an_unreachable_users_service_is_a_clean_503(services, orders, product, register_and_login):

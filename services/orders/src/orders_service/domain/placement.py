@@ -165,8 +165,8 @@ class OrderPlacement:
         self, order: OrderRecord, token: str, progress: _Progress, started: bool
     ) -> OrderRecord:
         try:
-            processing = order if started else await self.repository.start_processing(order.id)
-            if processing is None:  # finished meanwhile
+            processing = order if started else await self.repository.claim(order.id, order.updated_at)
+            if processing is None:  # finished meanwhile, or the sweeper (or another retry) took it first
                 return await self.repository.get(order.id)
             return await self._steps(processing, token, progress)
         except Exception:

@@ -3,6 +3,7 @@ table, and the HTTP clients of inventory and payments) and core/lifespan.py wire
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
@@ -30,7 +31,7 @@ class OrderStore(Protocol):
         """The order, processing from the start; None when this user's key was taken concurrently."""
         ...
 
-    async def start_processing(self, order_id: UUID) -> OrderRecord | None: ...
+    async def claim(self, order_id: UUID, seen_updated_at: datetime) -> OrderRecord | None: ...
 
     async def complete(self, order_id: UUID, amount: Decimal, payment_id: UUID) -> OrderRecord | None: ...
 

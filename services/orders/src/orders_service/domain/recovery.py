@@ -44,9 +44,14 @@ async def sweep(placement: OrderPlacement, stuck_after_seconds: float) -> SweepR
     ours = placement.in_flight.orders()
     failed = await repository.fail_stale_pending(stuck_after_seconds, INTERRUPTED, list(ours))
     result = SweepResult(failed)
-    for order in await repository.stale_processing(stuck_after_seconds):
-        if order.id in ours:
-            result.left.append(order.id)
+    for stale in await repository.stale_processing(stuck_after_seconds):
+        if stale.id in ours:
+            result.left.append(stale.id)
+            continue
+        # Claimed first: a client's retry may be resuming it right now (here or in another replica).
+        order = await repository.claim(stale.id, stale.updated_at)
+        if order is None:
+            result.left.append(stale.id)
             continue
         try:
             await placement.compensate_orphan(order)

@@ -5,6 +5,7 @@ Status changes are conditional on the order being unfinished, so a finished orde
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -47,15 +48,18 @@ class OrdersRepository(KeyedRepository[OrderRecord]):
             request_hash,
         )
 
-    async def start_processing(self, order_id: UUID) -> OrderRecord | None:
-        """pending/processing → processing (touching updated_at); None if the order is already finished."""
+    async def claim(self, order_id: UUID, seen_updated_at: datetime) -> OrderRecord | None:
+        """pending/processing → processing, touching updated_at, only if nobody touched the order since it was read
+        (`seen_updated_at`): of a resumed flow and the sweeper's compensation (in any replica), exactly one gets
+        the order. None: finished meanwhile, or claimed by someone else."""
         return await self.one(
             """
             UPDATE orders SET status = 'processing', updated_at = now()
-            WHERE id = $1 AND status IN ('pending', 'processing')
+            WHERE id = $1 AND status IN ('pending', 'processing') AND updated_at = $2
             RETURNING *
             """,
             order_id,
+            seen_updated_at,
         )
 
     async def complete(self, order_id: UUID, amount: Decimal, payment_id: UUID) -> OrderRecord | None:

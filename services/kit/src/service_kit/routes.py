@@ -1,4 +1,4 @@
-"""Hot reads as plain Starlette routes in front of their documented FastAPI twins.
+"""Hot reads and the saga's writes as plain Starlette routes in front of their documented FastAPI twins.
 
 A FastAPI route pays, per request, for dependency solving, parameter validation and FastAPI's request handler:
 on a read that is one pooled SELECT, more CPU than the query itself (BENCHMARKS.md: a bare FastAPI route doing
@@ -8,6 +8,14 @@ parameters pass `accept`), everything else (a bad id, another method) falls thro
 keeps answering those exactly as before (422 bodies, 405) and keeps the operation in OpenAPI. The kit's
 middleware (request id, log line, metrics, tracing, body limit) and error handlers run for both alike; metrics and
 spans see the FastAPI route's template.
+
+`serve_plain_body` does the same for a write with a JSON body (the order saga's three calls, issue 17): the plain
+endpoint reads the body and headers with the helpers below, which check exactly what the FastAPI route's
+parameters would (a subset of it: a content type or header it is unsure of counts as not valid), and raise
+`Fallthrough` for any request that would not pass as it is; the FastAPI route then answers it from the start, the
+body replayed, so its 422 bodies, their order and the precedence of its 401/403 over validation stay as they were.
+Only once everything validates does the plain endpoint authenticate (the same kit functions the dependencies call)
+and run the domain, whose errors the kit's handlers answer as for any route.
 """
 
 from __future__ import annotations

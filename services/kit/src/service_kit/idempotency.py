@@ -13,9 +13,8 @@ from service_kit.metrics import IDEMPOTENT_REPLAYS
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _KEY_MAX_LENGTH = 200
-_KEY_PATTERN = (
-    r"^[\x21-\x7e]+$"  # printable ASCII without spaces, as an HTTP header value can carry it unquoted
-)
+# Printable ASCII without spaces, as an HTTP header value can carry it unquoted.
+_KEY_PATTERN = r"^[\x21-\x7e]+$"
 
 
 def _key_header(description: str) -> Any:

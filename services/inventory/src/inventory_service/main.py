@@ -9,3 +9,4 @@ app = create_app(
     InventorySettings, title="inventory", routers=[products.router, reservations.router], extension=lifespan
 )
 products.serve_hot_reads(app)
+reservations.serve_hot_writes(app)

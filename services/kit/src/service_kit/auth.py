@@ -294,6 +294,14 @@ async def calling_service(request: Request, token: BearerToken) -> ServiceCaller
 CallingService = Annotated[ServiceCaller, Depends(calling_service)]
 
 
+_ACTING_USER_MAX_LENGTH = 8192
+
+
+def valid_acting_user(value: str) -> bool:
+    """Whether `value` passes the header's validation below (for plain routes, service_kit.routes)."""
+    return 1 <= len(value) <= _ACTING_USER_MAX_LENGTH
+
+
 async def acting_user(
     request: Request,
     _: CallingService,
@@ -302,7 +310,7 @@ async def acting_user(
         Header(
             alias=ACTING_USER_HEADER,
             min_length=1,
-            max_length=8192,
+            max_length=_ACTING_USER_MAX_LENGTH,
             description="The end user's own access token, for a call a service makes on that user's behalf.",
         ),
     ],

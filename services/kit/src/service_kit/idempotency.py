@@ -3,6 +3,7 @@ with another body, and the answer: 201 with the created resource, 200 with the s
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Header, Response, status
@@ -10,16 +11,25 @@ from fastapi import Header, Response, status
 from service_kit.errors import DomainError
 from service_kit.metrics import IDEMPOTENT_REPLAYS
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_KEY_MAX_LENGTH = 200
+# Printable ASCII without spaces, as an HTTP header value can carry it unquoted.
+_KEY_PATTERN = r"^[\x21-\x7e]+$"
+
 
 def _key_header(description: str) -> Any:
-    # Printable ASCII without spaces, as an HTTP header value can carry it unquoted.
     return Header(
-        alias="Idempotency-Key",
+        alias=IDEMPOTENCY_KEY,
         min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
+        max_length=_KEY_MAX_LENGTH,
+        pattern=_KEY_PATTERN,
         description=description,
     )
+
+
+def valid_key(value: str) -> bool:
+    """Whether `value` passes the header's validation above (for plain routes, service_kit.routes)."""
+    return len(value) <= _KEY_MAX_LENGTH and re.fullmatch(_KEY_PATTERN, value) is not None
 
 
 IdempotencyKey = Annotated[

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from inventory_service.core.deps import InventoryDep
 from inventory_service.domain.models import Released, Reservation, ReservationRequest
-from service_kit.auth import CallingService
+from service_kit import routes as plain
+from service_kit.auth import CallingService, calling_service
 from service_kit.idempotency import created_or_replayed, creation
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"])
@@ -35,6 +36,20 @@ async def reserve(
 ) -> Reservation:
     reservation, created = await inventory.reserve(request)
     return created_or_replayed(response, created, reservation)
+
+
+async def reserve_plain(request: Request) -> Response:
+    """POST /internal/reservations (the saga's reservation) as a plain Starlette route (service_kit.routes): the
+    same checks as `reserve`, without FastAPI's dependency solving and validation; anything else goes to it."""
+    body = await plain.json_body(request, ReservationRequest)
+    await calling_service(request, plain.bearer_token(request))
+    reservation, created = await request.app.state.inventory.reserve(body)
+    return plain.created_or_replayed(created, reservation)
+
+
+def serve_hot_writes(app: FastAPI) -> None:
+    """POST /internal/reservations by `reserve_plain`, in front of `reserve`."""
+    plain.serve_plain_body(app, router, "POST", "/internal/reservations", reserve_plain)
 
 
 @router.post(

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from orders_service.core.deps import OrderPlacementDep
 from orders_service.domain.models import Order, OrderRequest, OrderStatusView
-from service_kit.auth import CurrentPrincipal
-from service_kit.idempotency import OptionalIdempotencyKey, created_or_replayed, creation
+from service_kit import routes as plain
+from service_kit.auth import CurrentPrincipal, current_principal
+from service_kit.idempotency import (
+    IDEMPOTENCY_KEY,
+    OptionalIdempotencyKey,
+    created_or_replayed,
+    creation,
+    valid_key,
+)
 from service_kit.limits import PageLimit, PageOffset
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -77,3 +84,18 @@ async def get_order_status(
     order_id: UUID, principal: CurrentPrincipal, placement: OrderPlacementDep
 ) -> OrderStatusView:
     return OrderStatusView.of(await placement.get(order_id, principal))
+
+
+async def place_order_plain(request: Request) -> Response:
+    """POST /orders/ as a plain Starlette route (service_kit.routes): the same checks as `place_order`, without
+    FastAPI's dependency solving and validation per order; a request it does not take as is goes to that route."""
+    body = await plain.json_body(request, OrderRequest)
+    idempotency_key = plain.header(request, IDEMPOTENCY_KEY, valid_key)
+    principal = await current_principal(request, plain.bearer_token(request))
+    order, created = await request.app.state.placement.place(principal, body, idempotency_key)
+    return plain.created_or_replayed(created, Order.of(order))
+
+
+def serve_hot_writes(app: FastAPI) -> None:
+    """POST /orders/ (the saga's entry) by `place_order_plain`, in front of `place_order`."""
+    plain.serve_plain_body(app, router, "POST", "/orders/", place_order_plain)

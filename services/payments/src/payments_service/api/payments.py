@@ -10,12 +10,22 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from payments_service.core.deps import PaymentServiceDep
 from payments_service.domain.models import Payment, PaymentRequest
-from service_kit.auth import ActingUser, AdminPrincipal, CallingService, CurrentPrincipal
-from service_kit.idempotency import IdempotencyKey, created_or_replayed, creation
+from service_kit import routes as plain
+from service_kit.auth import (
+    ACTING_USER_HEADER,
+    ActingUser,
+    AdminPrincipal,
+    CallingService,
+    CurrentPrincipal,
+    acting_user,
+    calling_service,
+    valid_acting_user,
+)
+from service_kit.idempotency import IDEMPOTENCY_KEY, IdempotencyKey, created_or_replayed, creation, valid_key
 from service_kit.limits import PageLimit, PageOffset
 
 router = APIRouter(prefix="/payments", tags=["payments"])
@@ -74,6 +84,23 @@ async def create_payment(
 ) -> Payment:
     record, created = await service.create(customer.user_id, idempotency_key, body)
     return created_or_replayed(response, created, Payment.of(record))
+
+
+async def create_payment_plain(request: Request) -> Response:
+    """POST /internal/payments (the saga's charge) as a plain Starlette route (service_kit.routes): the same checks
+    as `create_payment`, without FastAPI's dependency solving and validation; anything else goes to that route."""
+    body = await plain.json_body(request, PaymentRequest)
+    idempotency_key = plain.header(request, IDEMPOTENCY_KEY, valid_key, required=True)
+    acting_token = plain.header(request, ACTING_USER_HEADER, valid_acting_user, required=True)
+    caller = await calling_service(request, plain.bearer_token(request))
+    customer = await acting_user(request, caller, acting_token)
+    record, created = await request.app.state.payments.create(customer.user_id, idempotency_key, body)
+    return plain.created_or_replayed(created, Payment.of(record))
+
+
+def serve_hot_writes(app: FastAPI) -> None:
+    """POST /internal/payments by `create_payment_plain`, in front of `create_payment`."""
+    plain.serve_plain_body(app, internal, "POST", "/internal/payments", create_payment_plain)
 
 
 @internal.get(

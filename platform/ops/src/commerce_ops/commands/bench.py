@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         from asyncpg import PostgresError
         from redis.exceptions import RedisError
 
+        from commerce_ops.bench.bounds import BoundError
         from commerce_ops.bench.lab import LabError
         from commerce_ops.bench.report import render_section, write_section
         from commerce_ops.bench.runner import default_output, run_bench
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
                 echo=typer.echo,
             )
         except (
+            BoundError,
             WrkError,
             LabError,
             WorkloadError,

@@ -87,7 +87,9 @@ class EmbeddedPostgres:
         socket_dir = self.socket_dir
         socket_dir.mkdir(parents=True, exist_ok=True)
         self._chown(socket_dir)
-        options = f"-c listen_addresses='' -k {socket_dir}"
+        # 200 connections: a laptop stack needs far fewer, but `ops bench` runs extra copies of the services
+        # (each with its pool) next to pgbench's 32 clients, and the default 100 ran out.
+        options = f"-c listen_addresses='' -c max_connections=200 -k {socket_dir}"
         self._pg(
             [
                 "pg_ctl",

@@ -75,11 +75,14 @@ def test_a_run_starts_embedded_servers_and_an_interrupt_leaves_nothing(tmp_path,
     assert "Traceback" not in output.read_text()
 
 
-def test_given_servers_are_used_and_concurrent_runs_never_share_names(data_servers):
+def test_given_servers_are_used_and_concurrent_runs_never_share_names(data_servers, tmp_path):
     """Two runs at once on the same given servers: both pass, neither starts a server, and each has its own
-    database and Redis db (claimed on the server, released after)."""
+    database and Redis db (claimed on the server, released after). Each probe holds its claims until both do,
+    so the two runs overlap however slowly either starts."""
     env = _env(
-        TEST_DATABASE_URL=data_servers.database_url, TEST_REDIS_URL=data_servers.redis_url, PROBE_WAIT="2"
+        TEST_DATABASE_URL=data_servers.database_url,
+        TEST_REDIS_URL=data_servers.redis_url,
+        PROBE_TOGETHER=f"{tmp_path}:2",
     )
     runs = [
         subprocess.Popen(

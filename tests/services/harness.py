@@ -72,7 +72,15 @@ TEST_SETTINGS = {
 }
 # Per service, on top: users hashes passwords with real argon2id at its lowest cost (one pass over 1 MiB, ~1 ms
 # instead of ~0.26 s of CPU): the suite registers and logs in hundreds of users, and the cost is not under test.
-TEST_SETTINGS_BY_SERVICE = {"users": {"PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "1024"}}
+# Its tokens last as long as a session may (the default 15 minutes is shorter than a suite on a loaded machine,
+# and session fixtures such as `admin_token` keep theirs); expiry itself is tested with tokens made to expire.
+TEST_SETTINGS_BY_SERVICE = {
+    "users": {
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "1024",
+        "ACCESS_TOKEN_TTL_SECONDS": "7200",
+    }
+}
 __all__ = ["free_port"]  # re-exported for the tests
 _active: ServiceStack | None = None  # this session's stack, for the module-level helpers below
 

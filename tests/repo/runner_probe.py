@@ -26,7 +26,8 @@ def test_uses_the_runs_servers(data_servers, run_databases, redis_db):
         client.set("probe", "1")
     print(f"PROBE database={asyncio.run(database())} redis_db={redis_db.db}", flush=True)
     time.sleep(float(os.environ.get("PROBE_WAIT", "0")))
-    if together := os.environ.get("PROBE_TOGETHER"):  # "<folder>:<n>": hold the claims until n probes hold theirs
+    # PROBE_TOGETHER="<folder>:<n>": hold the claims until n probes hold theirs.
+    if together := os.environ.get("PROBE_TOGETHER"):
         folder, count = together.rsplit(":", 1)
         Path(folder, str(os.getpid())).touch()
         deadline = time.monotonic() + 120

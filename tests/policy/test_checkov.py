@@ -40,9 +40,9 @@ def test_ops_policy_checkov_on_rendered_prod_manifests_has_zero_failed(checkov_p
 def test_every_skip_has_a_reason_and_is_still_needed(checkov_prod, skips):
     assert skips and all(len(s.reason.split()) >= 5 for s in skips)
     # Every skipped check still fails on some prod manifest (no stale skip).
-    assert f"({len(skips)} checks skipped with reasons in {SKIPS_FILE}, each needed)" in checkov_prod.output, (
-        checkov_prod.output
-    )
+    assert (
+        f"({len(skips)} checks skipped with reasons in {SKIPS_FILE}, each needed)" in checkov_prod.output
+    ), checkov_prod.output
 
 
 def test_skips_are_applied_to_checkovs_findings_and_a_stale_skip_is_named():
@@ -50,7 +50,12 @@ def test_skips_are_applied_to_checkovs_findings_and_a_stale_skip_is_named():
     failed, and a skip whose check failed nowhere is stale (checkov's JSON shape, written out here)."""
 
     def check(check_id: str, resource: str) -> dict:
-        return {"check_id": check_id, "check_name": f"{check_id} name", "resource": resource, "file_path": "/f"}
+        return {
+            "check_id": check_id,
+            "check_name": f"{check_id} name",
+            "resource": resource,
+            "file_path": "/f",
+        }
 
     output = {
         "summary": {"passed": 4, "failed": 3, "skipped": 0, "parsing_errors": 0, "resource_count": 2},

@@ -118,7 +118,9 @@ def checkov_passes(console: Console, rendered: dict, graph_file: Path | None) ->
     if report.failures:
         console.print(checkov_table(report))
     # A skip whose check fails nowhere any more is named (advisory: another environment may still need it).
-    stale = f"; no longer needed here: {', '.join(report.stale_skips)}" if report.stale_skips else ", each needed"
+    stale = (
+        f"; no longer needed here: {', '.join(report.stale_skips)}" if report.stale_skips else ", each needed"
+    )
     console.print(
         f"checkov: {report.passed} passed, {report.failed} failed, {report.parsing_errors} parsing errors over "
         f"{report.resource_count} resources ({len(skips)} checks skipped with reasons in {SKIPS_FILE}{stale})",

@@ -3,19 +3,18 @@ its own event loop and restores the caller's, so nothing here needs an event-loo
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 
 import pytest
-from crossguard_driver import load_pack
 
 from commerce_ops.render import write_render
 
 # The platform tests' renders (one per environment per session), so an environment both suites read is rendered
-# once in the process that runs them together.
+# once in the process that runs them together; and their `fresh` copy (crossguard_driver, policy_objects).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
-from render_support import shared  # noqa: E402
+from crossguard_driver import load_pack  # noqa: E402
+from render_support import fresh, shared  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +31,7 @@ def rendered():
 @pytest.fixture
 def prod_graph(rendered) -> dict:
     """A deep copy of the real prod graph, free to mutate."""
-    return copy.deepcopy(rendered("prod"))
+    return fresh(rendered("prod"))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ gRPC server) is never constructed."""
 
 from __future__ import annotations
 
-import copy
 import runpy
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import PolicyCustomTimeouts, _NotApplicableError
 from pulumi_policy.proxy import unknown_checking_proxy
+from render_support import fresh  # tests/platform, on sys.path from tests/policy/conftest.py
 
 from commerce_platform.policy import evaluate
 
@@ -56,7 +56,7 @@ def crossguard_findings(pack: dict, stack: list[dict]) -> set[tuple[str, str, st
                 for e in stack:
                     args = ResourceValidationArgs(
                         e["type"],
-                        unknown_checking_proxy(copy.deepcopy(e["props"])),
+                        unknown_checking_proxy(fresh(e["props"])),
                         e["urn"],
                         e["name"],
                         options(e),
@@ -69,7 +69,7 @@ def crossguard_findings(pack: dict, stack: list[dict]) -> set[tuple[str, str, st
                 resources = [
                     PolicyResource(
                         e["type"],
-                        unknown_checking_proxy(copy.deepcopy(e["props"])),
+                        unknown_checking_proxy(fresh(e["props"])),
                         e["urn"],
                         e["name"],
                         options(e),

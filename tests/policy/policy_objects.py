@@ -3,8 +3,9 @@ helpers to find and edit objects in a graph (shared with the mutation suite on t
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+from render_support import fresh  # tests/platform, on sys.path from tests/policy/conftest.py
 
 from commerce_platform.catalogue import METRICS_API_LABEL
 from commerce_platform.policy import Resource
@@ -256,6 +257,6 @@ def first_container(stack: list[dict], kind: str = "Deployment", name: str | Non
 
 
 def mutated(stack: list[dict], edit) -> list[dict]:
-    copy_ = copy.deepcopy(stack)
+    copy_ = fresh(stack)
     edit(copy_)
     return copy_

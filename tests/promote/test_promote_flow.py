@@ -33,6 +33,11 @@ def _new_images() -> dict[str, str]:
     return {s: f"{REPOSITORY}/{s}@sha256:{_digest(str(i + 1))}" for i, s in enumerate(SERVICES)}
 
 
+def _in_prods_registry(images: dict[str, str]) -> dict[str, str]:
+    """The same digests in prod's own registry (what --copy-images writes into prod)."""
+    return {s: f"{REPOSITORY}/{s}@{ref.split('@')[1]}" for s, ref in images.items()}
+
+
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
     return clone_repo(tmp_path_factory.mktemp("promote") / "repo")
@@ -55,12 +60,14 @@ def _unchanged(clone, start: str) -> None:
     assert git(clone, "branch", "--list", "promote/*") == ""
 
 
-def test_promotes_every_digest_on_a_branch_with_one_commit(clone, pristine, tmp_path):
+def test_promotes_every_digest_on_a_branch_with_one_commit(clone, pristine, tmp_path, dev_outputs):
     before = (clone / "environments" / "prod.yaml").read_text()
     old = {
         s: re.search(rf"release: ({REPOSITORY}/{s}@sha256:[0-9a-f]{{64}})", before).group(1) for s in SERVICES
     }
-    new = _new_images()
+    # dev's digests, as prod's own references: the prod.yaml test_copy_images_... writes too (one render for both).
+    new = _in_prods_registry(dev_outputs[1])
+    assert all(new[s] != old[s] for s in SERVICES)
     result = ops(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, new)))
     assert result.returncode == 0, result.stderr
 
@@ -202,14 +209,13 @@ def test_reads_the_pinned_digests_of_the_source_file_without_outputs(clone, pris
     assert changed == [f"-    release: {current}", f"+    release: {pinned}"]
 
 
-def test_a_failed_commit_leaves_nothing_behind(clone, pristine, tmp_path):
+def test_a_failed_commit_leaves_nothing_behind(clone, pristine, tmp_path, dev_outputs):
     hook = clone / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\necho 'blocked by a pre-commit hook' >&2\nexit 1\n")
     hook.chmod(0o755)
+    images = _in_prods_registry(dev_outputs[1])  # the first test's promotion: its render is read back
     try:
-        result = ops_in_process(
-            clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, _new_images()))
-        )
+        result = ops_in_process(clone, "promote", "dev", "prod", "--outputs", str(_outputs(tmp_path, images)))
     finally:
         hook.unlink()
     assert result.returncode == 1
@@ -344,7 +350,9 @@ def test_copy_images_copies_by_digest_and_writes_prods_own_references(clone, pri
     assert result.returncode == 0, result.stderr
     prod = (clone / "environments" / "prod.yaml").read_text()
     assert "registry.dev" not in prod
-    expected = {s: f"{REPOSITORY}/{s}@{ref.split('@')[1]}" for s, ref in images.items()}
+    expected = _in_prods_registry(
+        images
+    )  # test_promotes_every_digest_...'s promotion: its render is read back
     for ref in expected.values():
         assert f"release: {ref}" in prod
     assert sorted(log.read_text().splitlines()) == sorted(f"copy {images[s]} {expected[s]}" for s in SERVICES)

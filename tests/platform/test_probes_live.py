@@ -52,7 +52,9 @@ def running(run_databases, redis_db, tmp_path_factory) -> dict[str, tuple[int, d
     started: dict[str, tuple[int, dict]] = {}
     logs = tmp_path_factory.mktemp("probe-logs")
     try:
-        for spec in catalogue.SERVICES:  # users first: the others fetch its JWKS
+        commands: dict[str, tuple[list[str], dict[str, str], dict]] = {}
+        migrations: dict[str, subprocess.Popen] = {}
+        for spec in catalogue.SERVICES:
             container = deployments[spec.name]["spec"]["template"]["spec"]["containers"][0]
             env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
             for item in container["env"]:
@@ -72,22 +74,34 @@ def running(run_databases, redis_db, tmp_path_factory) -> dict[str, tuple[int, d
                     env[item["name"]] = secrets[item["name"]]
             env["METRICS_PORT"] = str(free_port())  # like the service port: a free one on this machine
             migrate = jobs[f"{spec.name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["command"]
-            result = subprocess.run(
+            migrations[spec.name] = subprocess.Popen(  # each in its own database: all four at once
                 [str(BIN / migrate[0]), *migrate[1:]],
                 env={"PATH": env["PATH"], "DATABASE_URL": env["DATABASE_URL"]},
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=120,
             )
-            assert result.returncode == 0, result.stderr
             command = list(container["command"])
             command[0] = str(BIN / command[0])
             command[command.index("--host") + 1] = "127.0.0.1"
             command[command.index("--port") + 1] = str(ports[spec.name])
-            log = open(logs / f"platform-probe-{spec.name}.log", "w")  # noqa: SIM115 - lives as long as the process
+            commands[spec.name] = (command, env, container)
+        for migration in migrations.values():
+            _, stderr = migration.communicate(timeout=120)
+            assert migration.returncode == 0, stderr
+
+        def start(name: str) -> subprocess.Popen:
+            command, env, container = commands[name]
+            log = open(logs / f"platform-probe-{name}.log", "w")  # noqa: SIM115 - lives as long as the process
             processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-            started[spec.name] = (ports[spec.name], container)
-            _wait_started(spec.name, ports[spec.name], container, processes[-1])
+            started[name] = (ports[name], container)
+            return processes[-1]
+
+        # users first (the others fetch its JWKS), then the others side by side.
+        first, *others = [spec.name for spec in catalogue.SERVICES]
+        _wait_started(first, ports[first], commands[first][2], start(first))
+        for name, process in [(name, start(name)) for name in others]:
+            _wait_started(name, ports[name], commands[name][2], process)
         yield started
     finally:
         for process in processes:

@@ -382,9 +382,10 @@ def _commit_prod_release(clone, service: str, ref: str, message: str) -> str:
 
 
 def test_rollback_restores_the_releases_of_an_earlier_commit_as_a_reviewed_branch(clone, pristine):
-    old = _commit_prod_release(
-        clone, "payments", f"{REPOSITORY}/payments@sha256:{_digest('e')}", "promote payments"
-    )
+    # The commit rolled back from: prod.yaml as the push test's promotion of users left it (its render is read
+    # back from the cache as this rollback's base).
+    promoted = _new_images()["users"]
+    old = _commit_prod_release(clone, "users", promoted, "promote users")
     result = ops(clone, "rollback", "prod", pristine)
     assert result.returncode == 0, result.stderr
     head = git(clone, "rev-parse", "HEAD~1")
@@ -393,12 +394,12 @@ def test_rollback_restores_the_releases_of_an_earlier_commit_as_a_reviewed_branc
         == f"rollback/prod-at-{pristine[:7]}-to-prod-{head[:7]}"
     )
     message = git(clone, "log", "-1", "--format=%B").splitlines()
-    assert message[0] == f"Roll back prod@{pristine[:7]} → prod: payments"
+    assert message[0] == f"Roll back prod@{pristine[:7]} → prod: users"
     assert message[2] == f"Image digests read from environments/prod.yaml at {pristine[:7]}."
     diff = git(clone, "diff", "--unified=0", "HEAD~1..HEAD", "--", "environments/prod.yaml")
     changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert changed == [f"-    release: {REPOSITORY}/payments@sha256:{_digest('e')}", f"+    release: {old}"]
-    assert "Infrastructure preview" in result.stdout or "payments" in result.stdout
+    assert changed == [f"-    release: {promoted}", f"+    release: {old}"]
+    assert "Infrastructure preview" in result.stdout or "users" in result.stdout
 
 
 def test_rollback_refuses_like_promote(clone, pristine):

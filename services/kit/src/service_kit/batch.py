@@ -16,6 +16,7 @@ unaffected.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -88,6 +89,11 @@ class ItemReply:
         return self._body
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class Coalescer(Generic[T, R]):
     """Coalesces concurrent `submit(item)` calls: `single(item)` for a batch of one, else `many(items)`, which
     returns one result or exception per item, in order. `window` 0: a batch closes at the end of the event-loop
@@ -124,7 +130,9 @@ class Coalescer(Generic[T, R]):
         self._open.append((item, future))
         if len(self._open) >= self.max_size:
             self._close()
-        # A caller cancelled while waiting leaves the batch running for the others (shield).
+        # A caller cancelled while waiting leaves the batch running for the others (shield); its answer is
+        # then dropped without a "never retrieved" warning.
+        future.add_done_callback(_retrieved)
         return await asyncio.shield(future)
 
     def _close(self) -> None:
@@ -143,8 +151,9 @@ class Coalescer(Generic[T, R]):
                 results = await self.many(items)
                 if len(results) != len(items):
                     raise RuntimeError(f"batch answered {len(results)} items for {len(items)}")
-        except BaseException as exc:  # noqa: BLE001 - every caller gets the batch's failure
-            results = [exc] * len(items)
+        except BaseException as exc:  # noqa: BLE001 - every caller gets the batch's failure (its own copy,
+            # so the callers' tracebacks do not pile up on one exception object)
+            results = [exc, *(copy.copy(exc) for _ in items[1:])]
             if not isinstance(exc, Exception):
                 self._settle(batch, results)
                 raise

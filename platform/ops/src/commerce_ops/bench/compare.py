@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from commerce_ops.bench.lab import Lab
 from commerce_ops.bench.runner import _postgres_backend_cpu, _wait_idle, saga_outcomes, seed
 from commerce_ops.bench.wrk import LoadResult, ensure_wrk, run_wrk
@@ -51,6 +53,25 @@ def baseline_pythonpath(checkout: Path) -> str:
     if missing:
         raise SystemExit(f"--baseline {checkout}: not a checkout of this repo (missing {', '.join(missing)})")
     return os.pathsep.join(str(d) for d in dirs)
+
+
+def internal_calls(side: Side) -> dict[str, int]:
+    """The POSTs inventory and payments answered per internal route so far (their /metrics), so the hops an
+    order took can be told: with coalescing, fewer calls than orders."""
+    calls: dict[str, int] = {}
+    for service in ("inventory", "payments"):
+        text = httpx.get(side.lab.platform.url(service) + "/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith("http_server_request_duration_seconds_count{") and 'method="POST"' in line:
+                route = line.split('route="', 1)[1].split('"', 1)[0]
+                if route in (
+                    "/internal/reservations",
+                    "/internal/reservations/batch",
+                    "/internal/payments",
+                    "/internal/payments/batch",
+                ):
+                    calls[route] = calls.get(route, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return calls
 
 
 def start_bound(side: Side) -> None:
@@ -214,6 +235,7 @@ def main() -> None:
                         f"load average {os.getloadavg()[0]:.1f}"
                     )
         outcomes = {s.name: asyncio.run(saga_outcomes(s.lab.platform.database_url("orders"))) for s in sides}
+        calls = {s.name: internal_calls(s) for s in sides}
     finally:
         for side in sides:
             side.lab.stop()
@@ -221,7 +243,8 @@ def main() -> None:
     print(
         f"Side by side, {args.rounds} rounds alternating, wrk {args.connections} connections, {args.warmup:g} s "
         f"warm-up + {args.seconds:g} s per row; load average {load_before[0]:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after; {time.monotonic() - started:.0f} s in all. Orders by status: {outcomes}."
+        f"{os.getloadavg()[0]:.1f} after; {time.monotonic() - started:.0f} s in all. Orders by status: {outcomes}. "
+        f"Internal POSTs answered (all rows, warm-ups included): {calls}."
     )
     print()
     print(table(sides))

@@ -14,6 +14,7 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth, database_url, service_token
 
 from service_kit.batch import MAX_BATCH, Coalescer
@@ -213,6 +214,40 @@ def test_charge_batches_are_for_services_only(payments, alice):
     assert charge_batch(payments, items, headers={}).status_code == 401
     assert charge_batch(payments, items, headers=auth(alice.token)).status_code == 403
     assert charge_batch(payments, [], headers=auth(service_token("payments"))).status_code == 422
+
+
+# --- the saga, with the orders in flight coalesced -----------------------------------------------------------
+async def test_concurrent_orders_with_different_fates_each_get_their_own(
+    services, admin_token, register_and_login
+):
+    """Orders in flight together share reservation and charge calls (when they meet in one tick): each still ends
+    as it would alone, and a failure of one (no stock, no product, a decline) takes nothing from the others."""
+    stack = start_all(services)
+    buyer = register_and_login("mixed")
+    scarce = create_product(stack, admin_token, price="4.00", stock=3)
+    pricey = create_product(stack, admin_token, price="10000.01", stock=5)  # above the provider's limit
+    bodies = [
+        *(order_body(scarce["id"]) for _ in range(6)),
+        *(order_body(2**40) for _ in range(3)),
+        *(order_body(pricey["id"]) for _ in range(3)),
+    ]
+    async with httpx.AsyncClient(base_url=stack.orders.url, timeout=60) as client:
+        responses = await asyncio.gather(
+            *(client.post("/orders/", json=body, headers=auth(buyer.token)) for body in bodies)
+        )
+    assert {r.status_code for r in responses} == {201}
+    fates = [(r.json()["status"], r.json()["failure_reason"]) for r in responses]
+    assert sorted(fates[:6]) == [("completed", None)] * 3 + [("failed", "insufficient stock")] * 3
+    assert fates[6:9] == [("failed", "product not found")] * 3
+    assert fates[9:] == [("failed", "payment declined: amount exceeds limit")] * 3
+    assert (stock_of(stack, scarce["id"]), stock_of(stack, pricey["id"])) == (0, 5)
+    completed = [uuid.UUID(r.json()["order_id"]) for r in responses[:6] if r.json()["status"] == "completed"]
+    authorized = await fetch(
+        "payments",
+        "SELECT order_id FROM payments WHERE status = 'authorized' AND order_id = ANY($1)",
+        completed,
+    )
+    assert sorted(r["order_id"] for r in authorized) == sorted(completed)
 
 
 # --- the Coalescer (in process) -----------------------------------------------------------------------------

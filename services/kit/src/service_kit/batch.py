@@ -20,21 +20,24 @@ import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service_kit.errors import error_answer
 
 T = TypeVar("T")
 R = TypeVar("R")
 V = TypeVar("V", bound=BaseModel)
+Item = TypeVar("Item", bound=BaseModel)
 
 # The most items one batch request may carry (the server's bound; clients use at most this).
 MAX_BATCH = 64
 
 
-def batch_of(item: type[T]) -> Any:
-    """A request body's `items` field type: 1 to MAX_BATCH of `item`."""
-    return Annotated[list[item], Field(min_length=1, max_length=MAX_BATCH)]  # type: ignore[valid-type]
+class Batch(BaseModel, Generic[Item]):
+    """A batch request's body: 1 to MAX_BATCH items, each what the single endpoint takes."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: Annotated[list[Item], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class ItemAnswer(BaseModel, Generic[V]):

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service_kit.batch import batch_of
+from service_kit.batch import Batch
 from service_kit.limits import MAX_PRICE, MAX_QUANTITY, NoControlCharacters
 
 MAX_ID = 2**63 - 1  # bigint
@@ -64,11 +64,8 @@ class ReservationRequest(BaseModel):
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
 
 
-class ReservationBatch(BaseModel):
-    """Several orders' reservations in one call (orders coalesces the reservations of the orders in flight)."""
-
-    model_config = ConfigDict(extra="forbid")
-    items: batch_of(ReservationRequest)
+# Several orders' reservations in one call (orders coalesces the reservations of the orders in flight).
+ReservationBatch = Batch[ReservationRequest]
 
 
 class Reservation(BaseModel):

@@ -110,11 +110,22 @@ class ServiceClient:
                 raise DownstreamError(f"{self.name} service sent an unreadable batch answer") from exc
             if len(replies) != len(calls):
                 raise DownstreamError(f"{self.name} service answered {len(replies)} items for {len(calls)}")
+            # An item answered 502/503/504 (e.g. the target's database out of reach a moment) goes again alone,
+            # with the single call's retries, as it would have without the batch (every item is idempotent).
+            again = [i for i, reply in enumerate(replies) if reply.status_code in RETRYABLE_STATUS]
+            retried = dict(
+                zip(
+                    again,
+                    await asyncio.gather(*(one(calls[i]) for i in again), return_exceptions=True),
+                    strict=True,
+                )
+            )
             results: list[R | BaseException] = []
-            for reply in replies:
+            for i, reply in enumerate(replies):
+                if i in retried:
+                    results.append(retried[i])
+                    continue
                 try:
-                    if reply.status_code in RETRYABLE_STATUS:  # as `call()` reads a single answer
-                        raise DownstreamUnavailable(f"{self.name} service unavailable ({reply.status_code})")
                     results.append(answer(reply))
                 except Exception as exc:  # noqa: BLE001 - each caller gets its own (InsufficientStock, ...)
                     results.append(exc)

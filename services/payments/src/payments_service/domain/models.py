@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service_kit.auth import ActingUserToken
-from service_kit.batch import batch_of
+from service_kit.batch import Batch
 from service_kit.idempotency import KeyField
 from service_kit.limits import MAX_AMOUNT
 from service_kit.records import View
@@ -68,9 +68,7 @@ class Charge(BaseModel):
     payment: PaymentRequest
 
 
-class ChargeBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: batch_of(Charge)
+ChargeBatch = Batch[Charge]
 
 
 @dataclass(frozen=True)

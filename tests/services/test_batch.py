@@ -37,6 +37,7 @@ def stock(inventory, admin_token):
             inventory.url + "/products/",
             json={"name": "batched", "price": price, "stock": stock},
             headers=auth(admin_token),
+            timeout=30,
         )
         assert response.status_code == 201, response.text
         return response.json()["id"]
@@ -58,7 +59,9 @@ def reservation(product_id: int, quantity: int = 1, order_id: str | None = None)
 
 def reserve_batch(inventory, items, headers=None) -> httpx.Response:
     headers = auth(service_token("inventory")) if headers is None else headers
-    return httpx.post(inventory.url + "/internal/reservations/batch", json={"items": items}, headers=headers)
+    return httpx.post(
+        inventory.url + "/internal/reservations/batch", json={"items": items}, headers=headers, timeout=30
+    )
 
 
 async def test_a_reservation_batch_answers_every_item_as_its_single_call_would(inventory, stock):
@@ -124,7 +127,10 @@ async def test_concurrent_reservation_batches_never_oversell(inventory, stock):
 )
 def test_a_bad_reservation_batch_is_422_and_reserves_nothing(inventory, body):
     response = httpx.post(
-        inventory.url + "/internal/reservations/batch", json=body, headers=auth(service_token("inventory"))
+        inventory.url + "/internal/reservations/batch",
+        json=body,
+        headers=auth(service_token("inventory")),
+        timeout=30,
     )
     assert response.status_code == 422, response.text
     assert "detail" in response.json()
@@ -139,6 +145,7 @@ def test_reservation_batches_are_for_services_only(inventory, stock, alice):
         inventory.url + "/internal/reservations/batch",
         content=b"{",
         headers=auth(service_token("inventory")) | {"Content-Type": "application/json"},
+        timeout=30,
     )
     assert not_json.status_code == 422
 
@@ -154,7 +161,9 @@ def charge(token: str, amount: str = "12.00", order_id: str | None = None, key: 
 
 def charge_batch(payments, items, headers=None) -> httpx.Response:
     headers = auth(service_token("payments")) if headers is None else headers
-    return httpx.post(payments.url + "/internal/payments/batch", json={"items": items}, headers=headers)
+    return httpx.post(
+        payments.url + "/internal/payments/batch", json={"items": items}, headers=headers, timeout=30
+    )
 
 
 async def test_a_charge_batch_answers_every_item_as_its_single_call_would(payments, alice, bob):

@@ -25,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
 
+from commerce_ops.bench import saga_bound_app
 from commerce_ops.bench.lab import Lab
 from commerce_ops.bench.runner import _postgres_backend_cpu, _wait_idle, saga_outcomes, seed
 from commerce_ops.bench.wrk import LoadResult, ensure_wrk, run_wrk
@@ -55,6 +57,19 @@ def baseline_pythonpath(checkout: Path) -> str:
     return os.pathsep.join(str(d) for d in dirs)
 
 
+def after_env(settings: list[str]) -> dict[str, dict[str, str]]:
+    env: dict[str, dict[str, str]] = {}
+    for setting in settings:
+        service, sep, assignment = setting.partition(":")
+        name, eq, value = assignment.partition("=")
+        if not (sep and eq and service in SERVICES and name):
+            raise SystemExit(
+                f"--after-env {setting!r}: expected SERVICE:NAME=VALUE, SERVICE one of {SERVICES}"
+            )
+        env.setdefault(service, {})[name] = value
+    return env
+
+
 def internal_calls(side: Side) -> dict[str, int]:
     """The POSTs inventory and payments answered per internal route so far (their /metrics), so the hops an
     order took can be told: with coalescing, fewer calls than orders."""
@@ -74,6 +89,15 @@ def internal_calls(side: Side) -> dict[str, int]:
     return calls
 
 
+async def bound_orders(database_url: str) -> int:
+    """The orders the bound placed (its own user id), to tell them from the saga's."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", saga_bound_app.USER_ID)
+    finally:
+        await conn.close()
+
+
 def start_bound(side: Side) -> None:
     """The saga's SQL in one process (saga_bound_app), on this side's databases."""
     platform = side.lab.platform
@@ -86,8 +110,15 @@ def start_bound(side: Side) -> None:
     )
 
 
-def start_side(name: str, label: str, pythonpath: str | None, echo: Callable[[str], None]) -> Side:
-    lab = Lab.create(label, overrides={"*": {"LOG_LEVEL": "WARNING"}})
+def start_side(
+    name: str,
+    label: str,
+    pythonpath: str | None,
+    echo: Callable[[str], None],
+    env: dict[str, dict[str, str]] | None = None,
+) -> Side:
+    """`env`: per-service settings for this side (e.g. {"orders": {"ORDER_BATCH_SIZE": "1"}})."""
+    lab = Lab.create(label, overrides={"*": {"LOG_LEVEL": "WARNING"}} | (env or {}))
     # Every process of this side (services, gateway) imports the baseline first; the gateway reads LOG_LEVEL from
     # the environment it inherits (as in `ops bench`).
     inherited = {"PYTHONPATH": pythonpath, "LOG_LEVEL": "WARNING"}
@@ -183,6 +214,13 @@ def main() -> None:
     parser.add_argument(
         "--bound", action="store_true", help="also the saga's SQL in one process, no hops (this side only)"
     )
+    parser.add_argument(
+        "--after-env",
+        action="append",
+        default=[],
+        metavar="SERVICE:NAME=VALUE",
+        help="a setting for one service of this checkout's side (repeatable), e.g. orders:ORDER_BATCH_SIZE=1",
+    )
     parser.add_argument("--saga-only", action="store_true", help="only the saga rows (no reads)")
     args = parser.parse_args()
     pythonpath = baseline_pythonpath(args.baseline.resolve())
@@ -192,7 +230,7 @@ def main() -> None:
     sides: list[Side] = []
     try:
         sides.append(start_side("before", "cmpb", pythonpath, print))
-        sides.append(start_side("after", "cmpa", None, print))
+        sides.append(start_side("after", "cmpa", None, print, after_env(args.after_env)))
         if args.bound:
             start_bound(sides[1])
         for round_ in range(args.rounds):
@@ -236,6 +274,7 @@ def main() -> None:
                     )
         outcomes = {s.name: asyncio.run(saga_outcomes(s.lab.platform.database_url("orders"))) for s in sides}
         calls = {s.name: internal_calls(s) for s in sides}
+        bound = asyncio.run(bound_orders(sides[1].lab.platform.database_url("orders"))) if args.bound else 0
     finally:
         for side in sides:
             side.lab.stop()
@@ -244,7 +283,8 @@ def main() -> None:
         f"Side by side, {args.rounds} rounds alternating, wrk {args.connections} connections, {args.warmup:g} s "
         f"warm-up + {args.seconds:g} s per row; load average {load_before[0]:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after; {time.monotonic() - started:.0f} s in all. Orders by status: {outcomes}. "
-        f"Internal POSTs answered (all rows, warm-ups included): {calls}."
+        f"Internal POSTs answered (all rows, warm-ups included): {calls}; of the after side's orders, {bound} "
+        "were the bound's (no internal calls)."
     )
     print()
     print(table(sides))

@@ -57,7 +57,7 @@ def baseline_pythonpath(checkout: Path) -> str:
     return os.pathsep.join(str(d) for d in dirs)
 
 
-def after_env(settings: list[str]) -> dict[str, dict[str, str]]:
+def side_env(settings: list[str]) -> dict[str, dict[str, str]]:
     env: dict[str, dict[str, str]] = {}
     for setting in settings:
         service, sep, assignment = setting.partition(":")
@@ -221,6 +221,13 @@ def main() -> None:
         metavar="SERVICE:NAME=VALUE",
         help="a setting for one service of this checkout's side (repeatable), e.g. orders:ORDER_BATCH_SIZE=1",
     )
+    parser.add_argument(
+        "--before-env",
+        action="append",
+        default=[],
+        metavar="SERVICE:NAME=VALUE",
+        help="the same for the baseline's side (e.g. two settings of one checkout: --baseline .)",
+    )
     parser.add_argument("--saga-only", action="store_true", help="only the saga rows (no reads)")
     args = parser.parse_args()
     pythonpath = baseline_pythonpath(args.baseline.resolve())
@@ -229,8 +236,8 @@ def main() -> None:
     load_before = os.getloadavg()
     sides: list[Side] = []
     try:
-        sides.append(start_side("before", "cmpb", pythonpath, print))
-        sides.append(start_side("after", "cmpa", None, print, after_env(args.after_env)))
+        sides.append(start_side("before", "cmpb", pythonpath, print, side_env(args.before_env)))
+        sides.append(start_side("after", "cmpa", None, print, side_env(args.after_env)))
         if args.bound:
             start_bound(sides[1])
         for round_ in range(args.rounds):

@@ -9,6 +9,7 @@ which orders uses to send the calls of the orders in flight together.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -17,7 +18,9 @@ import pytest
 from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth, database_url, service_token
 
+from orders_service.infrastructure.clients import InventoryClient
 from service_kit.batch import MAX_BATCH, Coalescer
+from service_kit.http import create_http_client
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +326,77 @@ async def test_size_one_never_batches():
     assert calls.many == [] and calls.single == [0, 1, 2]
     with pytest.raises(ValueError):
         Coalescer(calls.one, calls.batch, max_size=MAX_BATCH + 1)
+
+
+# --- orders' client: a target without the batch route, an item answered 503 -----------------------------------
+class FakeInventory:
+    """A loopback inventory: the single reservation route (503 for product 503, once per order), and the batch
+    route only when `batch` (else 404, as a version without it); it counts what reached it."""
+
+    def __init__(self, batch: bool) -> None:
+        self.batch = batch
+        self.hits: list[str] = []
+        self.unavailable: set[str] = set()
+
+    def reservation(self, item: dict) -> tuple[int, dict]:
+        if item["product_id"] == 503 and item["order_id"] not in self.unavailable:
+            self.unavailable.add(item["order_id"])
+            return 503, {"detail": "dependency unavailable"}
+        return 201, {**item, "unit_price": "2.00", "status": "reserved"}
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            length = next(
+                int(v)
+                for k, _, v in (line.partition(": ") for line in lines)
+                if k.lower() == "content-length"
+            )
+            body = json.loads(await reader.readexactly(length))
+            self.hits.append(path)
+            if path == "/internal/reservations":
+                status, answer = self.reservation(body)
+            elif path == "/internal/reservations/batch" and self.batch:
+                answers = [self.reservation(item) for item in body["items"]]
+                status = 200
+                answer = {
+                    "items": [
+                        {"status": s, "result": a if s == 201 else None, "detail": a.get("detail")}
+                        for s, a in answers
+                    ]
+                }
+            else:
+                status, answer = 404, {"detail": "Not Found"}
+            payload = json.dumps(answer).encode()
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["with the batch route", "without it"])
+async def test_orders_client_coalesces_and_falls_back_to_single_calls(batch):
+    fake = FakeInventory(batch)
+    listener = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    http = create_http_client(timeout_seconds=5)
+    client = InventoryClient("inventory", http, url, timeout=5, retries=2, batch_size=8)
+    try:
+        orders = [(uuid.uuid4(), 503 if n == 1 else 7) for n in range(4)]
+        reservations = await asyncio.gather(*(client.reserve(order, product, 1) for order, product in orders))
+    finally:
+        await http.aclose()
+        listener.close()
+    # Every order gets its reservation: the one answered 503 inside the batch went again alone and got it.
+    assert [r.status for r in reservations] == ["reserved"] * 4
+    if batch:
+        assert fake.hits == ["/internal/reservations/batch", "/internal/reservations"]
+    else:  # one batch refused with 404, then each call alone (the 503 retried by the single call)
+        assert fake.hits[0] == "/internal/reservations/batch"
+        assert sorted(fake.hits[1:]) == ["/internal/reservations"] * 5

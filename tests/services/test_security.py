@@ -76,11 +76,11 @@ INTERNAL = internal_routes()
 # --- service identity ------------------------------------------------------------------------------------
 def test_the_internal_endpoints_are_the_ones_orders_uses():
     assert {(s, m) for s, m, _ in INTERNAL} == {
-        ("inventory", "POST"),  # reserve, release
-        ("payments", "POST"),  # create, refund
+        ("inventory", "POST"),  # reserve, release, reserve several orders' stock at once
+        ("payments", "POST"),  # create, refund, create several orders' payments at once
         ("payments", "GET"),  # the lookup by order
     }
-    assert len(INTERNAL) == 5
+    assert len(INTERNAL) == 7
 
 
 @pytest.mark.parametrize(

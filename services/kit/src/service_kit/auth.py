@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
+from pydantic import Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service_kit.errors import unauthorized
@@ -300,6 +301,10 @@ _ACTING_USER_MAX_LENGTH = 8192
 def valid_acting_user(value: str) -> bool:
     """Whether `value` passes the header's validation below (for plain routes, service_kit.routes)."""
     return 1 <= len(value) <= _ACTING_USER_MAX_LENGTH
+
+
+# The acting user's token as a body field (a batch item carries its own, service_kit.batch); secret in reprs.
+ActingUserToken = Annotated[SecretStr, Field(min_length=1, max_length=_ACTING_USER_MAX_LENGTH)]
 
 
 async def acting_user(

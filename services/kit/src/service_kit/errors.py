@@ -131,6 +131,24 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+def error_answer(exc: Exception) -> tuple[int, str]:
+    """The status and detail the handlers below answer `exc` with, for one item of a batch (service_kit.batch),
+    which has no request of its own; logged as the handlers log it."""
+    if isinstance(exc, DomainError):
+        return exc.status_code, exc.detail
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code, str(exc.detail)
+    if isinstance(exc, _UNAVAILABLE):
+        logger.warning("dependency unavailable", extra={"error": type(exc).__name__})
+        return 503, "dependency unavailable"
+    for kind, text in _DATA_ERRORS.items():
+        if isinstance(exc, kind):
+            logger.warning("database refused a value", extra={"error": type(exc).__name__})
+            return 422, text
+    logger.exception("unhandled error in a batch item")
+    return 500, "internal server error"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

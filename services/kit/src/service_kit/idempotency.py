@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Header, Response, status
+from pydantic import Field
 
 from service_kit.errors import DomainError
 from service_kit.metrics import IDEMPOTENT_REPLAYS
@@ -31,6 +32,9 @@ def valid_key(value: str) -> bool:
     """Whether `value` passes the header's validation above (for plain routes, service_kit.routes)."""
     return len(value) <= _KEY_MAX_LENGTH and re.fullmatch(_KEY_PATTERN, value) is not None
 
+
+# The same key as a body field (a batch item carries its own, service_kit.batch).
+KeyField = Annotated[str, Field(min_length=1, max_length=_KEY_MAX_LENGTH, pattern=_KEY_PATTERN)]
 
 IdempotencyKey = Annotated[
     str,

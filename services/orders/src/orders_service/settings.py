@@ -1,5 +1,6 @@
 from pydantic import Field
 
+from service_kit.batch import MAX_BATCH
 from service_kit.settings import CallerSettings
 
 # Background compensation waits this long before its first retries, then ORDER_COMPENSATION_RETRY_SECONDS.
@@ -14,6 +15,10 @@ class OrdersSettings(CallerSettings):
     http_timeout_seconds: float = 3.0
     # Retries apply only to idempotent calls (GET, and calls carrying an idempotency key).
     http_retries: int = 2
+    # Reservations and charges of the orders in flight go to inventory and payments together, this many at most
+    # per call (1: one call per order), gathered for ORDER_BATCH_WINDOW_SECONDS (0: one event-loop tick).
+    order_batch_size: int = Field(16, ge=1, le=MAX_BATCH)
+    order_batch_window_seconds: float = Field(0.0, ge=0, le=0.005)
     # Prices in inventory carry no currency; orders charge in this one.
     order_currency: str = "USD"
     # A retried order (same Idempotency-Key) still pending/processing after this long is assumed interrupted

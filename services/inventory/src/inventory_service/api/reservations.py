@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from inventory_service.core.deps import InventoryDep
-from inventory_service.domain.models import Released, Reservation, ReservationRequest
+from inventory_service.domain.models import Released, Reservation, ReservationBatch, ReservationRequest
 from service_kit import routes as plain
 from service_kit.auth import CallingService, calling_service
+from service_kit.batch import BatchAnswer, answer_each
 from service_kit.idempotency import created_or_replayed, creation
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"])
@@ -50,6 +51,23 @@ async def reserve_plain(request: Request) -> Response:
 def serve_hot_writes(app: FastAPI) -> None:
     """POST /internal/reservations by `reserve_plain`, in front of `reserve`."""
     plain.serve_plain_body(app, router, "POST", "/internal/reservations", reserve_plain)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchAnswer[Reservation],
+    responses=_AUTH,
+    description=(
+        "Several orders' reservations in one call, each exactly as `POST /internal/reservations` would make it "
+        "(idempotent per order id, its own transaction): one answer per item, in order, with the status that "
+        "call would have answered (201 created, 200 this order's existing reservation, 404 product not found, "
+        "409 insufficient stock or the order id reserved for another product/quantity)."
+    ),
+)
+async def reserve_batch(
+    batch: ReservationBatch, _: CallingService, inventory: InventoryDep
+) -> BatchAnswer[Reservation]:
+    return await answer_each(batch.items, inventory.reserve)
 
 
 @router.post(

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from service_kit.batch import Batch
 from service_kit.limits import MAX_PRICE, MAX_QUANTITY, NoControlCharacters
 
 MAX_ID = 2**63 - 1  # bigint
@@ -61,6 +62,10 @@ class ReservationRequest(BaseModel):
     order_id: UUID
     product_id: ProductId
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+
+
+# Several orders' reservations in one call (orders coalesces the reservations of the orders in flight).
+ReservationBatch = Batch[ReservationRequest]
 
 
 class Reservation(BaseModel):

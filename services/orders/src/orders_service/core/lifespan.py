@@ -26,7 +26,16 @@ def build_placement(app: FastAPI, tokens: ServiceTokens, in_flight: InFlight) ->
     settings: OrdersSettings = app.state.settings
 
     def client(cls: type[C], name: str, url: str) -> C:
-        return cls(name, app.state.http, url, settings.http_timeout_seconds, settings.http_retries, tokens)
+        return cls(
+            name,
+            app.state.http,
+            url,
+            settings.http_timeout_seconds,
+            settings.http_retries,
+            tokens,
+            batch_size=settings.order_batch_size,
+            batch_window=settings.order_batch_window_seconds,
+        )
 
     return OrderPlacement(
         OrdersRepository(app.state.db),

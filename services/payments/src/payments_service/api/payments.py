@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from payments_service.core.deps import PaymentServiceDep
-from payments_service.domain.models import Payment, PaymentRequest
+from payments_service.domain.models import Charge, ChargeBatch, Payment, PaymentRequest
 from service_kit import routes as plain
 from service_kit.auth import (
     ACTING_USER_HEADER,
@@ -25,6 +25,7 @@ from service_kit.auth import (
     calling_service,
     valid_acting_user,
 )
+from service_kit.batch import BatchAnswer, answer_each
 from service_kit.idempotency import IDEMPOTENCY_KEY, IdempotencyKey, created_or_replayed, creation, valid_key
 from service_kit.limits import PageLimit, PageOffset
 
@@ -101,6 +102,28 @@ async def create_payment_plain(request: Request) -> Response:
 def serve_hot_writes(app: FastAPI) -> None:
     """POST /internal/payments by `create_payment_plain`, in front of `create_payment`."""
     plain.serve_plain_body(app, internal, "POST", "/internal/payments", create_payment_plain)
+
+
+@internal.post(
+    "/batch",
+    response_model=BatchAnswer[Payment],
+    responses=_SERVICE_ONLY,
+    description=(
+        "Several orders' charges in one call, each exactly as `POST /internal/payments` would take it (its own "
+        "Idempotency-Key and acting user's token in the item): one answer per item, in order, with the status "
+        "that call would have answered (201 created, 200 replayed, 403 an acting user's token refused, 409 order "
+        "already paid, 422 key reused with another body)."
+    ),
+)
+async def create_payment_batch(
+    batch: ChargeBatch, caller: CallingService, service: PaymentServiceDep, request: Request
+) -> BatchAnswer[Payment]:
+    async def charge(item: Charge) -> tuple[Payment, bool]:
+        customer = await acting_user(request, caller, item.acting_user.get_secret_value())
+        record, created = await service.create(customer.user_id, item.idempotency_key, item.payment)
+        return Payment.of(record), created
+
+    return await answer_each(batch.items, charge)
 
 
 @internal.get(

@@ -12,6 +12,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from service_kit.auth import ActingUserToken
+from service_kit.batch import Batch
+from service_kit.idempotency import KeyField
 from service_kit.limits import MAX_AMOUNT
 from service_kit.records import View
 
@@ -52,6 +55,20 @@ class PaymentRequest(BaseModel):
         """Hash of the normalised request: the same charge asked twice has the same fingerprint."""
         canonical = f"{self.order_id}|{self.amount}|{self.currency}"
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Charge(BaseModel):
+    """One order's charge in a batch (`POST /internal/payments/batch`): what `POST /internal/payments` takes in its
+    headers (Idempotency-Key, X-Acting-User) and its body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: KeyField
+    acting_user: ActingUserToken
+    payment: PaymentRequest
+
+
+ChargeBatch = Batch[Charge]
 
 
 @dataclass(frozen=True)

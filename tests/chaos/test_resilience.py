@@ -11,8 +11,10 @@ from commerce_ops.chaos.schema import schemathesis_all
 
 pytestmark = pytest.mark.chaos
 # schemathesis' coverage phase sends every operation its boundary and negative cases whatever this number; it bounds
-# the fuzzing phase only. `ops chaos` keeps the CLI's default (schema.MAX_EXAMPLES) for a deeper look.
-SCHEMA_EXAMPLES = 10
+# the fuzzing phase only. `ops chaos` keeps the CLI's default (schema.MAX_EXAMPLES) for a deeper look. 3 random
+# examples per operation on top of the coverage phase's: measured on inventory, 280 requests instead of 320 at 10 (the
+# coverage phase's 260 are the same), and 1.7 s less CPU per service; every operation of every service still runs.
+SCHEMA_EXAMPLES = 3
 
 
 def assert_held(result: ScenarioResult) -> None:

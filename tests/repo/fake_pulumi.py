@@ -6,7 +6,8 @@ kept in the working directory, so deleting the checkout loses it exactly as a fr
 invocation's argv is appended to $FAKE_PULUMI_CLOUD/argv.log (a test checks no secret is ever an argument).
 
 Verbs: env get ENV --definition | env init/edit ENV --file - | env rm ENV --yes | config env add ENV --stack S
---yes | config get KEY --stack S | config set [--secret] --stack S KEY (value on stdin) | stack select [--create] S.
+--yes | config get KEY --stack S | config --show-secrets --json --stack S (every key: {"value", "secret"}) |
+config set [--secret] --stack S KEY (value on stdin) | stack select [--create] S.
 """
 
 from __future__ import annotations
@@ -123,6 +124,12 @@ def _resolved_config(stack: str) -> dict[str, str]:
 
 def config(args: list[str]) -> None:
     stack = _option(args, "--stack") or _fail("--stack is required")
+    if "--show-secrets" in args:
+        if "--json" not in args:
+            _fail("fake pulumi: config --show-secrets needs --json")
+        # Every value is a secret here: the scripts store nothing else.
+        print(json.dumps({k: {"value": v, "secret": True} for k, v in _resolved_config(stack).items()}))
+        return
     if args[:2] == ["env", "add"]:
         name = args[2]
         if not _env_path(name).exists():

@@ -7,6 +7,8 @@ the stack's ESC environment (Pulumi Cloud) and imports it into the stack config;
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ import yaml
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from commerce_platform import catalogue
-from commerce_platform.environments import load_environment
+from commerce_platform.environments import PROJECT, load_environment
 from commerce_platform.secrets import required_secrets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,22 +63,35 @@ def run(checkout: Path, env: dict[str, str], *args: str) -> subprocess.Completed
 
 
 def resolved_secrets(checkout: Path, env: dict[str, str], keys: list[str]) -> dict[str, str]:
-    values = {}
-    for key in keys:
-        got = subprocess.run(
-            ["pulumi", "config", "get", key, "--stack", STACK],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        values[key] = got.stdout.rstrip("\n")
+    """What the stack's config resolves `keys` to in `checkout`: one `pulumi config get` for the first key (the
+    verb a person would use) and the rest from one `pulumi config --show-secrets --json` (one process, not one a
+    key); both must agree."""
+    command = ["pulumi", "config", "--show-secrets", "--json", "--stack", STACK]
+    listed = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=True)
+    # As the loop of `config get`s read them before: a value without its trailing newline (the PEM's).
+    every = {
+        k.removeprefix(f"{PROJECT}:"): v["value"].rstrip("\n") for k, v in json.loads(listed.stdout).items()
+    }
+    values = {key: every[key] for key in keys if key in every}
+    first = subprocess.run(
+        ["pulumi", "config", "get", keys[0], "--stack", STACK],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert first.stdout.rstrip("\n") == values[keys[0]]
     return values
 
 
+@functools.cache
+def _keys() -> tuple[str, ...]:
+    return tuple(s.key for s in required_secrets(load_environment(STACK, REPO), catalogue.SERVICES))
+
+
 def keys() -> list[str]:
-    return [s.key for s in required_secrets(load_environment(STACK, REPO), catalogue.SERVICES)]
+    return list(_keys())
 
 
 def test_two_fresh_checkouts_resolve_every_secret_unchanged(cloud, tmp_path):

@@ -34,20 +34,21 @@ def test_with_redis_stopped_users_orders_and_payments_stay_ready(services, tmp_p
     server = redis.start(die_with_parent=True)
     instances = {}
     try:
+        # Users and inventory on this test's own Redis (extra instances, so stopping it touches no other test);
+        # orders and payments get no Redis at all, so the session's own instances are the case as they are.
         instances = {
-            name: services.start_extra(
-                name, env={"REDIS_URL": redis.url()} if catalogue.get(name).uses_redis else None
-            )
-            for name in (*READY_WITHOUT_REDIS, "inventory")
+            name: services.start_extra(name, env={"REDIS_URL": redis.url()})
+            for name in ("users", "inventory")
         }
-        for instance in instances.values():
+        sessions = {name: services.start(name) for name in WITHOUT_REDIS}
+        for instance in [*instances.values(), *sessions.values()]:
             assert ("REDIS_URL" in instance.env) == (instance.name in ("inventory", "users"))
             assert httpx.get(instance.url + "/ready", timeout=10).status_code == 200
         server.terminate()
         server.wait(timeout=10)
         assert not redis.ping()
         for name in READY_WITHOUT_REDIS:
-            ready = httpx.get(instances[name].url + "/ready", timeout=10)
+            ready = httpx.get((instances | sessions)[name].url + "/ready", timeout=10)
             assert ready.status_code == 200, (name, ready.text)
             assert ready.json() == {"status": "ready", "checks": {"postgres": "ok"}}
         inventory = httpx.get(instances["inventory"].url + "/ready", timeout=10)

@@ -26,8 +26,13 @@ class ChaosLab:
     customers: list[Customer]
 
     @classmethod
-    def start(cls, echo: Callable[[str], None] = lambda _m: None) -> ChaosLab:
-        lab = Lab.create(LABEL, environment="prod", stop_timeout=10)
+    def start(
+        cls,
+        echo: Callable[[str], None] = lambda _m: None,
+        overrides: dict[str, dict[str, str]] | None = None,
+    ) -> ChaosLab:
+        """`overrides`: per-service settings over prod's (`ops chaos` gives none)."""
+        lab = Lab.create(LABEL, environment="prod", stop_timeout=10, overrides=overrides)
         try:
             echo(f"chaos: starting the platform with embedded Postgres and Redis in {lab.work_dir}")
             lab.platform.start(progress=lambda msg: echo(f"  {msg}"))

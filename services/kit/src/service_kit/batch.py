@@ -23,14 +23,12 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from service_kit.errors import error_answer
+from service_kit.settings import MAX_BATCH
 
 T = TypeVar("T")
 R = TypeVar("R")
 V = TypeVar("V", bound=BaseModel)
 Item = TypeVar("Item", bound=BaseModel)
-
-# The most items one batch request may carry (the server's bound; clients use at most this).
-MAX_BATCH = 64
 
 
 class Batch(BaseModel, Generic[Item]):

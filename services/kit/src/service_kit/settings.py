@@ -12,6 +12,10 @@ from typing import ClassVar, Literal, get_args
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The most items one batch request to an internal endpoint may carry (service_kit.batch; a client's batch size
+# setting is bounded by it). Here, not in batch.py, so a settings module can name it without the web stack.
+MAX_BATCH = 64
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)

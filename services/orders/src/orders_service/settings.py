@@ -1,7 +1,6 @@
 from pydantic import Field
 
-from service_kit.batch import MAX_BATCH
-from service_kit.settings import CallerSettings
+from service_kit.settings import MAX_BATCH, CallerSettings
 
 # Background compensation waits this long before its first retries, then ORDER_COMPENSATION_RETRY_SECONDS.
 _COMPENSATION_RAMP = (0.2, 0.5, 1.0)

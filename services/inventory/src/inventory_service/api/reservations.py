@@ -48,11 +48,6 @@ async def reserve_plain(request: Request) -> Response:
     return plain.created_or_replayed(created, reservation)
 
 
-def serve_hot_writes(app: FastAPI) -> None:
-    """POST /internal/reservations by `reserve_plain`, in front of `reserve`."""
-    plain.serve_plain_body(app, router, "POST", "/internal/reservations", reserve_plain)
-
-
 @router.post(
     "/batch",
     response_model=BatchAnswer[Reservation],
@@ -78,3 +73,8 @@ async def reserve_batch(
 async def release(order_id: UUID, _: CallingService, inventory: InventoryDep) -> Released:
     reservation = await inventory.release(order_id)  # ReservationNotFound: 404
     return Released(order_id=reservation.order_id)
+
+
+def serve_hot_writes(app: FastAPI) -> None:
+    """POST /internal/reservations by `reserve_plain`, in front of `reserve`."""
+    plain.serve_plain_body(app, router, "POST", "/internal/reservations", reserve_plain)

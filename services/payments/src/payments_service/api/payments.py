@@ -99,11 +99,6 @@ async def create_payment_plain(request: Request) -> Response:
     return plain.created_or_replayed(created, Payment.of(record))
 
 
-def serve_hot_writes(app: FastAPI) -> None:
-    """POST /internal/payments by `create_payment_plain`, in front of `create_payment`."""
-    plain.serve_plain_body(app, internal, "POST", "/internal/payments", create_payment_plain)
-
-
 @internal.post(
     "/batch",
     response_model=BatchAnswer[Payment],
@@ -146,3 +141,8 @@ async def payments_for_order(
 @internal.post("/{payment_id}/refund", response_model=Payment, responses={**_ERRORS, **_SERVICE_ONLY})
 async def refund_for_order(payment_id: UUID, _: CallingService, service: PaymentServiceDep) -> Payment:
     return Payment.of(await service.refund(payment_id))
+
+
+def serve_hot_writes(app: FastAPI) -> None:
+    """POST /internal/payments by `create_payment_plain`, in front of `create_payment`."""
+    plain.serve_plain_body(app, internal, "POST", "/internal/payments", create_payment_plain)

@@ -52,3 +52,16 @@ def redis_db(data_servers: DataServers) -> Iterator[RedisClaim]:
         yield claim
     finally:
         claim.release()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first. `ops test` hands the service suites to xdist workers a file at a time, in this
+    order (`--dist loadfile --no-loadscope-reorder`; xdist's own order, most tests first, put the few-but-long
+    platform files last, where one of them ran alone for minutes while the other workers idled). A file marks
+    itself `pytest.mark.heavy(seconds)` with its rough wall time; the rest keep their order after the heavy ones."""
+
+    def weight(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("heavy")
+        return -float(marker.args[0]) if marker else 0.0
+
+    items.sort(key=weight)  # stable: a file's tests stay in their order

@@ -9,7 +9,7 @@ from commerce_ops.chaos.lab import ChaosLab
 from commerce_ops.chaos.scenarios import ScenarioResult
 from commerce_ops.chaos.schema import schemathesis_all
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.heavy(70)]
 # schemathesis' coverage phase sends every operation its boundary and negative cases whatever this number; it bounds
 # the fuzzing phase only. `ops chaos` keeps the CLI's default (schema.MAX_EXAMPLES) for a deeper look. 3 random
 # examples per operation on top of the coverage phase's: measured on inventory, 280 requests instead of 320 at 10 (the

@@ -19,6 +19,8 @@ from commerce_platform.environments import load_environment
 # asyncio for the current loop at import time (no longer imported as a side effect of importing the CLI).
 from commerce_platform.secrets import required_secrets
 
+pytestmark = pytest.mark.heavy(30)
+
 OPS = str(Path(sys.executable).with_name("ops"))
 
 

@@ -24,7 +24,7 @@ from commerce_ops.local.runtime import LocalConfig, LocalPlatform
 from commerce_ops.paths import repo_root
 from commerce_platform import catalogue
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy(65)]
 
 
 def _ports(offset: int) -> list[int]:

@@ -39,7 +39,7 @@ from commerce_ops.local.runtime import LocalConfig, LocalPlatform
 from commerce_ops.local.seed import DEMO_PRODUCTS
 from commerce_platform import catalogue
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy(95)]
 
 
 def _ports(offset: int) -> list[int]:

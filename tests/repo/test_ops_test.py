@@ -20,6 +20,8 @@ import redis
 
 from commerce_ops.local.dataservers import with_redis_db
 
+pytestmark = pytest.mark.heavy(25)
+
 REPO = Path(__file__).resolve().parents[2]
 OPS = [str(Path(sys.executable).with_name("ops")), "test"]
 PROBE = "tests/repo/runner_probe.py"

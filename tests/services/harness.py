@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import redis
 
 from commerce_ops.local.dataservers import RedisClaim, RunDatabases
@@ -204,6 +205,20 @@ class RunningService:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def listening(self) -> bool:
+        """This process holds the service port (so an answer there is its own, not another process's)."""
+        try:
+            connections = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in connections)
+
+    def port_was_taken(self) -> bool:
+        """It exited because its port was taken (uvicorn logs the bind error, as JSON once the kit's logging is
+        set up)."""
+        output = self.stderr_text() + self.log_path.read_text(errors="replace")
+        return "address already in use" in output.lower()
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -386,13 +401,15 @@ class ServiceStack:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if not instance.alive():
-                failed = PortTaken if "Address already in use" in instance.stderr_text() else RuntimeError
+                failed = PortTaken if instance.port_was_taken() else RuntimeError
                 raise failed(
                     f"{instance.name} exited during start-up (code {instance.process.returncode}):\n"
                     f"{instance.stderr_text()[-3000:]}"
                 )
             try:
-                if httpx.get(instance.url + path, timeout=1.0).status_code == 200:
+                # An answer counts only once this process holds the port: a port free a moment ago can be
+                # taken by another test process's service, which would answer in its place.
+                if httpx.get(instance.url + path, timeout=1.0).status_code == 200 and instance.listening():
                     return
             except httpx.HTTPError:
                 pass

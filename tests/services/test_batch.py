@@ -22,6 +22,8 @@ from orders_service.infrastructure.clients import InventoryClient
 from service_kit.batch import MAX_BATCH, Coalescer
 from service_kit.http import create_http_client
 
+pytestmark = pytest.mark.heavy(25)
+
 
 @pytest.fixture(scope="module")
 def inventory(start_service):

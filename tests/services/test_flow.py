@@ -19,6 +19,8 @@ from orders_service.domain.models import OrderRequest
 from orders_service.infrastructure.repository import OrdersRepository
 from payments_service.settings import PaymentsSettings
 
+pytestmark = pytest.mark.heavy(20)
+
 DECLINE_ABOVE = PaymentsSettings.model_fields["payment_decline_above"].default
 
 

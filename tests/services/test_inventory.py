@@ -15,6 +15,8 @@ from harness import auth, database_url, dead_database_url, dead_redis_url, redis
 from commerce_platform import catalogue
 from inventory_service.settings import PRODUCT_CACHE_PREFIX
 
+pytestmark = pytest.mark.heavy(20)
+
 
 @pytest.fixture(scope="module")
 def inventory(start_service):

@@ -14,6 +14,8 @@ from harness import REPO_ROOT, auth, database_url, dead_database_url
 
 from service_kit.migrations import apply_migrations
 
+pytestmark = pytest.mark.heavy(20)
+
 MIGRATE = REPO_ROOT / ".venv" / "bin" / "migrate"
 
 

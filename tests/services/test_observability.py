@@ -22,6 +22,8 @@ from commerce_ops.local.gateway import ROUTES_ENV
 from commerce_ops.local.processes import die_with_parent
 from service_kit.serve import uvicorn_argv
 
+pytestmark = pytest.mark.heavy(55)
+
 PRODUCT_ROUTE = "/products/{product_id}"
 
 

@@ -17,6 +17,8 @@ import pytest
 from flow_support import create_product, fetch, order_body, start_all, stock_of
 from harness import auth
 
+pytestmark = pytest.mark.heavy(20)
+
 SLOW_SECONDS = 3.0
 # How long orders waits for a lost charge to show up before it concludes none was taken: above SLOW_SECONDS
 # (the late charge of the first test must still be found), far below the default 10 s.

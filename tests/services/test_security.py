@@ -31,6 +31,8 @@ from commerce_platform import catalogue
 from service_kit.errors import install_error_handlers
 from service_kit.limits import MAX_PRICE, MAX_QUANTITY
 
+pytestmark = pytest.mark.heavy(40)
+
 TWO_MIB = 2 * 1024 * 1024
 # The bound the issue sets. The kit keeps the issuer's answer ACTIVE_CHECK_SECONDS (1–60; the harness sets 1), so
 # these tests end within a second or two of the account going; the deadline is the bound, not the expectation.

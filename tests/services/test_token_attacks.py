@@ -24,6 +24,8 @@ from jose import jwt
 
 from commerce_platform import catalogue
 
+pytestmark = pytest.mark.heavy(25)
+
 
 def _path_value(parameter: dict[str, Any]) -> str:
     schema = parameter.get("schema", {})

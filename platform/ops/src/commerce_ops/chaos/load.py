@@ -60,6 +60,13 @@ class Recorder:
     def failures(self) -> list[Attempt]:
         return [a for a in self.attempts if not a.ok]
 
+    async def until_answered(self, count: int, timeout: float = 30.0) -> None:
+        """Waits until `count` attempts have been answered 2xx (the load is flowing, however slow the machine),
+        or `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while sum(a.ok for a in self.attempts) < count and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
     def summary(self) -> str:
         kinds = Counter(str(a.status) if a.status is not None else a.error for a in self.attempts)
         return ", ".join(f"{kind}×{n}" for kind, n in sorted(kinds.items()))

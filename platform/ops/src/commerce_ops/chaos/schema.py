@@ -102,18 +102,25 @@ def run_st(base_url: str, token: str, max_examples: int = MAX_EXAMPLES) -> StRun
 
 
 async def schemathesis_all(chaos: ChaosLab, max_examples: int = MAX_EXAMPLES) -> ScenarioResult:
+    """The four services side by side (each `st` run waits on its service most of the time)."""
     result = ScenarioResult("schemathesis: every operation of every service")
     started = time.monotonic()
-    counts = []
-    for spec in catalogue.SERVICES:
-        run = await asyncio.to_thread(run_st, chaos.url(spec.name), chaos.admin_token, max_examples)
-        counts.append(f"{spec.name} {run.operations} ops")
+    runs = await asyncio.gather(
+        *(
+            asyncio.to_thread(run_st, chaos.url(spec.name), chaos.admin_token, max_examples)
+            for spec in catalogue.SERVICES
+        )
+    )
+    for spec, run in zip(catalogue.SERVICES, runs, strict=True):
         detail = "clean" if run.clean else ("; ".join(run.failures) or run.output.strip()[-800:])
         result.check(
             f"{spec.name}: no 5xx, no schema violation",
             run.clean,
             f"exit {run.code}, {run.operations} operations; {detail}",
         )
-    result.load = ", ".join(counts) + f" (max {max_examples} examples each, seed {SEED})"
+    counts = ", ".join(
+        f"{spec.name} {run.operations} ops" for spec, run in zip(catalogue.SERVICES, runs, strict=True)
+    )
+    result.load = counts + f" (max {max_examples} examples each, seed {SEED})"
     result.seconds = time.monotonic() - started
     return result

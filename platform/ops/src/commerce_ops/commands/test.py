@@ -1,13 +1,15 @@
-"""`ops test`: every test in the repo, in three pytest processes.
+"""`ops test`: every test in the repo: the service suites on xdist workers, the Pulumi suites in two processes beside
+them, the engine tier last.
 
 Pulumi's mock monitor owns its event loop, and the service suites run their own asyncio loops, so the Pulumi-based
 suites (platform, policy, preview, promote) get a process of their own; so does the engine tier (tests/engine: the
 real Pulumi engine against a local control plane, whose session fixtures build the toolchain and start the cluster).
 Extra arguments run one plain pytest instead.
 
-The Pulumi suites run alongside the others (their output goes to a file, printed as one block when they end, so
-the two never interleave); the others run on `OPS_TEST_WORKERS` pytest-xdist workers (default 3; 1 = no xdist),
-one test file per worker (`--dist loadfile`), each worker with its own databases and Redis db (tests/conftest.py).
+The Pulumi suites run alongside the others, in two processes (PULUMI_PROCESSES; their output goes to files, each
+printed as one block when they end, so nothing interleaves); the others run on `OPS_TEST_WORKERS` pytest-xdist
+workers (default 5; 1 = no xdist), one test file per worker at a time (`--dist loadfile`), the longest files first
+(tests/conftest.py), each worker with its own databases and Redis db.
 The engine tier runs last, on its own. `OPS_TEST_SKIP_ENGINE=1` leaves it out (to time or run the rest on a
 machine without the engine toolchain); CI never sets it.
 
@@ -32,9 +34,14 @@ from commerce_ops.paths import repo_root
 
 SERVER_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
 
-PULUMI_SUITES = ("tests/platform", "tests/policy", "tests/preview", "tests/promote")
+# Two Pulumi processes side by side: the renders under the mock monitor and the policy on them (which share their
+# session's renders), and the previews and promotions (git clones and `ops` subprocesses, mostly waiting).
+PULUMI_PROCESSES = (("tests/platform", "tests/policy"), ("tests/preview", "tests/promote"))
+PULUMI_SUITES = tuple(folder for part in PULUMI_PROCESSES for folder in part)
 ENGINE_SUITES = ("tests/engine",)
-DEFAULT_WORKERS = 3  # the service suites mostly wait on their servers: 3 workers keep 2 cores busy
+# The service suites mostly wait on their servers and subprocesses: on 2 cores, with the Pulumi processes beside
+# them, the whole run (engine tier excluded) took 174 s on 3 workers, 160 s on 4 and 149 s on 5 (2026-12-07).
+DEFAULT_WORKERS = 5
 
 
 def suites(root: Path) -> dict[str, list[str]]:
@@ -47,6 +54,12 @@ def suites(root: Path) -> dict[str, list[str]]:
         "engine": [f for f in folders if f in ENGINE_SUITES],
         "services": [f for f in folders if f not in PULUMI_SUITES + ENGINE_SUITES],
     }
+
+
+def _pulumi_processes(present: list[str]) -> list[list[str]]:
+    """The Pulumi folders present, grouped into their processes (PULUMI_PROCESSES); none empty."""
+    parts = [[f for f in part if f in present] for part in PULUMI_PROCESSES]
+    return [part for part in parts if part]
 
 
 def _counts(junit: Path) -> tuple[int, int, int]:
@@ -119,7 +132,8 @@ def _workers() -> list[str]:
             f"ops test: OPS_TEST_WORKERS={raw!r}: give a whole number of 1 or more", err=True, fg="red"
         )
         raise typer.Exit(2)
-    return [] if int(raw) == 1 else ["-n", raw, "--dist", "loadfile"]
+    # --no-loadscope-reorder: files in collection order, which puts the longest first (tests/conftest.py).
+    return [] if int(raw) == 1 else ["-n", raw, "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def _with_servers(run):
@@ -150,8 +164,8 @@ def register(app: typer.Typer) -> None:
     def test(ctx: typer.Context) -> None:
         """Run the tests (extra arguments go to pytest).
 
-        With no arguments: every folder under tests/, in three pytest processes (the Pulumi mock suites and
-        the engine tier need their own; the Pulumi suites run alongside the rest, the rest on xdist workers).
+        With no arguments: every folder under tests/ (the Pulumi mock suites and the engine tier in processes of
+        their own; the Pulumi suites run alongside the rest, the rest on xdist workers, the longest files first).
         With arguments, one pytest run gets them all, e.g. `ops test tests/e2e -k logs -x`.
 
         The run starts its own Postgres and Redis (embedded, on unix sockets, in a temp folder) unless
@@ -181,25 +195,25 @@ def register(app: typer.Typer) -> None:
 
             with tempfile.TemporaryDirectory() as tmp:
                 junit = {name: Path(tmp) / f"{name}.xml" for name in groups}
-                # The Pulumi suites alongside the rest, their output kept in a file until they end.
-                background = None
-                if groups["pulumi"]:
-                    header("pulumi", groups["pulumi"], ": running alongside, output when they end")
-                    log = Path(tmp) / "pulumi.log"
-                    background = _start(
-                        [*pytest, *groups["pulumi"], f"--junitxml={junit['pulumi']}"], root, env, log
-                    )
+                # The Pulumi suites alongside the rest, in two processes (the mock renders and policy; the git
+                # previews and promotions), their output kept in files until they end.
+                background = []
+                for part, folders in enumerate(_pulumi_processes(groups["pulumi"])):
+                    header("pulumi", folders, ": running alongside, output when they end")
+                    report, log = Path(tmp) / f"pulumi-{part}.xml", Path(tmp) / f"pulumi-{part}.log"
+                    child = _start([*pytest, *folders, f"--junitxml={report}"], root, env, log)
+                    background.append((folders, child, report, log))
                 if groups["services"]:
                     header("services", groups["services"])
                     argv = [*pytest, *workers, *groups["services"], f"--junitxml={junit['services']}"]
                     done(_pytest(argv, root, env), junit["services"])
-                if background is not None:
-                    code = _finish(background)
-                    header("pulumi", groups["pulumi"], ": output")
+                for folders, child, report, log in background:
+                    code = _finish(child)
+                    header("pulumi", folders, ": output")
                     sys.stdout.flush()
                     sys.stdout.buffer.write(log.read_bytes())
                     sys.stdout.flush()
-                    done(code, junit["pulumi"])
+                    done(code, report)
                 if groups["engine"]:  # on its own: it builds a toolchain and runs a control plane
                     header("engine", groups["engine"])
                     done(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import random
 import socket
+from pathlib import Path
 
 import psutil
 
@@ -15,8 +17,29 @@ class PortInUseError(RuntimeError):
     pass
 
 
+# free_port picks below the kernel's ephemeral range (ip_local_port_range): a port the kernel hands out itself, for
+# another process's bind to port 0 or as the local port of any outgoing connection, may be taken again by the time
+# the service that was given it binds it. Below the range, only another explicit pick can meet it.
+PICK_FLOOR = 20000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _pick_range() -> range:
+    try:
+        ephemeral_low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default; elsewhere the kernel's own pick is the fallback
+    return range(PICK_FLOOR, ephemeral_low)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the kernel's pick)."""
+    """A TCP port nothing listens on right now: a random one below the kernel's ephemeral range that binds (so no
+    outgoing connection takes it meanwhile), else the kernel's pick."""
+    candidates = _pick_range()
+    for _ in range(50 if len(candidates) > 1000 else 0):
+        port = random.choice(candidates)
+        if port_is_free(port, host):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]

@@ -24,7 +24,9 @@ def test_uses_the_runs_servers(data_servers, run_databases, redis_db):
 
     with redis.Redis.from_url(redis_db.url) as client:
         client.set("probe", "1")
-    print(f"PROBE database={asyncio.run(database())} redis_db={redis_db.db}", flush=True)
+    print(
+        f"PROBE database={asyncio.run(database())} redis_db={redis_db.db} owner={redis_db.owner}", flush=True
+    )
     time.sleep(float(os.environ.get("PROBE_WAIT", "0")))
     # PROBE_TOGETHER="<folder>:<n>": hold the claims until n probes hold theirs.
     if together := os.environ.get("PROBE_TOGETHER"):

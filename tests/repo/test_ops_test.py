@@ -18,7 +18,7 @@ import psutil
 import pytest
 import redis
 
-from commerce_ops.local.dataservers import with_redis_db
+from commerce_ops.local.dataservers import CLAIM_KEY, with_redis_db
 
 pytestmark = pytest.mark.heavy(25)
 
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 OPS = [str(Path(sys.executable).with_name("ops")), "test"]
 PROBE = "tests/repo/runner_probe.py"
 EMBEDDED = re.compile(r"^ops test: embedded postgres and redis in (\S+)$", re.M)
-PROBE_LINE = re.compile(r"PROBE database=(\S+) redis_db=(\d+)")
+PROBE_LINE = re.compile(r"PROBE database=(\S+) redis_db=(\d+) owner=(\S+)")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -101,10 +101,13 @@ def test_given_servers_are_used_and_concurrent_runs_never_share_names(data_serve
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert not any(EMBEDDED.search(text) for text in outputs)
     seen = [PROBE_LINE.search(text).groups() for text in outputs]
-    assert seen[0][0] != seen[1][0] and seen[0][1] != seen[1][1], seen
-    for database, db in seen:
+    assert seen[0][0] != seen[1][0] and seen[0][1] != seen[1][1] and seen[0][2] != seen[1][2], seen
+    for database, db, owner in seen:
+        # Released: flushed and the claim gone. (Another test process of this run may claim the freed index the
+        # moment it is free, so the db need not stay empty: what must be gone is the probe's data and claim.)
         with redis.Redis.from_url(with_redis_db(data_servers.redis_url, int(db))) as client:
-            assert client.dbsize() == 0  # released: flushed, claim key gone
+            assert client.get("probe") is None
+            assert client.get(CLAIM_KEY) != owner.encode()
         assert asyncio.run(_database_exists(data_servers.database_url, database)) is False
 
 

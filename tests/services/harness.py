@@ -59,6 +59,7 @@ PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 ADMIN_USERNAME = "admin"
 JWT_ISSUER = ServiceSettings.model_fields["jwt_issuer"].default
 JWT_AUDIENCE = ServiceSettings.model_fields["jwt_audience"].default
+PORT_ATTEMPTS = 3  # starts on new ports when another process took one first (PortTaken)
 START_TIMEOUT_SECONDS = 60  # generous: the machine is shared and imports are slow under load
 STOP_GRACE_SECONDS = 25
 ENVIRONMENT = "dev"  # whose values the services get, as `ops dev up` gives them
@@ -250,7 +251,7 @@ class _StartedAddresses(Mapping[str, str]):
         self._stack = stack
 
     def __getitem__(self, name: str) -> str:
-        return self._stack.start(name).url
+        return self._stack.address(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(s.name for s in catalogue.SERVICES)
@@ -269,6 +270,7 @@ class ServiceStack:
         # Service identity: each calling service's client secret at the issuer (as the platform's secrets give).
         self.client_secrets = {s.name: secrets.token_urlsafe(32) for s in catalogue.SERVICES if s.calls}
         self._running: dict[str, RunningService] = {}
+        self._launching: list[RunningService] | None = None  # the group `start` is launching, if any
         self._extras: list[RunningService] = []
         self._prepared: set[str] = set()
         global _active
@@ -320,7 +322,9 @@ class ServiceStack:
 
     # --- processes -------------------------------------------------------------------------------------
     def start(self, name: str) -> RunningService:
-        """The session's instance of `name` (started, with its dependencies, on first use)."""
+        """The session's instance of `name`, started on first use with the session instances of the services it
+        calls: all launched at once (each knows the others' addresses from the start, as in the cluster), then
+        waited for together."""
         running = self._running.get(name)
         if running is not None:
             if not running.alive():
@@ -329,11 +333,38 @@ class ServiceStack:
                     f"{running.stderr_text()[-2000:]}"
                 )
             return running
-        env = self.service_env(name)  # starts users and the callees first
+        for attempt in range(PORT_ATTEMPTS):
+            self._launching = []
+            try:
+                self._launch(name)
+                for instance in self._launching:
+                    self._wait_until_up(instance, "/health")
+                return self._running[name]
+            except BaseException as exc:
+                # Another process took a port before its service bound it: the group again, on new ports (its
+                # members' addresses are in each other's env). Anything else: stopped, and the error stands.
+                for instance in self._launching:
+                    instance.stop()
+                    self._running.pop(instance.name, None)
+                if not isinstance(exc, PortTaken) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+            finally:
+                self._launching = None
+        raise AssertionError("unreachable")
+
+    def address(self, name: str) -> str:
+        """The URL of the session's instance of `name`: launched, not waited for, while a group is starting."""
+        if self._launching is None or name in self._running:
+            return self.start(name).url
+        return self._launch(name).url
+
+    def _launch(self, name: str) -> RunningService:
+        env = self.service_env(name)  # launches the services it calls first
         self._prepare(name)
-        running = self._spawn(name, env)
-        self._running[name] = running
-        return running
+        instance = self._spawn_process(name, env)
+        self._running[name] = instance
+        self._launching.append(instance)
+        return instance
 
     def start_extra(
         self, name: str, env: dict[str, str | None] | None = None, wait_ready: bool = False
@@ -362,16 +393,24 @@ class ServiceStack:
     ) -> RunningService:
         """Starts `name` on ports free a moment ago; should another process take one of them before the service
         binds it (any outgoing connection may get it as its ephemeral port), it starts again on new ones."""
-        attempts = 1 if "METRICS_PORT" in service_env else 3  # a port the test chose is taken on purpose
+        # A METRICS_PORT the test chose is taken on purpose: no second attempt then.
+        attempts = 1 if "METRICS_PORT" in service_env else PORT_ATTEMPTS
         for attempt in range(attempts):
+            instance = self._spawn_process(name, service_env)
             try:
-                return self._spawn_once(name, service_env, wait_ready)
+                self._wait_until_up(instance, "/ready" if wait_ready else "/health")
+                return instance
             except PortTaken:
+                instance.stop()
                 if attempt == attempts - 1:
                     raise
+            except BaseException:
+                instance.stop()
+                raise
         raise AssertionError("unreachable")
 
-    def _spawn_once(self, name: str, service_env: dict[str, str | None], wait_ready: bool) -> RunningService:
+    def _spawn_process(self, name: str, service_env: dict[str, str | None]) -> RunningService:
+        """The service's process, started on free ports (not waited for)."""
         spec = catalogue.get(name)
         port = free_port()
         log_path = self.log_dir / f"{name}-{port}.log"
@@ -386,15 +425,9 @@ class ServiceStack:
                 cmd, env=env, stdout=out, stderr=err, cwd=REPO_ROOT, preexec_fn=die_with_parent
             )
         metrics_port = int(env["METRICS_PORT"]) if env.get("METRICS_PORT") else None
-        instance = RunningService(
+        return RunningService(
             name, f"http://127.0.0.1:{port}", port, process, log_path, service_env, metrics_port
         )
-        try:
-            self._wait_until_up(instance, "/ready" if wait_ready else "/health")
-        except BaseException:
-            instance.stop()
-            raise
-        return instance
 
     @staticmethod
     def _wait_until_up(instance: RunningService, path: str) -> None:

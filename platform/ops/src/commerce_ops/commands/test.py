@@ -8,7 +8,7 @@ Extra arguments run one plain pytest instead.
 
 The Pulumi suites run alongside the others, in two processes (PULUMI_PROCESSES; their output goes to files, each
 printed as one block when they end, so nothing interleaves); the others run on `OPS_TEST_WORKERS` pytest-xdist
-workers (default 5; 1 = no xdist), one test file per worker at a time (`--dist loadfile`), the longest files first
+workers (default 4; 1 = no xdist), one test file per worker at a time (`--dist loadfile`), the longest files first
 (tests/conftest.py), each worker with its own databases and Redis db.
 The engine tier runs last, on its own. `OPS_TEST_SKIP_ENGINE=1` leaves it out (to time or run the rest on a
 machine without the engine toolchain); CI never sets it.
@@ -39,9 +39,10 @@ SERVER_VARIABLES = ("TEST_DATABASE_URL", "TEST_REDIS_URL")
 PULUMI_PROCESSES = (("tests/platform", "tests/policy"), ("tests/preview", "tests/promote"))
 PULUMI_SUITES = tuple(folder for part in PULUMI_PROCESSES for folder in part)
 ENGINE_SUITES = ("tests/engine",)
-# The service suites mostly wait on their servers and subprocesses: on 2 cores, with the Pulumi processes beside
-# them, the whole run (engine tier excluded) took 174 s on 3 workers, 160 s on 4 and 149 s on 5 (2026-12-07).
-DEFAULT_WORKERS = 5
+# The service suites wait on their servers and subprocesses much of the time, but each worker starts its own session
+# instances of the services: on 2 cores, with the Pulumi processes beside them, the run (engine tier excluded) took
+# 174 s on 3 workers, 155-160 s on 4 and 145-178 s on 5 (2026-12-07, heaviest files first).
+DEFAULT_WORKERS = 4
 
 
 def suites(root: Path) -> dict[str, list[str]]:

@@ -376,6 +376,33 @@ class ServiceStack:
         self._extras.append(instance)
         return instance
 
+    def start_extras(
+        self,
+        names: list[str],
+        env: Callable[[str, dict[str, RunningService]], dict[str, str | None]],
+        wait_ready: bool = False,
+    ) -> dict[str, RunningService]:
+        """Other instances of several services, launched together in `names`' order and then waited for together:
+        `env(name, launched)` gives each its overrides, knowing the instances launched before it (their URLs)."""
+        for attempt in range(PORT_ATTEMPTS):
+            launched: dict[str, RunningService] = {}
+            try:
+                for name in names:
+                    base = self.service_env(name)
+                    self._prepare(name)
+                    launched[name] = self._spawn_process(name, base | env(name, launched))
+                for instance in launched.values():
+                    self._wait_until_up(instance, "/ready" if wait_ready else "/health")
+            except BaseException as exc:
+                for instance in launched.values():
+                    instance.stop()
+                if not isinstance(exc, PortTaken) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                continue
+            self._extras.extend(launched.values())
+            return launched
+        raise AssertionError("unreachable")
+
     def stop(self, instance: RunningService) -> int:
         code = instance.stop()
         if instance in self._extras:

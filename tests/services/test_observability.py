@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from commerce_ops.local.gateway import ROUTES_ENV
 from commerce_ops.local.processes import die_with_parent
+from commerce_platform import catalogue
 from service_kit.serve import uvicorn_argv
 
 pytestmark = pytest.mark.heavy(55)
@@ -223,15 +224,19 @@ def _json_lines(path: Path) -> list[dict]:
 def test_one_order_is_one_trace_in_the_logs_of_the_gateway_and_all_four_services(
     services, admin_token, register_and_login, tmp_path
 ):
-    users = services.start_extra("users", env=_traced_env(tmp_path, "users"), wait_ready=True)
-    jwks = {"JWT_JWKS_URL": f"{users.url}/.well-known/jwks.json"}
-    inventory = services.start_extra(
-        "inventory", env=_traced_env(tmp_path, "inventory") | jwks, wait_ready=True
+    def traced(name: str, launched: dict[str, RunningService]) -> dict[str, str]:
+        """Each traced instance calls the traced instances launched before it (users first, orders last)."""
+        calls = catalogue.get(name).calls
+        wiring = {f"{callee.upper()}_URL": launched[callee].url for callee in calls if callee in launched}
+        if "users" in launched:
+            wiring["JWT_JWKS_URL"] = f"{launched['users'].url}/.well-known/jwks.json"
+        return _traced_env(tmp_path, name) | wiring
+
+    traced_stack = services.start_extras(
+        ["users", "inventory", "payments", "orders"], traced, wait_ready=True
     )
-    payments = services.start_extra("payments", env=_traced_env(tmp_path, "payments") | jwks, wait_ready=True)
-    callees = {"USERS_URL": users.url, "INVENTORY_URL": inventory.url, "PAYMENTS_URL": payments.url}
-    orders = services.start_extra(
-        "orders", env=_traced_env(tmp_path, "orders") | jwks | callees, wait_ready=True
+    users, inventory, payments, orders = (
+        traced_stack[name] for name in ("users", "inventory", "payments", "orders")
     )
     gateway, gateway_url, gateway_log = _start_gateway(
         tmp_path, {"/orders": orders.url, "/products": inventory.url, "/users": users.url}

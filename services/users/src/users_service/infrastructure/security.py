@@ -74,6 +74,12 @@ class TokenIssuer:
         self.service_ttl_seconds = settings.service_token_ttl_seconds
 
     @cached_property
+    def _signing_key(self) -> jwk.Key:
+        """The private key, parsed once: python-jose parses a PEM on every `jwt.encode` it is given, and loading an
+        RSA private key (with cryptography's consistency checks) cost tens of ms of CPU per token issued."""
+        return jwk.construct(self.private_pem, ALGORITHM)
+
+    @cached_property
     def public_pem(self) -> str:
         private_key = serialization.load_pem_private_key(self.private_pem.encode(), password=None)
         return (
@@ -94,7 +100,7 @@ class TokenIssuer:
             "roles": list(roles),
             "username": username,
         }
-        return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM, headers={"kid": self.key_id})
+        return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self.key_id})
 
     def issue_service(self, service: str, audience: str) -> str:
         """A calling service's token for one target service (its audience); no roles, a `service` claim."""
@@ -108,7 +114,7 @@ class TokenIssuer:
             "exp": now + self.service_ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self.private_pem, algorithm=ALGORITHM, headers={"kid": self.key_id})
+        return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self.key_id})
 
     def jwks(self) -> dict[str, Any]:
         public = jwk.construct(self.public_pem, ALGORITHM).to_dict()

@@ -24,7 +24,7 @@ def token(key: KeyPair, kid: object = "default", **claims: object) -> str:
     now = int(time.time())
     body = {"iss": "commerce-users", "aud": "commerce-platform", "sub": "7", "iat": now, "exp": now + 60}
     headers = {} if kid is None else {"kid": key.kid if kid == "default" else kid}
-    return jwt.encode(body | {"jti": "j"} | claims, key.private_pem, algorithm="RS256", headers=headers)
+    return jwt.encode(body | {"jti": "j"} | claims, key.signing_key, algorithm="RS256", headers=headers)
 
 
 def jwks_of(*keys: KeyPair) -> dict:

@@ -8,6 +8,7 @@ too, so a 401 below is about the token, not the route.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import importlib
@@ -78,7 +79,7 @@ def _claims(**changes: Any) -> dict[str, Any]:
 
 
 def _signed(key: KeyPair, **changes: Any) -> str:
-    return jwt.encode(_claims(**changes), key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+    return jwt.encode(_claims(**changes), key.signing_key, algorithm="RS256", headers={"kid": key.kid})
 
 
 def _unsigned(claims: dict[str, Any], header: dict[str, Any]) -> str:
@@ -120,9 +121,13 @@ def tampered_payload(key: KeyPair, real_token: str) -> str:
     return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
 
 
+@functools.cache
+def _another_key(kid: str) -> KeyPair:
+    return KeyPair.generate(kid=kid)  # same kid, so only the signature can tell
+
+
 def signed_by_another_key(key: KeyPair, real_token: str) -> str:
-    other = KeyPair.generate(kid=key.kid)  # same kid, so only the signature can tell
-    return _signed(other)
+    return _signed(_another_key(key.kid))
 
 
 def garbage(key: KeyPair, real_token: str) -> str:
